@@ -1,0 +1,296 @@
+//! What the edge may ask of the engine ([`Command`]) and what it gets back
+//! ([`Reply`]). The edge speaks only these types.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::domain::{Email, Password};
+use crate::error::AuthError;
+
+/// Who is calling, as far as the edge can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Client IP (after trusted-proxy resolution).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`, truncated by the edge.
+    pub user_agent: Option<String>,
+}
+
+/// A bearer token as presented (`None`: no `Authorization: Bearer` header).
+pub type Bearer = Option<String>;
+
+/// A field of a partial update.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    /// Leave as is (the field was absent).
+    #[default]
+    Keep,
+    /// Remove the value (the field was `null`).
+    Clear,
+    /// Set a new value.
+    Set(T),
+}
+
+/// Profile fields a user may change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProfilePatch {
+    /// Display name.
+    pub name: Patch<String>,
+    /// Picture URL.
+    pub picture_url: Patch<String>,
+}
+
+/// Which kind of token an introspection or revocation request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHint {
+    /// An access JWT.
+    AccessToken,
+    /// An opaque refresh token.
+    RefreshToken,
+}
+
+/// A request to the engine.
+#[derive(Debug)]
+pub enum Command {
+    /// Create an account and open its first session.
+    Register {
+        /// Login email.
+        email: Email,
+        /// Password.
+        password: Password,
+        /// Display name.
+        name: Option<String>,
+        /// Caller.
+        client: ClientInfo,
+    },
+    /// Password login.
+    Login {
+        /// Login email.
+        email: Email,
+        /// Password.
+        password: Password,
+        /// Caller.
+        client: ClientInfo,
+    },
+    /// Rotate a refresh token.
+    Refresh {
+        /// The presented refresh token.
+        refresh_token: Zeroizing<String>,
+        /// Caller.
+        client: ClientInfo,
+    },
+    /// End the session of the bearer token.
+    Logout {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// End every session of the bearer's user.
+    LogoutAll {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// The bearer's profile.
+    Me {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// Change the bearer's profile.
+    UpdateMe {
+        /// Access token.
+        bearer: Bearer,
+        /// Changes.
+        patch: ProfilePatch,
+    },
+    /// The bearer's live sessions.
+    ListSessions {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// End one of the bearer's sessions.
+    DeleteSession {
+        /// Access token.
+        bearer: Bearer,
+        /// The session id from the path.
+        session_id: String,
+    },
+    /// RFC 7662 introspection.
+    Introspect {
+        /// The token to inspect.
+        token: Zeroizing<String>,
+        /// The caller's guess of its kind.
+        hint: Option<TokenHint>,
+    },
+    /// RFC 7009 revocation.
+    Revoke {
+        /// The token to revoke.
+        token: Zeroizing<String>,
+        /// The caller's guess of its kind.
+        hint: Option<TokenHint>,
+    },
+    /// The JWKS document.
+    Jwks,
+    /// Readiness of stores and keys.
+    Readiness,
+    /// A no-op that makes one round trip through a shard actor (benchmarks, probes).
+    Ping,
+}
+
+/// A user as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    /// Hyphenated UUID.
+    pub id: String,
+    /// Normalized email.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Picture URL.
+    pub picture_url: Option<String>,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// Whether TOTP MFA is on.
+    pub mfa_enabled: bool,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// Tokens for a session.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    /// Access JWT.
+    pub access_token: String,
+    /// Access-token lifetime, seconds.
+    pub expires_in: u64,
+    /// Opaque refresh token.
+    pub refresh_token: Zeroizing<String>,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_expires_in: u64,
+    /// Session id.
+    pub session_id: String,
+}
+
+/// A session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// Session id.
+    pub id: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last login or refresh.
+    pub last_used_at: String,
+    /// IP at login.
+    pub ip: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the token that asked.
+    pub current: bool,
+}
+
+/// An RFC 7662 answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    /// Not a live token.
+    Inactive,
+    /// A live token.
+    Active {
+        /// `access_token` or `refresh_token`.
+        token_type: &'static str,
+        /// User id.
+        sub: String,
+        /// Session id.
+        sid: String,
+        /// Expiry (Unix seconds).
+        exp: u64,
+        /// Issued at (Unix seconds).
+        iat: u64,
+        /// Issuer.
+        iss: String,
+        /// Audience (access tokens).
+        aud: Option<String>,
+        /// Token id (access tokens).
+        jti: Option<String>,
+    },
+}
+
+/// Readiness of one dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Whether it is usable.
+    pub ok: bool,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Account created and signed in.
+    Registered {
+        /// The new user.
+        user: Arc<UserView>,
+        /// Its first session.
+        grant: TokenGrant,
+    },
+    /// Signed in or refreshed.
+    Granted(TokenGrant),
+    /// A user.
+    User(Arc<UserView>),
+    /// Sessions.
+    Sessions(Vec<SessionView>),
+    /// Done, nothing to return.
+    Done,
+    /// Introspection result.
+    Introspection(Introspection),
+    /// JWKS bytes.
+    Jwks(Arc<[u8]>),
+    /// Readiness checks.
+    Readiness(Vec<Check>),
+}
+
+/// The engine's answer to a command.
+pub type Reply = Result<Outcome, AuthError>;
+
+/// Where the answer to one command goes.
+///
+/// Exactly one reply is delivered: the one sent, or, when the engine drops the
+/// responder unanswered, a stand-in: `Internal` if dropped by a panic (a bug),
+/// else `Unavailable` (an abandoned operation at shutdown or after the
+/// operation timeout). So the edge never waits forever.
+pub struct Responder(Option<Box<dyn FnOnce(Reply) + Send + 'static>>);
+
+impl Responder {
+    /// A responder calling `f` with the reply.
+    pub fn new(f: impl FnOnce(Reply) + Send + 'static) -> Responder {
+        Responder(Some(Box::new(f)))
+    }
+
+    /// Delivers the reply.
+    pub fn send(mut self, reply: Reply) {
+        if let Some(f) = self.0.take() {
+            f(reply);
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            let stand_in = if std::thread::panicking() {
+                AuthError::Internal("the operation panicked".into())
+            } else {
+                AuthError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            };
+            f(Err(stand_in));
+        }
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder")
+    }
+}

@@ -1,0 +1,137 @@
+//! The engine's typed configuration, with the defaults a production
+//! deployment should run with. The binary fills it from flags and environment
+//! variables; tests build it directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portcullis_storage::LockoutPolicy;
+
+use crate::hashpool::HashScheme;
+
+/// Where users live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserStoreConfig {
+    /// The embedded store in the data directory.
+    Embedded,
+}
+
+/// Where sessions, refresh-token state, lockout counters and keys live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStoreConfig {
+    /// The embedded store in the data directory.
+    Embedded,
+}
+
+/// Everything the engine needs to start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Data directory of the embedded store and the signing keys.
+    pub data_dir: PathBuf,
+    /// User store backend.
+    pub user_store: UserStoreConfig,
+    /// Token store backend.
+    pub token_store: TokenStoreConfig,
+    /// JWT `iss` (and the base of the discovery document).
+    pub issuer: String,
+    /// JWT `aud`.
+    pub audience: String,
+    /// Shard actors; 0 means 4 × available cores.
+    pub shards: usize,
+    /// Operations admitted per shard (queued plus running) before new ones are
+    /// refused with `overloaded`.
+    pub shard_capacity: usize,
+    /// Scheme for new password hashes.
+    pub password_hash: HashScheme,
+    /// Hash pool threads; 0 means the number of available cores.
+    pub hash_threads: usize,
+    /// Hash jobs that may wait beyond the running ones; 0 means 16 per thread.
+    pub hash_queue: usize,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime (sliding: every rotation extends it).
+    pub refresh_ttl: Duration,
+    /// Absolute session lifetime, whatever the refreshes.
+    pub session_max_age: Duration,
+    /// A rotated-away refresh token presented within this window is refused
+    /// without revoking the session (benign concurrent refresh).
+    pub refresh_reuse_grace: Duration,
+    /// Rotated-away refresh-token hashes kept per session for reuse detection.
+    pub refresh_history: usize,
+    /// Account lockout policy.
+    pub lockout: LockoutPolicy,
+    /// How long a signing key signs before its successor takes over.
+    pub key_rotation_interval: Duration,
+    /// How long a new signing key is published in the JWKS before it signs.
+    pub key_publish_lead: Duration,
+    /// Verified access tokens cached in memory.
+    pub verified_token_cache: usize,
+    /// User profiles and live sessions cached in memory (embedded token store only).
+    pub read_cache: usize,
+    /// Longest time one operation may hold its partition before it is abandoned.
+    pub operation_timeout: Duration,
+    /// How often expired sessions and lockout entries are purged.
+    pub purge_interval: Duration,
+}
+
+impl EngineConfig {
+    /// Production defaults with the given data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            user_store: UserStoreConfig::Embedded,
+            token_store: TokenStoreConfig::Embedded,
+            issuer: "http://localhost:8080".into(),
+            audience: "portcullis".into(),
+            shards: 0,
+            shard_capacity: 4096,
+            password_hash: HashScheme::default(),
+            hash_threads: 0,
+            hash_queue: 0,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            session_max_age: Duration::from_secs(90 * 86_400),
+            refresh_reuse_grace: Duration::from_millis(2000),
+            refresh_history: 8,
+            lockout: LockoutPolicy::default(),
+            key_rotation_interval: Duration::from_secs(30 * 86_400),
+            key_publish_lead: Duration::from_secs(86_400),
+            verified_token_cache: 100_000,
+            read_cache: 100_000,
+            operation_timeout: Duration::from_secs(30),
+            purge_interval: Duration::from_secs(600),
+        }
+    }
+
+    /// Cores available to this process.
+    pub fn available_cores() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
+
+    /// Shard count after applying the default.
+    pub fn effective_shards(&self) -> usize {
+        if self.shards == 0 {
+            4 * Self::available_cores()
+        } else {
+            self.shards
+        }
+    }
+
+    /// Hash threads after applying the default.
+    pub fn effective_hash_threads(&self) -> usize {
+        if self.hash_threads == 0 {
+            Self::available_cores()
+        } else {
+            self.hash_threads
+        }
+    }
+
+    /// Hash queue after applying the default.
+    pub fn effective_hash_queue(&self) -> usize {
+        if self.hash_queue == 0 {
+            16 * self.effective_hash_threads()
+        } else {
+            self.hash_queue
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The engine's shared core: stores, pools, services and the shard router,
+//! plus the helpers flows use to run in a partition and to time store calls.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use portcullis_storage::{StoreError, TokenStore, UserStore};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::clock::{SharedClock, Stopwatch};
+use crate::command::{Reply, Responder};
+use crate::config::EngineConfig;
+use crate::error::AuthError;
+use crate::hashpool::{HashPool, PoolError};
+use crate::metrics as m;
+use crate::readmodel::ReadModel;
+use crate::shard::{PartitionKey, Refused, Shards};
+
+fn refused(r: Refused) -> AuthError {
+    match r {
+        Refused::Full => {
+            metrics::counter!(m::SHARD_REJECTED_TOTAL).increment(1);
+            AuthError::Overloaded {
+                retry_after_secs: 1,
+            }
+        }
+        Refused::Stopped => AuthError::Unavailable {
+            retry_after_secs: 1,
+        },
+    }
+}
+use crate::tokens::TokenService;
+
+/// Shared by every flow.
+pub(crate) struct Core {
+    pub cfg: EngineConfig,
+    pub clock: SharedClock,
+    pub users: Arc<dyn UserStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub hash: HashPool,
+    pub token_svc: TokenService,
+    pub read: ReadModel,
+    pub shards: Shards,
+    pub handle: Handle,
+    pub closing: AtomicBool,
+}
+
+impl Core {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `flow` in `key`'s partition and sends its reply; refuses at once
+    /// (`overloaded`) when the shard is at capacity.
+    pub(crate) fn dispatch<F, Fut>(self: &Arc<Self>, key: PartitionKey, reply: Responder, flow: F)
+    where
+        F: FnOnce(Arc<Core>) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        if self.closing.load(Ordering::Acquire) {
+            reply.send(Err(AuthError::Unavailable {
+                retry_after_secs: 1,
+            }));
+            return;
+        }
+        let admission = match self.shards.route(&key).admit() {
+            Ok(a) => a,
+            Err(r) => {
+                reply.send(Err(refused(r)));
+                return;
+            }
+        };
+        let core = self.clone();
+        // If the shard has stopped, the task is dropped with its responder,
+        // which then answers `unavailable`.
+        let _ = admission.send(key, Box::pin(async move { reply.send(flow(core).await) }));
+    }
+
+    /// Admits `fut` to run in `key`'s partition.
+    pub(crate) fn run_in(
+        &self,
+        key: PartitionKey,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AuthError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(AuthError::Unavailable {
+                retry_after_secs: 1,
+            });
+        }
+        let shard = self.shards.route(&key);
+        let admission = shard.admit().map_err(refused)?;
+        admission.send(key, Box::pin(fut)).map_err(refused)
+    }
+
+    /// Runs `fut` in `key`'s partition and waits for its result. Flows may
+    /// call into a user partition while holding an email partition, never the
+    /// reverse (so partitions are always taken in one order: no deadlock).
+    pub(crate) async fn call_in<T: Send + 'static>(
+        &self,
+        key: PartitionKey,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let (tx, rx) = oneshot::channel();
+        self.run_in(key, async move {
+            let _ = tx.send(fut.await);
+        })?;
+        rx.await.map_err(|_| AuthError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Runs a user-store call, recording its latency and errors.
+    pub(crate) async fn user_op<T>(
+        &self,
+        op: &'static str,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        timed("user", op, f).await
+    }
+
+    /// Runs a token-store call, recording its latency and errors.
+    pub(crate) async fn token_op<T>(
+        &self,
+        op: &'static str,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        timed("token", op, f).await
+    }
+}
+
+async fn timed<T>(
+    store: &'static str,
+    op: &'static str,
+    f: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let t = Stopwatch::start();
+    let r = f.await;
+    metrics::histogram!(m::STORE_OP_SECONDS, "store" => store, "op" => op).record(t.elapsed_secs());
+    if let Err(e) = &r {
+        let kind = match e {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::EmailTaken | StoreError::VersionConflict { .. } | StoreError::NotFound => {
+                "conflict"
+            }
+            _ => "other",
+        };
+        metrics::counter!(m::STORE_ERRORS_TOTAL, "store" => store, "kind" => kind).increment(1);
+    }
+    r
+}
+
+impl From<PoolError> for AuthError {
+    fn from(e: PoolError) -> AuthError {
+        match e {
+            PoolError::Overloaded => AuthError::Overloaded {
+                retry_after_secs: 1,
+            },
+            PoolError::Closed => AuthError::Unavailable {
+                retry_after_secs: 1,
+            },
+            PoolError::Hash(h) => AuthError::Internal(format!("password hashing failed: {h}")),
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The [`Engine`]: built from configuration, fed [`Command`]s, answering
+//! through [`Responder`]s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use portcullis_storage::embedded::EmbeddedStore;
+use portcullis_storage::{TokenStore, UserId, UserStore};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::SharedClock;
+use crate::command::{Check, Command, Outcome, Reply, Responder};
+use crate::config::{EngineConfig, TokenStoreConfig, UserStoreConfig};
+use crate::core::Core;
+use crate::error::{AuthError, TokenProblem};
+use crate::flows::{account, login, oauth, refresh, register};
+use crate::hashpool::{HashPool, PoolSize};
+use crate::metrics as m;
+use crate::readmodel::ReadModel;
+use crate::shard::{PartitionKey, Shards};
+use crate::tokens::keys::{self, KeyChange, KeyRing, RotationPolicy};
+use crate::tokens::{TokenConfig, TokenService, refresh as refresh_token};
+
+/// Why the engine could not start. The message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A store could not be opened.
+    #[error("cannot open the {store} store: {source}")]
+    Store {
+        /// Which store.
+        store: &'static str,
+        /// Why.
+        source: portcullis_storage::StoreError,
+    },
+    /// The hash pool could not start.
+    #[error("cannot start the password hash pool: {0}")]
+    HashPool(String),
+    /// The shard actors could not start.
+    #[error("cannot start the shard actors: {0}")]
+    Shards(String),
+    /// Signing keys could not be loaded or created.
+    #[error("cannot load or create signing keys: {0}")]
+    Keys(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    core: Arc<Core>,
+    background: Arc<Background>,
+}
+
+struct Background {
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    ping_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.core.shards.all().len())
+            .field("hash_pool", &self.core.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the stores named by `cfg`, then the engine.
+    pub async fn start(
+        cfg: EngineConfig,
+        clock: SharedClock,
+        handle: Handle,
+    ) -> Result<Engine, StartError> {
+        let (users, tokens): (Arc<dyn UserStore>, Arc<dyn TokenStore>) =
+            match (&cfg.user_store, &cfg.token_store) {
+                (UserStoreConfig::Embedded, TokenStoreConfig::Embedded) => {
+                    let store = Arc::new(EmbeddedStore::open(&cfg.data_dir).map_err(|source| {
+                        StartError::Store {
+                            store: "embedded",
+                            source,
+                        }
+                    })?);
+                    (store.clone(), store)
+                }
+            };
+        Self::start_with_stores(cfg, clock, handle, users, tokens).await
+    }
+
+    /// Builds the engine on stores the caller opened (tests, benchmarks).
+    pub async fn start_with_stores(
+        cfg: EngineConfig,
+        clock: SharedClock,
+        handle: Handle,
+        users: Arc<dyn UserStore>,
+        tokens: Arc<dyn TokenStore>,
+    ) -> Result<Engine, StartError> {
+        let hash = HashPool::new(
+            cfg.password_hash,
+            PoolSize {
+                threads: cfg.effective_hash_threads(),
+                queue: cfg.effective_hash_queue(),
+            },
+        )
+        .map_err(|e| StartError::HashPool(e.to_string()))?;
+        if !cfg.password_hash.meets_owasp_minimum() {
+            tracing::warn!(
+                scheme = %cfg.password_hash,
+                "password hash setting is weaker than OWASP's recommendation; use it only for tests"
+            );
+        }
+        let token_svc = TokenService::new(TokenConfig {
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            access_ttl: cfg.access_ttl,
+            verified_cache_capacity: cfg.verified_token_cache,
+        })
+        .map_err(|e| StartError::Other(e.to_string()))?;
+        let shards = Shards::spawn(
+            cfg.effective_shards(),
+            cfg.shard_capacity,
+            cfg.operation_timeout,
+            &handle,
+        )
+        .await
+        .map_err(|e| StartError::Shards(e.to_string()))?;
+        let read = ReadModel::new(tokens.is_local_authority(), cfg.read_cache);
+        let core = Arc::new(Core {
+            cfg,
+            clock,
+            users,
+            tokens,
+            hash,
+            token_svc,
+            read,
+            shards,
+            handle: handle.clone(),
+            closing: Default::default(),
+        });
+        maintain_keys(&core).await.map_err(StartError::Keys)?;
+        let (stop, _) = watch::channel(false);
+        let engine = Engine {
+            core,
+            background: Arc::new(Background {
+                stop,
+                tasks: Default::default(),
+                ping_counter: AtomicU64::new(0),
+            }),
+        };
+        engine.spawn_background();
+        tracing::info!(
+            shards = engine.core.shards.all().len(),
+            hash_threads = engine.core.hash.size().threads,
+            hash_queue = engine.core.hash.size().queue,
+            scheme = %engine.core.cfg.password_hash,
+            "engine started"
+        );
+        Ok(engine)
+    }
+
+    fn spawn_background(&self) {
+        let mut tasks = self
+            .background
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = maintain_keys(&core).await {
+                            tracing::error!(error = %e, "signing key maintenance failed");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(core.cfg.purge_interval);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        match core.tokens.purge_expired(core.now_ms()).await {
+                            Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired sessions"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let labels: Vec<String> = (0..core.shards.all().len()).map(|i| i.to_string()).collect();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        for (shard, label) in core.shards.all().iter().zip(&labels) {
+                            metrics::gauge!(m::SHARD_MAILBOX_DEPTH, "shard" => label.clone()).set(shard.depth() as f64);
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+
+    /// Hands a command to the engine. Never blocks: work that needs a
+    /// partition goes to its shard, the rest is answered on the calling thread
+    /// or on the engine's runtime. `reply` is called exactly once.
+    pub fn submit(&self, cmd: Command, reply: Responder) {
+        let core = &self.core;
+        match cmd {
+            Command::Jwks => reply.send(Ok(Outcome::Jwks(core.token_svc.jwks()))),
+            Command::Register {
+                email,
+                password,
+                name,
+                client,
+            } => {
+                let key = PartitionKey::Email(email.as_str().to_owned());
+                let req = register::Register {
+                    email,
+                    password,
+                    name,
+                    client,
+                };
+                core.dispatch(key, reply, move |c| register::run(c, req));
+            }
+            Command::Login {
+                email,
+                password,
+                client,
+            } => {
+                let key = PartitionKey::Email(email.as_str().to_owned());
+                let req = login::Login {
+                    email,
+                    password,
+                    client,
+                };
+                core.dispatch(key, reply, move |c| login::run(c, req));
+            }
+            Command::Refresh {
+                refresh_token,
+                client: _,
+            } => match refresh_token::parse(&refresh_token) {
+                None => {
+                    metrics::counter!(m::REFRESHES_TOTAL, "result" => "invalid").increment(1);
+                    reply.send(Err(AuthError::InvalidGrant));
+                }
+                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                    refresh::run(c, t)
+                }),
+            },
+            Command::Me { bearer } => match self.verify(bearer.as_deref()) {
+                Err(e) => reply.send(Err(e)),
+                Ok(access) => {
+                    let now = core.now_ms();
+                    let cached =
+                        match core
+                            .read
+                            .session_live(access.user_id, access.session_id, now)
+                        {
+                            Some(true) => core.read.user(access.user_id),
+                            _ => None,
+                        };
+                    match cached {
+                        Some(user) => reply.send(Ok(Outcome::User(user))),
+                        None => {
+                            core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                                account::me(c, access)
+                            })
+                        }
+                    }
+                }
+            },
+            Command::Logout { bearer } => self.authed(bearer, reply, account::logout),
+            Command::LogoutAll { bearer } => self.authed(bearer, reply, account::logout_all),
+            Command::ListSessions { bearer } => self.authed(bearer, reply, account::list_sessions),
+            Command::UpdateMe { bearer, patch } => {
+                self.authed(bearer, reply, move |c, a| account::update_me(c, a, patch))
+            }
+            Command::DeleteSession { bearer, session_id } => {
+                let target = portcullis_storage::SessionId::from_b64(&session_id);
+                self.authed(bearer, reply, move |c, a| {
+                    account::delete_session(c, a, target)
+                })
+            }
+            Command::Introspect { token, hint: _ } => {
+                if let Some(t) = refresh_token::parse(&token) {
+                    core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                        oauth::introspect_refresh(c, t)
+                    });
+                    return;
+                }
+                match core.token_svc.verify_access(&token, core.now_ms()) {
+                    Err(_) => reply.send(Ok(Outcome::Introspection(
+                        crate::command::Introspection::Inactive,
+                    ))),
+                    Ok(access) => {
+                        let now = core.now_ms();
+                        if core
+                            .read
+                            .session_live(access.user_id, access.session_id, now)
+                            == Some(true)
+                        {
+                            reply.send(Ok(Outcome::Introspection(oauth::active_access(&access))));
+                        } else {
+                            core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                                oauth::introspect_access(c, access)
+                            });
+                        }
+                    }
+                }
+            }
+            Command::Revoke { token, hint: _ } => {
+                if let Some(t) = refresh_token::parse(&token) {
+                    core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                        oauth::revoke_refresh(c, t)
+                    });
+                    return;
+                }
+                match core.token_svc.verify_access(&token, core.now_ms()) {
+                    // RFC 7009: invalid tokens do not cause an error.
+                    Err(_) => reply.send(Ok(Outcome::Done)),
+                    Ok(access) => {
+                        core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                            oauth::revoke_access(c, access)
+                        })
+                    }
+                }
+            }
+            Command::Readiness => {
+                let core = core.clone();
+                core.handle
+                    .clone()
+                    .spawn(async move { reply.send(readiness(&core).await) });
+            }
+            Command::Ping => {
+                let n = self.background.ping_counter.fetch_add(1, Ordering::Relaxed);
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&n.to_le_bytes());
+                core.dispatch(PartitionKey::User(UserId(id)), reply, |_| async {
+                    Ok(Outcome::Done)
+                });
+            }
+        }
+    }
+
+    fn verify(&self, bearer: Option<&str>) -> Result<crate::tokens::VerifiedAccess, AuthError> {
+        let token = bearer.ok_or(AuthError::Unauthenticated(TokenProblem::Missing))?;
+        self.core
+            .token_svc
+            .verify_access(token, self.core.now_ms())
+            .map_err(AuthError::Unauthenticated)
+    }
+
+    fn authed<F, Fut>(&self, bearer: Option<String>, reply: Responder, flow: F)
+    where
+        F: FnOnce(Arc<Core>, crate::tokens::VerifiedAccess) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Reply> + Send + 'static,
+    {
+        match self.verify(bearer.as_deref()) {
+            Err(e) => reply.send(Err(e)),
+            Ok(access) => self
+                .core
+                .dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                    flow(c, access)
+                }),
+        }
+    }
+
+    /// Submits a command and awaits the reply (tests, benchmarks, async callers).
+    pub async fn call(&self, cmd: Command) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        self.submit(
+            cmd,
+            Responder::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or(Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        }))
+    }
+
+    /// The clock the engine reads.
+    pub fn clock(&self) -> &SharedClock {
+        &self.core.clock
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.core.cfg
+    }
+
+    /// Password hash jobs in flight (for tests and metrics).
+    pub fn hash_jobs_in_flight(&self) -> usize {
+        self.core.hash.in_flight()
+    }
+
+    /// Stops taking commands, waits (up to `drain`) for admitted operations,
+    /// stops the shards and background tasks, and flushes the stores.
+    pub async fn shutdown(&self, drain: Duration) {
+        if self.core.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + drain;
+        while self.core.shards.all().iter().any(|s| s.depth() > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = self.background.stop.send(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .background
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.core.shards.stop().await;
+        if let Err(e) = self.core.users.flush().await {
+            tracing::error!(error = %e, "flushing the user store failed");
+        }
+        if let Err(e) = self.core.tokens.flush().await {
+            tracing::error!(error = %e, "flushing the token store failed");
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+async fn readiness(core: &Core) -> Reply {
+    let limit = Duration::from_secs(2);
+    let users = matches!(
+        tokio::time::timeout(limit, core.users.ping()).await,
+        Ok(Ok(()))
+    );
+    let tokens = matches!(
+        tokio::time::timeout(limit, core.tokens.ping()).await,
+        Ok(Ok(()))
+    );
+    let keys = core.token_svc.can_sign(core.now_ms());
+    let closing = core.closing.load(Ordering::Acquire);
+    Ok(Outcome::Readiness(vec![
+        Check {
+            name: "user_store",
+            ok: users,
+        },
+        Check {
+            name: "token_store",
+            ok: tokens,
+        },
+        Check {
+            name: "signing_keys",
+            ok: keys,
+        },
+        Check {
+            name: "accepting",
+            ok: !closing,
+        },
+    ]))
+}
+
+/// Brings the stored keys in line with the rotation schedule and reloads the ring.
+async fn maintain_keys(core: &Core) -> Result<(), String> {
+    let now = core.now_ms();
+    let policy = RotationPolicy {
+        interval: core.cfg.key_rotation_interval,
+        publish_lead: core.cfg.key_publish_lead,
+        retire_after: core.cfg.access_ttl + Duration::from_secs(300),
+    };
+    let mut records = core
+        .tokens
+        .load_signing_keys()
+        .await
+        .map_err(|e| e.to_string())?;
+    let changes = keys::plan(&records, now, &policy, core.token_svc.rng())
+        .map_err(|_| "key generation failed".to_owned())?;
+    for change in changes {
+        match change {
+            KeyChange::Save(k) => {
+                tracing::info!(kid = %k.kid, not_before_ms = k.not_before_ms, expires_at_ms = ?k.expires_at_ms, "saving signing key");
+                core.tokens
+                    .save_signing_key(&k)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                records.retain(|r| r.kid != k.kid);
+                records.push(k);
+            }
+            KeyChange::Delete(kid) => {
+                tracing::info!(kid = %kid, "deleting retired signing key");
+                core.tokens
+                    .delete_signing_key(&kid)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                records.retain(|r| r.kid != kid);
+            }
+        }
+    }
+    let ring = KeyRing::load(records, now);
+    if ring.signer(now).is_none() {
+        return Err("no usable signing key".into());
+    }
+    core.token_svc.set_keys(ring);
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The engine's one error type. The edge maps each variant to an HTTP status
+//! and a stable `code` in exactly one place.
+
+use crate::domain::FieldError;
+
+/// Why an engine command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request is well-formed JSON but its values are not acceptable.
+    #[error("invalid request")]
+    InvalidRequest(Vec<FieldError>),
+    /// Wrong email or password (the same for an unknown email).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The account is locked after repeated failures.
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the lock ends.
+        retry_after_secs: u64,
+    },
+    /// The email address is already registered.
+    #[error("email address is already registered")]
+    EmailTaken,
+    /// The refresh token is unknown, expired, revoked or was reused.
+    #[error("refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+    /// No usable bearer token was presented.
+    #[error("authentication required: {0}")]
+    Unauthenticated(TokenProblem),
+    /// The referenced resource does not exist (or is not the caller's).
+    #[error("not found")]
+    NotFound,
+    /// A bounded queue is full; retry shortly.
+    #[error("server is overloaded")]
+    Overloaded {
+        /// Suggested wait before retrying.
+        retry_after_secs: u64,
+    },
+    /// A backend is unreachable or timed out; retry later.
+    #[error("service temporarily unavailable")]
+    Unavailable {
+        /// Suggested wait before retrying.
+        retry_after_secs: u64,
+    },
+    /// A bug or an unexpected backend failure. The text is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What is wrong with a presented bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a token this server issued (malformed, bad signature, wrong algorithm,
+    /// unknown key, wrong issuer or audience).
+    Invalid,
+    /// Past its `exp`.
+    Expired,
+    /// Its session was logged out or revoked.
+    Revoked,
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenProblem::Missing => "no bearer token",
+            TokenProblem::Invalid => "the access token is invalid",
+            TokenProblem::Expired => "the access token has expired",
+            TokenProblem::Revoked => "the session of this access token has ended",
+        })
+    }
+}
+
+impl AuthError {
+    /// Maps a storage error: transient failures become `Unavailable`, the rest `Internal`.
+    pub(crate) fn from_store(op: &'static str, e: portcullis_storage::StoreError) -> AuthError {
+        if e.is_transient() {
+            tracing::warn!(op, error = %e, "storage unavailable");
+            AuthError::Unavailable {
+                retry_after_secs: 1,
+            }
+        } else {
+            tracing::error!(op, error = %e, "storage failure");
+            AuthError::Internal(format!("{op}: {e}"))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Authenticated account operations, in the user partition: logout,
+//! logout-all, profile read and update, session list and delete.
+
+use std::sync::Arc;
+
+use portcullis_storage::{SessionId, StoreError};
+
+use crate::command::{Outcome, Patch, ProfilePatch, Reply};
+use crate::core::Core;
+use crate::error::{AuthError, TokenProblem};
+use crate::metrics as m;
+use crate::tokens::VerifiedAccess;
+use crate::views::session_view;
+
+/// Ends the token's session.
+pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::authorize(&core, &access).await?;
+    core.token_op(
+        "delete_session",
+        core.tokens
+            .delete_session(access.user_id, access.session_id),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("delete_session", e))?;
+    core.read.drop_session(access.user_id, access.session_id);
+    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout").increment(1);
+    Ok(Outcome::Done)
+}
+
+/// Ends every session of the token's user.
+pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::authorize(&core, &access).await?;
+    let ids = core
+        .token_op(
+            "delete_all_sessions",
+            core.tokens.delete_all_sessions(access.user_id),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("delete_all_sessions", e))?;
+    for sid in &ids {
+        core.read.drop_session(access.user_id, *sid);
+    }
+    core.read.drop_session(access.user_id, access.session_id);
+    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout_all")
+        .increment(ids.len() as u64);
+    Ok(Outcome::Done)
+}
+
+/// The token's user, read from the store (the slow path of `me`).
+pub(crate) async fn me(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::authorize(&core, &access).await?;
+    let user = core
+        .user_op("get_user", core.users.get_user(access.user_id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))?
+        .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))?;
+    Ok(Outcome::User(core.read.put_user(&user)))
+}
+
+/// Applies a profile patch.
+pub(crate) async fn update_me(
+    core: Arc<Core>,
+    access: VerifiedAccess,
+    patch: ProfilePatch,
+) -> Reply {
+    super::authorize(&core, &access).await?;
+    // The partition serializes this user's updates in this process; the
+    // version check catches a concurrent writer elsewhere, so retry once.
+    for _ in 0..2 {
+        let current = core
+            .user_op("get_user", core.users.get_user(access.user_id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))?;
+        let mut updated = current.clone();
+        apply(&mut updated.name, &patch.name);
+        apply(&mut updated.picture_url, &patch.picture_url);
+        if updated == current {
+            return Ok(Outcome::User(core.read.put_user(&current)));
+        }
+        updated.version = current.version + 1;
+        updated.updated_at_ms = core.now_ms();
+        match core
+            .user_op(
+                "update_user",
+                core.users.update_user(&updated, current.version),
+            )
+            .await
+        {
+            Ok(()) => return Ok(Outcome::User(core.read.put_user(&updated))),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user", e)),
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}
+
+fn apply(field: &mut Option<String>, patch: &Patch<String>) {
+    match patch {
+        Patch::Keep => {}
+        Patch::Clear => *field = None,
+        Patch::Set(v) => *field = Some(v.clone()),
+    }
+}
+
+/// The token's user's live sessions.
+pub(crate) async fn list_sessions(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::authorize(&core, &access).await?;
+    let sessions = core
+        .token_op(
+            "list_sessions",
+            core.tokens.list_sessions(access.user_id, core.now_ms()),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("list_sessions", e))?;
+    Ok(Outcome::Sessions(
+        sessions
+            .iter()
+            .map(|s| session_view(s, access.session_id))
+            .collect(),
+    ))
+}
+
+/// Ends one of the token's user's sessions.
+pub(crate) async fn delete_session(
+    core: Arc<Core>,
+    access: VerifiedAccess,
+    target: Option<SessionId>,
+) -> Reply {
+    super::authorize(&core, &access).await?;
+    let Some(target) = target else {
+        return Err(AuthError::NotFound);
+    };
+    let existed = core
+        .token_op(
+            "delete_session",
+            core.tokens.delete_session(access.user_id, target),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("delete_session", e))?;
+    core.read.drop_session(access.user_id, target);
+    if !existed {
+        return Err(AuthError::NotFound);
+    }
+    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "deleted").increment(1);
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,136 @@
+//! Password login: lockout and verification in the email partition, session
+//! issue and hash upgrade in the user partition.
+
+use std::sync::Arc;
+
+use portcullis_storage::{StoreError, UserId};
+use zeroize::Zeroizing;
+
+use crate::command::{ClientInfo, Outcome, Reply};
+use crate::core::Core;
+use crate::domain::{Email, Password};
+use crate::error::AuthError;
+use crate::metrics as m;
+use crate::shard::PartitionKey;
+
+pub(crate) struct Login {
+    pub email: Email,
+    pub password: Password,
+    pub client: ClientInfo,
+}
+
+/// Runs in `Email(email)`, so attempts on one address are serialized and the
+/// lockout counter cannot be raced past its limit within this process.
+pub(crate) async fn run(core: Arc<Core>, req: Login) -> Reply {
+    let result = login(&core, req).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(AuthError::InvalidCredentials) => "invalid",
+        Err(AuthError::TooManyAttempts { .. }) => "locked",
+        Err(_) => "error",
+    };
+    metrics::counter!(m::LOGINS_TOTAL, "result" => label).increment(1);
+    result
+}
+
+async fn login(core: &Arc<Core>, req: Login) -> Reply {
+    let key = req.email.as_str().to_owned();
+    let now = core.now_ms();
+    let status = core
+        .token_op("lockout_status", core.tokens.lockout_status(&key, now))
+        .await
+        .map_err(|e| AuthError::from_store("lockout_status", e))?;
+    if let Some(until) = status.locked_until_ms {
+        return Err(AuthError::TooManyAttempts {
+            retry_after_secs: (until - now).div_ceil(1000).max(1),
+        });
+    }
+    // Unknown emails go through the same steps with a dummy hash, and lock
+    // the same way, so neither timing nor answers reveal whether they exist.
+    let user_id = core
+        .user_op(
+            "find_user_id_by_email",
+            core.users.find_user_id_by_email(&key),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("find_user_id_by_email", e))?;
+    let user = match user_id {
+        Some(id) => core
+            .user_op("get_user", core.users.get_user(id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?,
+        None => None,
+    };
+    let password: Zeroizing<String> = req.password.into_secret();
+    let verified = match &user {
+        Some(u) => core.hash.verify(password, &u.password_hash).await?,
+        None => core.hash.dummy_verify(password).await?,
+    };
+    let Some(user) = user.filter(|_| verified.ok) else {
+        let after = core
+            .token_op(
+                "record_login_failure",
+                core.tokens
+                    .record_login_failure(&key, core.now_ms(), &core.cfg.lockout),
+            )
+            .await
+            .map_err(|e| AuthError::from_store("record_login_failure", e))?;
+        if after.locked_until_ms.is_some() {
+            tracing::warn!(
+                failures = after.failures,
+                "login key locked after repeated failures"
+            );
+        }
+        return Err(AuthError::InvalidCredentials);
+    };
+    core.token_op(
+        "clear_login_failures",
+        core.tokens.clear_login_failures(&key),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    let core2 = core.clone();
+    let client = req.client;
+    let rehashed = verified.rehashed;
+    core.call_in(PartitionKey::User(user.id), async move {
+        if let Some(new_hash) = rehashed {
+            upgrade_hash(&core2, user.id, new_hash).await;
+        }
+        super::open_session(&core2, user.id, &client, &["pwd"]).await
+    })
+    .await?
+    .map(Outcome::Granted)
+}
+
+/// Replaces the stored hash after a successful login with outdated
+/// parameters. Failure is logged, not fatal: the login itself succeeded.
+async fn upgrade_hash(core: &Core, id: UserId, new_hash: String) {
+    let current = match core.user_op("get_user", core.users.get_user(id)).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read user to upgrade its password hash");
+            return;
+        }
+    };
+    let mut updated = current.clone();
+    updated.password_hash = new_hash;
+    updated.version = current.version + 1;
+    updated.updated_at_ms = core.now_ms();
+    match core
+        .user_op(
+            "update_user",
+            core.users.update_user(&updated, current.version),
+        )
+        .await
+    {
+        Ok(()) => {
+            core.read.put_user(&updated);
+            tracing::info!(user_id = %id, "password hash upgraded to the configured scheme");
+        }
+        Err(StoreError::VersionConflict { .. }) => {
+            tracing::info!(user_id = %id, "password hash upgrade skipped: user changed concurrently");
+        }
+        Err(e) => tracing::warn!(error = %e, "could not upgrade password hash"),
+    }
+}

@@ -1,0 +1,103 @@
+//! The auth flows. Each runs inside the partition that serializes it and
+//! answers through its [`Responder`](crate::command::Responder).
+//!
+//! | flow | partition |
+//! | --- | --- |
+//! | register | email |
+//! | login | email, then user (issue the session, upgrade the hash) |
+//! | refresh, logout, logout-all, me, profile, sessions, revoke | user |
+
+pub(crate) mod account;
+pub(crate) mod login;
+pub(crate) mod oauth;
+pub(crate) mod refresh;
+pub(crate) mod register;
+
+use std::sync::Arc;
+
+use portcullis_storage::{SessionRecord, UserId};
+
+use crate::command::{ClientInfo, TokenGrant};
+use crate::core::Core;
+use crate::error::{AuthError, TokenProblem};
+use crate::tokens::VerifiedAccess;
+
+/// Longest user agent kept with a session.
+const USER_AGENT_MAX_CHARS: usize = 256;
+
+/// Checks that a verified access token's session is still live (the read
+/// model when it knows, else the store) and returns it when read.
+pub(crate) async fn authorize(core: &Core, access: &VerifiedAccess) -> Result<(), AuthError> {
+    let now = core.now_ms();
+    match core
+        .read
+        .session_live(access.user_id, access.session_id, now)
+    {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            core.read.drop_session(access.user_id, access.session_id);
+        }
+        None => {}
+    }
+    let session = core
+        .token_op(
+            "get_session",
+            core.tokens
+                .get_session(access.user_id, access.session_id, now),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("get_session", e))?;
+    match session {
+        Some(s) => {
+            core.read.put_session(&s);
+            Ok(())
+        }
+        None => Err(AuthError::Unauthenticated(TokenProblem::Revoked)),
+    }
+}
+
+/// Opens a session for `user_id` and issues its tokens.
+pub(crate) async fn open_session(
+    core: &Arc<Core>,
+    user_id: UserId,
+    client: &ClientInfo,
+    amr: &[&str],
+) -> Result<TokenGrant, AuthError> {
+    let now = core.now_ms();
+    let sid = core.token_svc.new_session_id()?;
+    let (refresh_token, hash) = core.token_svc.mint_refresh(user_id, sid)?;
+    let ttl = ms(core.cfg.refresh_ttl);
+    let max = now.saturating_add(ms(core.cfg.session_max_age));
+    let session = SessionRecord {
+        user_id,
+        id: sid,
+        created_at_ms: now,
+        last_used_at_ms: now,
+        expires_at_ms: now.saturating_add(ttl).min(max),
+        max_expires_at_ms: max,
+        ip: client.ip.map(|ip| ip.to_string()),
+        user_agent: client
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(USER_AGENT_MAX_CHARS).collect()),
+        refresh_hash: hash,
+        generation: 0,
+        previous: Vec::new(),
+    };
+    core.token_op("create_session", core.tokens.create_session(&session))
+        .await
+        .map_err(|e| AuthError::from_store("create_session", e))?;
+    core.read.put_session(&session);
+    let access = core.token_svc.issue_access(user_id, sid, now, amr)?;
+    Ok(TokenGrant {
+        access_token: access.token,
+        expires_in: access.expires_in,
+        refresh_token,
+        refresh_expires_in: (session.expires_at_ms - now) / 1000,
+        session_id: sid.to_b64(),
+    })
+}
+
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

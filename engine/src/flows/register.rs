@@ -1,0 +1,82 @@
+//! Registration, serialized by the email partition.
+
+use std::sync::Arc;
+
+use portcullis_storage::{StoreError, UserId, UserRecord};
+
+use crate::command::{ClientInfo, Outcome, Reply};
+use crate::core::Core;
+use crate::domain::{Email, Password};
+use crate::error::AuthError;
+use crate::metrics as m;
+
+pub(crate) struct Register {
+    pub email: Email,
+    pub password: Password,
+    pub name: Option<String>,
+    pub client: ClientInfo,
+}
+
+/// Runs in `Email(email)`: concurrent registrations of one address queue here,
+/// so only the first hashes a password; the rest find the address taken.
+pub(crate) async fn run(core: Arc<Core>, req: Register) -> Reply {
+    let result = register(&core, req).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(AuthError::EmailTaken) => "taken",
+        Err(_) => "error",
+    };
+    metrics::counter!(m::REGISTRATIONS_TOTAL, "result" => label).increment(1);
+    result
+}
+
+async fn register(core: &Arc<Core>, req: Register) -> Reply {
+    let email = req.email.as_str();
+    let existing = core
+        .user_op(
+            "find_user_id_by_email",
+            core.users.find_user_id_by_email(email),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("find_user_id_by_email", e))?;
+    if existing.is_some() {
+        return Err(AuthError::EmailTaken);
+    }
+    let password_hash = core.hash.hash(req.password.into_secret()).await?;
+    let now = core.now_ms();
+    let user = UserRecord {
+        id: new_user_id(now),
+        email: email.to_owned(),
+        password_hash,
+        name: req.name,
+        picture_url: None,
+        email_verified: false,
+        mfa_enabled: false,
+        created_at_ms: now,
+        updated_at_ms: now,
+        version: 1,
+    };
+    match core
+        .user_op("create_user", core.users.create_user(&user))
+        .await
+    {
+        Ok(()) => {}
+        // Another pod won the race between our check and our insert.
+        Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
+        Err(e) => return Err(AuthError::from_store("create_user", e)),
+    }
+    tracing::info!(user_id = %user.id, "user registered");
+    let view = core.read.put_user(&user);
+    let grant = super::open_session(core, user.id, &req.client, &["pwd"]).await?;
+    Ok(Outcome::Registered { user: view, grant })
+}
+
+/// A UUIDv7 from the injected clock.
+fn new_user_id(now_ms: u64) -> UserId {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now_ms / 1000,
+        u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0),
+    );
+    UserId(*uuid::Uuid::new_v7(ts).as_bytes())
+}

@@ -1,0 +1,251 @@
+//! The password hash pool: a fixed set of `rayon` threads behind a bounded
+//! admission counter.
+//!
+//! Password hashing runs here and nowhere else (never on a may worker, a tokio
+//! worker or inside an actor handler). A job is admitted only while fewer than
+//! `threads + queue` jobs are in flight; otherwise the caller gets
+//! [`PoolError::Overloaded`] at once, so latency under overload stays bounded
+//! instead of growing with an unbounded queue. Each pool thread keeps its own
+//! Argon2 memory buffer, so a hash does not map and fault in ~19 MiB afresh.
+
+mod scheme;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use argon2::Block;
+use ring::rand::SystemRandom;
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+pub use scheme::{HashError, HashScheme, SchemeParseError, StoredHashError};
+pub(crate) use scheme::{StoredHash, hash_password};
+
+use crate::clock::Stopwatch;
+use crate::metrics as m;
+
+/// Why a pool job did not run or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Every thread is busy and the queue is full.
+    #[error("password hash pool is saturated")]
+    Overloaded,
+    /// The pool shut down before the job ran.
+    #[error("password hash pool is shut down")]
+    Closed,
+    /// Hashing itself failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Whether the password matched.
+    pub ok: bool,
+    /// When the password matched and the stored hash should be upgraded, the
+    /// new hash made with the configured scheme (computed in the same job).
+    pub rehashed: Option<String>,
+}
+
+/// Sizing of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    /// Hashing threads.
+    pub threads: usize,
+    /// Jobs that may wait beyond the running ones.
+    pub queue: usize,
+}
+
+/// The hash pool.
+pub struct HashPool {
+    pool: rayon::ThreadPool,
+    scheme: HashScheme,
+    size: PoolSize,
+    in_flight: Arc<AtomicUsize>,
+    memory: Arc<Vec<Mutex<Vec<Block>>>>,
+    rng: SystemRandom,
+    /// A hash of a random password made with the configured scheme, verified
+    /// against for unknown emails so they cost the same as a wrong password.
+    dummy: StoredHash,
+}
+
+impl std::fmt::Debug for HashPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashPool")
+            .field("scheme", &self.scheme)
+            .field("size", &self.size)
+            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl HashPool {
+    /// Starts the pool's threads.
+    pub fn new(scheme: HashScheme, size: PoolSize) -> Result<HashPool, PoolError> {
+        let threads = size.threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("portcullis-hash-{i}"))
+            .build()
+            .map_err(|e| {
+                PoolError::Hash(HashError::Params(format!("cannot start threads: {e}")))
+            })?;
+        let memory = Arc::new((0..threads).map(|_| Mutex::new(Vec::new())).collect());
+        let rng = SystemRandom::new();
+        let mut scratch = Vec::new();
+        let mut dummy_password = Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&rng, dummy_password.as_mut())
+            .map_err(|_| HashError::Random)?;
+        let dummy = StoredHash::parse(&hash_password(
+            &scheme,
+            dummy_password.as_ref(),
+            &rng,
+            &mut scratch,
+        )?)
+        .map_err(|e| HashError::Params(e.to_string()))?;
+        Ok(HashPool {
+            pool,
+            scheme,
+            size: PoolSize {
+                threads,
+                queue: size.queue,
+            },
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            memory,
+            rng,
+            dummy,
+        })
+    }
+
+    /// The configured scheme.
+    pub fn scheme(&self) -> HashScheme {
+        self.scheme
+    }
+
+    /// The pool's sizing.
+    pub fn size(&self) -> PoolSize {
+        self.size
+    }
+
+    /// Jobs admitted and not finished.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Hashes a new password with the configured scheme.
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PoolError> {
+        let scheme = self.scheme;
+        let rng = self.rng.clone();
+        self.run("hash", move |mem| {
+            hash_password(&scheme, password.as_bytes(), &rng, mem)
+        })
+        .await?
+        .map_err(PoolError::from)
+    }
+
+    /// Verifies `password` against a stored hash; when it matches and the hash
+    /// uses other parameters than the configured scheme, also computes the
+    /// replacement. An unparseable stored hash verifies as a mismatch (after a
+    /// dummy verify, so it costs the same).
+    pub async fn verify(
+        &self,
+        password: Zeroizing<String>,
+        stored: &str,
+    ) -> Result<Verified, PoolError> {
+        let (parsed, usable) = match StoredHash::parse(stored) {
+            Ok(p) => (p, true),
+            Err(e) => {
+                tracing::error!(error = %e, "stored password hash is unusable; login refused");
+                (self.dummy.clone(), false)
+            }
+        };
+        let scheme = self.scheme;
+        let rng = self.rng.clone();
+        self.run("verify", move |mem| {
+            let ok = parsed.verify(password.as_bytes(), mem) && usable;
+            let rehashed = if ok && parsed.needs_rehash(&scheme) {
+                hash_password(&scheme, password.as_bytes(), &rng, mem).ok()
+            } else {
+                None
+            };
+            Verified { ok, rehashed }
+        })
+        .await
+    }
+
+    /// Verifies `password` against the dummy hash and reports a mismatch: the
+    /// cost of a login for an unknown email equals that of a wrong password.
+    pub async fn dummy_verify(&self, password: Zeroizing<String>) -> Result<Verified, PoolError> {
+        let dummy = self.dummy.clone();
+        self.run("dummy_verify", move |mem| {
+            let _ = dummy.verify(password.as_bytes(), mem);
+            Verified {
+                ok: false,
+                rehashed: None,
+            }
+        })
+        .await
+    }
+
+    async fn run<T, F>(&self, op: &'static str, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    {
+        let limit = self.size.threads + self.size.queue;
+        let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if admitted >= limit {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!(m::HASH_REJECTED_TOTAL).increment(1);
+            return Err(PoolError::Overloaded);
+        }
+        let depth = admitted.saturating_sub(self.size.threads);
+        metrics::gauge!(m::HASH_QUEUE_DEPTH).set(depth as f64);
+        let (tx, rx) = oneshot::channel();
+        let in_flight = self.in_flight.clone();
+        let threads = self.size.threads;
+        let memory = self.memory.clone();
+        let queued = Stopwatch::start();
+        self.pool.spawn(move || {
+            let release = Release { in_flight, threads };
+            metrics::histogram!(m::HASH_QUEUE_WAIT_SECONDS).record(queued.elapsed_secs());
+            let started = Stopwatch::start();
+            let index = rayon::current_thread_index().unwrap_or(0);
+            let result = match memory.get(index) {
+                Some(slot) => {
+                    let mut mem = slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    job(&mut mem)
+                }
+                None => job(&mut Vec::new()),
+            };
+            metrics::histogram!(m::HASH_DURATION_SECONDS, "op" => op)
+                .record(started.elapsed_secs());
+            // Free the slot before answering, so a caller that sees the answer
+            // also sees the pool's room back.
+            drop(release);
+            let _ = tx.send(result);
+        });
+        rx.await.map_err(|_| PoolError::Closed)
+    }
+}
+
+/// Decrements the in-flight count when a job ends, even by panic.
+struct Release {
+    in_flight: Arc<AtomicUsize>,
+    threads: usize,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let before = self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let depth = before.saturating_sub(1).saturating_sub(self.threads);
+        metrics::gauge!(m::HASH_QUEUE_DEPTH).set(depth as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests;

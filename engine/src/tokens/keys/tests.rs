@@ -1,0 +1,90 @@
+use super::*;
+
+const HOUR: u64 = 3_600_000;
+const DAY: u64 = 24 * HOUR;
+
+fn policy() -> RotationPolicy {
+    RotationPolicy {
+        interval: Duration::from_millis(30 * DAY),
+        publish_lead: Duration::from_millis(HOUR),
+        retire_after: Duration::from_millis(HOUR),
+    }
+}
+
+fn apply(keys: &mut Vec<SigningKeyRecord>, changes: Vec<KeyChange>) {
+    for c in changes {
+        match c {
+            KeyChange::Save(k) => {
+                keys.retain(|x| x.kid != k.kid);
+                keys.push(k);
+            }
+            KeyChange::Delete(kid) => keys.retain(|x| x.kid != kid),
+        }
+    }
+}
+
+#[test]
+fn bootstrap_creates_a_signer_and_a_published_successor() {
+    let rng = SystemRandom::new();
+    let t0 = 1_800_000_000_000;
+    let mut keys = Vec::new();
+    let changes = plan(&keys, t0, &policy(), &rng).unwrap();
+    apply(&mut keys, changes);
+    assert_eq!(keys.len(), 2);
+    let ring = KeyRing::load(keys.clone(), t0);
+    let signer = ring.signer(t0).unwrap().kid().to_owned();
+    let next = keys.iter().find(|k| k.kid != signer).unwrap();
+    assert_eq!(next.not_before_ms, t0 + 30 * DAY);
+    let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks()).unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&signer.as_str()) && kids.contains(&next.kid.as_str()),
+        "the successor is published before it signs"
+    );
+    // Stable: planning again changes nothing.
+    assert!(plan(&keys, t0 + 1, &policy(), &rng).unwrap().is_empty());
+}
+
+#[test]
+fn rotation_promotes_the_successor_retires_and_later_deletes_the_old_key() {
+    let rng = SystemRandom::new();
+    let t0 = 1_800_000_000_000;
+    let mut keys = Vec::new();
+    let changes = plan(&keys, t0, &policy(), &rng).unwrap();
+    apply(&mut keys, changes);
+    let first = KeyRing::load(keys.clone(), t0)
+        .signer(t0)
+        .unwrap()
+        .kid()
+        .to_owned();
+    let t1 = t0 + 30 * DAY;
+    let changes = plan(&keys, t1, &policy(), &rng).unwrap();
+    apply(&mut keys, changes);
+    let ring = KeyRing::load(keys.clone(), t1);
+    let second = ring.signer(t1).unwrap().kid().to_owned();
+    assert_ne!(first, second);
+    assert!(ring.verifier(&first).is_some(), "old key still verifies");
+    assert_eq!(keys.len(), 3, "old, current, and a new successor");
+    let old = keys.iter().find(|k| k.kid == first).unwrap();
+    assert_eq!(old.expires_at_ms, Some(t1 + HOUR));
+    let t2 = t1 + HOUR;
+    let changes = plan(&keys, t2, &policy(), &rng).unwrap();
+    apply(&mut keys, changes);
+    assert!(keys.iter().all(|k| k.kid != first), "retired key deleted");
+    assert!(KeyRing::load(keys, t2).verifier(&first).is_none());
+}
+
+#[test]
+fn damaged_keys_are_skipped() {
+    let rng = SystemRandom::new();
+    let mut k = generate(&rng, 0, 0).unwrap();
+    k.pkcs8 = vec![1, 2, 3];
+    let ring = KeyRing::load(vec![k], 0);
+    assert!(ring.is_empty());
+    assert!(ring.signer(0).is_none());
+}

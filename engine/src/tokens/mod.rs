@@ -1,0 +1,251 @@
+//! The token service: access JWTs (sign, verify with a cache of verified
+//! tokens), refresh-token minting and parsing, and the JWKS.
+
+pub mod jwt;
+pub mod keys;
+pub mod refresh;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use portcullis_storage::{SessionId, TokenHash, UserId};
+use quick_cache::sync::Cache;
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+pub use jwt::AccessClaims;
+pub use keys::{KeyRing, RotationPolicy};
+
+use crate::error::{AuthError, TokenProblem};
+use crate::metrics as m;
+
+/// Token settings.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// JWT `iss`.
+    pub issuer: String,
+    /// JWT `aud`.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Verified access tokens kept in memory.
+    pub verified_cache_capacity: usize,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// A verified access token.
+#[derive(Debug, Clone)]
+pub struct VerifiedAccess {
+    /// `sub`, parsed.
+    pub user_id: UserId,
+    /// `sid`, parsed.
+    pub session_id: SessionId,
+    /// All claims.
+    pub claims: Arc<AccessClaims>,
+}
+
+/// Signs and verifies tokens.
+pub struct TokenService {
+    cfg: TokenConfig,
+    ring: RwLock<Arc<KeyRing>>,
+    verified: Cache<String, VerifiedAccess>,
+    validation: Validation,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest access token accepted for verification (ours are ~400 bytes).
+const MAX_ACCESS_TOKEN_LEN: usize = 4096;
+
+impl TokenService {
+    /// A token service with no keys yet (see [`TokenService::set_keys`]).
+    pub fn new(cfg: TokenConfig) -> Result<TokenService, AuthError> {
+        if !jwt::install_ring_provider() {
+            return Err(AuthError::Internal(
+                "another jsonwebtoken crypto provider is installed in this process".into(),
+            ));
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Expiry is checked against the injected clock, not the system clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[&cfg.issuer]);
+        validation.set_audience(&[&cfg.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(TokenService {
+            verified: Cache::new(cfg.verified_cache_capacity.max(16)),
+            cfg,
+            ring: RwLock::new(Arc::new(KeyRing::load(Vec::new(), 0))),
+            validation,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Replaces the key ring.
+    pub fn set_keys(&self, ring: KeyRing) {
+        let mut slot = self
+            .ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Arc::new(ring);
+    }
+
+    fn keys(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether a key can sign at `now_ms` (readiness).
+    pub fn can_sign(&self, now_ms: u64) -> bool {
+        self.keys().signer(now_ms).is_some()
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        self.keys().jwks()
+    }
+
+    /// The system random generator shared by token minting.
+    pub fn rng(&self) -> &SystemRandom {
+        &self.rng
+    }
+
+    /// Access-token lifetime in seconds.
+    pub fn access_ttl_secs(&self) -> u64 {
+        self.cfg.access_ttl.as_secs()
+    }
+
+    /// Signs an access token for a session.
+    pub fn issue_access(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now_ms: u64,
+        amr: &[&str],
+    ) -> Result<AccessToken, AuthError> {
+        let keys = self.keys();
+        let key = keys
+            .signer(now_ms)
+            .ok_or_else(|| AuthError::Internal("no signing key is active".into()))?;
+        let mut jti = [0u8; 16];
+        self.rng
+            .fill(&mut jti)
+            .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        let iat = now_ms / 1000;
+        let ttl = self.cfg.access_ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.cfg.issuer.clone(),
+            aud: self.cfg.audience.clone(),
+            sub: user_id.to_uuid_string(),
+            sid: session_id.to_b64(),
+            jti: URL_SAFE_NO_PAD.encode(jti),
+            iat,
+            exp: iat + ttl,
+            amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let token = key
+            .sign(&claims)
+            .map_err(|e| AuthError::Internal(format!("cannot encode claims: {e}")))?;
+        Ok(AccessToken {
+            token,
+            expires_in: ttl,
+        })
+    }
+
+    /// Mints a refresh token for a session.
+    pub fn mint_refresh(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<(Zeroizing<String>, TokenHash), AuthError> {
+        refresh::mint(&self.rng, user_id, session_id)
+            .map_err(|_| AuthError::Internal("system random generator failed".into()))
+    }
+
+    /// A new random session id.
+    pub fn new_session_id(&self) -> Result<SessionId, AuthError> {
+        let mut sid = [0u8; 16];
+        self.rng
+            .fill(&mut sid)
+            .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        Ok(SessionId(sid))
+    }
+
+    /// Verifies an access token's signature, issuer, audience and expiry.
+    /// Verified tokens are cached, so repeated calls cost a map lookup.
+    /// Session liveness is the caller's check.
+    pub fn verify_access(&self, token: &str, now_ms: u64) -> Result<VerifiedAccess, TokenProblem> {
+        let now = now_ms / 1000;
+        if let Some(hit) = self.verified.get(token) {
+            metrics::counter!(m::TOKEN_VERIFICATIONS_TOTAL, "cache" => "hit", "result" => "ok")
+                .increment(1);
+            if now >= hit.claims.exp {
+                self.verified.remove(token);
+                return Err(TokenProblem::Expired);
+            }
+            return Ok(hit);
+        }
+        let result = self.verify_uncached(token, now);
+        let label = if result.is_ok() { "ok" } else { "invalid" };
+        metrics::counter!(m::TOKEN_VERIFICATIONS_TOTAL, "cache" => "miss", "result" => label)
+            .increment(1);
+        let v = result?;
+        self.verified.insert(token.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<VerifiedAccess, TokenProblem> {
+        if token.len() > MAX_ACCESS_TOKEN_LEN {
+            return Err(TokenProblem::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenProblem::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenProblem::Invalid)?;
+        let keys = self.keys();
+        let key = keys.verifier(&kid).ok_or(TokenProblem::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &self.validation)
+                .map_err(|_| TokenProblem::Invalid)?;
+        let claims = data.claims;
+        if now >= claims.exp {
+            return Err(TokenProblem::Expired);
+        }
+        if claims.iat > now + 60 {
+            // Issued in the future: not one of ours.
+            return Err(TokenProblem::Invalid);
+        }
+        let user_id = UserId::parse(&claims.sub).ok_or(TokenProblem::Invalid)?;
+        let session_id = SessionId::from_b64(&claims.sid).ok_or(TokenProblem::Invalid)?;
+        Ok(VerifiedAccess {
+            user_id,
+            session_id,
+            claims: Arc::new(claims),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_engine::clock::ManualClock;
+use portcullis_engine::domain::{Email, Password};
+use portcullis_engine::hashpool::HashScheme;
+use portcullis_engine::{ClientInfo, Command, Engine, EngineConfig, Outcome, TokenGrant, UserView};
+use portcullis_storage::embedded::EmbeddedStore;
+use zeroize::Zeroizing;
+
+pub const CHEAP: HashScheme = HashScheme::Argon2id { m: 64, t: 1, p: 1 };
+
+pub struct TestEngine {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<EmbeddedStore>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn config(dir: &std::path::Path) -> EngineConfig {
+    let mut cfg = EngineConfig::new(dir);
+    cfg.password_hash = CHEAP;
+    cfg.shards = 4;
+    cfg.hash_threads = 2;
+    cfg
+}
+
+impl TestEngine {
+    pub async fn start() -> TestEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        Self::start_with(dir, cfg, ManualClock::new(1_800_000_000_000)).await
+    }
+
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        cfg: EngineConfig,
+        clock: Arc<ManualClock>,
+    ) -> TestEngine {
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let engine = Engine::start_with_stores(
+            cfg,
+            clock.clone(),
+            tokio::runtime::Handle::current(),
+            store.clone(),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        TestEngine {
+            engine,
+            clock,
+            store,
+            dir,
+        }
+    }
+
+    pub async fn stop(self) -> (tempfile::TempDir, Arc<ManualClock>) {
+        self.engine.shutdown(Duration::from_secs(5)).await;
+        drop(self.engine);
+        let TestEngine {
+            store, dir, clock, ..
+        } = self;
+        drop(store);
+        (dir, clock)
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> (Arc<UserView>, TokenGrant) {
+        match self
+            .engine
+            .call(register_cmd(email, password))
+            .await
+            .unwrap()
+        {
+            Outcome::Registered { user, grant } => (user, grant),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+pub fn email(s: &str) -> Email {
+    Email::parse("email", s).unwrap()
+}
+
+pub fn password(s: &str) -> Password {
+    Password::parse("password", Zeroizing::new(s.to_owned())).unwrap()
+}
+
+pub fn register_cmd(e: &str, p: &str) -> Command {
+    Command::Register {
+        email: email(e),
+        password: password(p),
+        name: None,
+        client: ClientInfo::default(),
+    }
+}
+
+pub fn login_cmd(e: &str, p: &str) -> Command {
+    Command::Login {
+        email: email(e),
+        password: password(p),
+        client: ClientInfo::default(),
+    }
+}
+
+pub fn refresh_cmd(token: &str) -> Command {
+    Command::Refresh {
+        refresh_token: Zeroizing::new(token.to_owned()),
+        client: ClientInfo::default(),
+    }
+}
+
+pub fn granted(o: Outcome) -> TokenGrant {
+    match o {
+        Outcome::Granted(g) => g,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}

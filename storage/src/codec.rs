@@ -1,0 +1,267 @@
+//! A small binary record codec for backends that store bytes.
+//!
+//! Each record starts with a one-byte format tag, then fields in a fixed order:
+//! integers as LEB128 varints, byte strings and text with a varint length,
+//! options with a presence byte. Fields added later go at the end and decode to
+//! their default when an older record ends before them, so records written by
+//! an earlier version stay readable.
+
+use crate::StoreError;
+use crate::model::{RotatedToken, SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord};
+
+/// Format tag of [`UserRecord`] encodings.
+const USER_V1: u8 = 1;
+/// Format tag of [`SessionRecord`] encodings.
+const SESSION_V1: u8 = 1;
+/// Format tag of [`SigningKeyRecord`] encodings.
+const KEY_V1: u8 = 1;
+
+/// Longest text or byte field accepted when decoding (guards against damage).
+const MAX_FIELD: usize = 1 << 20;
+
+pub(crate) struct Enc(Vec<u8>);
+
+impl Enc {
+    pub(crate) fn new(tag: u8) -> Enc {
+        let mut v = Vec::with_capacity(256);
+        v.push(tag);
+        Enc(v)
+    }
+    pub(crate) fn u64(&mut self, mut x: u64) -> &mut Self {
+        loop {
+            let b = (x & 0x7f) as u8;
+            x >>= 7;
+            if x == 0 {
+                self.0.push(b);
+                return self;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u64(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub(crate) fn fixed(&mut self, b: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub(crate) fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+    pub(crate) fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            None => self.0.push(0),
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+        }
+        self
+    }
+    pub(crate) fn bool(&mut self, b: bool) -> &mut Self {
+        self.0.push(u8::from(b));
+        self
+    }
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+pub(crate) struct Dec<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Dec<'a> {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str, tag: u8) -> Result<Dec<'a>, StoreError> {
+        match buf.split_first() {
+            Some((t, rest)) if *t == tag => Ok(Dec { buf: rest, what }),
+            Some((t, _)) => Err(StoreError::Corrupt(format!(
+                "{what}: unknown format tag {t}"
+            ))),
+            None => Err(StoreError::Corrupt(format!("{what}: empty record"))),
+        }
+    }
+    fn err(&self, msg: &str) -> StoreError {
+        StoreError::Corrupt(format!("{}: {msg}", self.what))
+    }
+    pub(crate) fn at_end(&self) -> bool {
+        self.buf.is_empty()
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, StoreError> {
+        let mut x: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (b, rest) = self
+                .buf
+                .split_first()
+                .ok_or_else(|| self.err("truncated"))?;
+            self.buf = rest;
+            x |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(x);
+            }
+        }
+        Err(self.err("varint too long"))
+    }
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = usize::try_from(self.u64()?).map_err(|_| self.err("length overflow"))?;
+        if n > MAX_FIELD || n > self.buf.len() {
+            return Err(self.err("field length out of range"));
+        }
+        let (b, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(b)
+    }
+    pub(crate) fn fixed<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        if self.buf.len() < N {
+            return Err(self.err("truncated"));
+        }
+        let (b, rest) = self.buf.split_at(N);
+        self.buf = rest;
+        let mut out = [0u8; N];
+        out.copy_from_slice(b);
+        Ok(out)
+    }
+    pub(crate) fn str(&mut self) -> Result<String, StoreError> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("text is not UTF-8"))
+    }
+    pub(crate) fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => self.str().map(Some),
+            _ => Err(self.err("bad option tag")),
+        }
+    }
+    pub(crate) fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.err("bad bool")),
+        }
+    }
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        let (b, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| self.err("truncated"))?;
+        self.buf = rest;
+        Ok(*b)
+    }
+}
+
+pub(crate) fn encode_user(u: &UserRecord) -> Vec<u8> {
+    let mut e = Enc::new(USER_V1);
+    e.fixed(&u.id.0)
+        .str(&u.email)
+        .str(&u.password_hash)
+        .opt_str(u.name.as_deref())
+        .opt_str(u.picture_url.as_deref())
+        .bool(u.email_verified)
+        .bool(u.mfa_enabled)
+        .u64(u.created_at_ms)
+        .u64(u.updated_at_ms)
+        .u64(u.version);
+    e.finish()
+}
+
+pub(crate) fn decode_user(buf: &[u8]) -> Result<UserRecord, StoreError> {
+    let mut d = Dec::new(buf, "user record", USER_V1)?;
+    Ok(UserRecord {
+        id: UserId(d.fixed()?),
+        email: d.str()?,
+        password_hash: d.str()?,
+        name: d.opt_str()?,
+        picture_url: d.opt_str()?,
+        email_verified: d.bool()?,
+        mfa_enabled: d.bool()?,
+        created_at_ms: d.u64()?,
+        updated_at_ms: d.u64()?,
+        version: d.u64()?,
+    })
+}
+
+pub(crate) fn encode_session(s: &SessionRecord) -> Vec<u8> {
+    let mut e = Enc::new(SESSION_V1);
+    e.fixed(&s.user_id.0)
+        .fixed(&s.id.0)
+        .u64(s.created_at_ms)
+        .u64(s.last_used_at_ms)
+        .u64(s.expires_at_ms)
+        .u64(s.max_expires_at_ms)
+        .opt_str(s.ip.as_deref())
+        .opt_str(s.user_agent.as_deref())
+        .fixed(&s.refresh_hash)
+        .u64(s.generation)
+        .u64(s.previous.len() as u64);
+    for p in &s.previous {
+        e.fixed(&p.hash).u64(p.rotated_at_ms);
+    }
+    e.finish()
+}
+
+pub(crate) fn decode_session(buf: &[u8]) -> Result<SessionRecord, StoreError> {
+    let mut d = Dec::new(buf, "session record", SESSION_V1)?;
+    let mut s = SessionRecord {
+        user_id: UserId(d.fixed()?),
+        id: SessionId(d.fixed()?),
+        created_at_ms: d.u64()?,
+        last_used_at_ms: d.u64()?,
+        expires_at_ms: d.u64()?,
+        max_expires_at_ms: d.u64()?,
+        ip: d.opt_str()?,
+        user_agent: d.opt_str()?,
+        refresh_hash: d.fixed()?,
+        generation: d.u64()?,
+        previous: Vec::new(),
+    };
+    let n = d.u64()?;
+    if n > 1024 {
+        return Err(StoreError::Corrupt(
+            "session record: rotation history too long".into(),
+        ));
+    }
+    for _ in 0..n {
+        s.previous.push(RotatedToken {
+            hash: d.fixed()?,
+            rotated_at_ms: d.u64()?,
+        });
+    }
+    Ok(s)
+}
+
+pub(crate) fn encode_key(k: &SigningKeyRecord) -> Vec<u8> {
+    let mut e = Enc::new(KEY_V1);
+    e.str(&k.kid)
+        .bytes(&k.pkcs8)
+        .fixed(&k.public)
+        .u64(k.created_at_ms)
+        .u64(k.not_before_ms)
+        .u64(k.expires_at_ms.map_or(0, |x| x.saturating_add(1)));
+    e.finish()
+}
+
+pub(crate) fn decode_key(buf: &[u8]) -> Result<SigningKeyRecord, StoreError> {
+    let mut d = Dec::new(buf, "signing key", KEY_V1)?;
+    let k = SigningKeyRecord {
+        kid: d.str()?,
+        pkcs8: d.bytes()?.to_vec(),
+        public: d.fixed()?,
+        created_at_ms: d.u64()?,
+        not_before_ms: d.u64()?,
+        expires_at_ms: match d.u64()? {
+            0 => None,
+            x => Some(x - 1),
+        },
+    };
+    if !d.at_end() {
+        // Trailing fields from a newer version are ignored on purpose.
+        tracing::debug!(kid = %k.kid, "signing key record has trailing fields");
+    }
+    Ok(k)
+}
+
+#[cfg(test)]
+mod tests;

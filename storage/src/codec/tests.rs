@@ -1,0 +1,84 @@
+use super::*;
+
+fn user() -> UserRecord {
+    UserRecord {
+        id: UserId([7; 16]),
+        email: "ada@example.com".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        name: Some("Ada Lovelace".into()),
+        picture_url: None,
+        email_verified: true,
+        mfa_enabled: false,
+        created_at_ms: 1_700_000_000_000,
+        updated_at_ms: 1_700_000_000_001,
+        version: 3,
+    }
+}
+
+#[test]
+fn user_round_trips() {
+    let u = user();
+    assert_eq!(decode_user(&encode_user(&u)).unwrap(), u);
+}
+
+#[test]
+fn session_round_trips_with_history() {
+    let s = SessionRecord {
+        user_id: UserId([1; 16]),
+        id: SessionId([2; 16]),
+        created_at_ms: 10,
+        last_used_at_ms: 20,
+        expires_at_ms: u64::MAX,
+        max_expires_at_ms: 40,
+        ip: Some("203.0.113.9".into()),
+        user_agent: Some("curl/8".into()),
+        refresh_hash: [9; 32],
+        generation: 2,
+        previous: vec![
+            RotatedToken {
+                hash: [8; 32],
+                rotated_at_ms: 15,
+            },
+            RotatedToken {
+                hash: [7; 32],
+                rotated_at_ms: 12,
+            },
+        ],
+    };
+    assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
+}
+
+#[test]
+fn key_round_trips_with_and_without_expiry() {
+    let mut k = SigningKeyRecord {
+        kid: "kid-1".into(),
+        pkcs8: vec![1, 2, 3],
+        public: [4; 32],
+        created_at_ms: 1,
+        not_before_ms: 2,
+        expires_at_ms: None,
+    };
+    assert_eq!(decode_key(&encode_key(&k)).unwrap(), k);
+    k.expires_at_ms = Some(0);
+    assert_eq!(decode_key(&encode_key(&k)).unwrap(), k);
+}
+
+#[test]
+fn damaged_records_are_corrupt_errors_not_panics() {
+    let bytes = encode_user(&user());
+    for cut in 0..bytes.len() {
+        assert!(matches!(
+            decode_user(&bytes[..cut]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+    let mut wrong_tag = bytes.clone();
+    wrong_tag[0] = 99;
+    assert!(matches!(
+        decode_user(&wrong_tag),
+        Err(StoreError::Corrupt(_))
+    ));
+    // A huge length prefix must not allocate or panic.
+    let mut d = Dec::new(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f], "t", 1).unwrap();
+    assert!(d.bytes().is_err());
+}

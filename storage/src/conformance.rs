@@ -1,0 +1,668 @@
+//! The backend conformance suite, written once and run against every backend.
+//!
+//! Each check takes freshly created, empty, isolated stores. A backend's test
+//! module instantiates the whole suite with [`conformance_suite!`], giving it an
+//! async function that builds such stores (a temporary directory, a key prefix,
+//! a new keyspace). Checks assert behaviour a caller relies on, including the
+//! atomicity of the compound operations under concurrency.
+
+// A test suite: a failed step is a failed check, so it unwraps.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::model::{
+    LockoutPolicy, RotateOutcome, RotateRequest, SessionId, SessionRecord, SigningKeyRecord,
+    UserId, UserRecord,
+};
+use crate::{StoreError, TokenStore, UserStore};
+
+/// A pair of fresh stores for one check, plus whatever keeps them alive.
+pub struct Backends {
+    /// The user store under test.
+    pub users: Arc<dyn UserStore>,
+    /// The token store under test.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Dropped when the check ends (temporary directories, server guards).
+    pub guard: Box<dyn std::any::Any + Send>,
+}
+
+/// Generates one `#[tokio::test]` per conformance check, each calling `$fresh().await`
+/// for its own stores.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:path) => {
+        $crate::conformance_suite!(@each $fresh;
+            user_create_get_and_find,
+            user_duplicate_email_rejected_without_writing,
+            user_concurrent_same_email_exactly_one_wins,
+            user_update_checks_version,
+            user_unknown_reads_none,
+            session_create_get_list_delete,
+            session_expired_is_invisible,
+            session_delete_all_is_scoped_to_user,
+            rotate_current_token,
+            rotate_caps_expiry_at_session_max,
+            rotate_previous_within_grace_is_superseded,
+            rotate_previous_after_grace_revokes_session,
+            rotate_older_generation_is_detected,
+            rotate_unknown_or_missing_is_invalid,
+            rotate_concurrent_exactly_one_wins,
+            rotate_history_is_bounded,
+            lockout_counts_locks_and_backs_off,
+            lockout_window_expires_failures,
+            lockout_concurrent_failures_are_all_counted,
+            signing_keys_save_load_replace_delete,
+            purge_removes_expired_sessions,
+            ping_and_flush,
+        );
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let b = $fresh().await;
+                $crate::conformance::$check(&b).await;
+            }
+        )*
+    };
+}
+
+const T0: u64 = 1_800_000_000_000;
+const DAY: u64 = 86_400_000;
+
+/// A user record for tests.
+pub fn sample_user(n: u8, email: &str) -> UserRecord {
+    UserRecord {
+        id: UserId([n; 16]),
+        email: email.to_owned(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$hash{n}"),
+        name: Some(format!("User {n}")),
+        picture_url: None,
+        email_verified: false,
+        mfa_enabled: false,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        version: 1,
+    }
+}
+
+/// A session record for tests.
+pub fn sample_session(user: u8, sid: u8, hash: u8) -> SessionRecord {
+    SessionRecord {
+        user_id: UserId([user; 16]),
+        id: SessionId([sid; 16]),
+        created_at_ms: T0,
+        last_used_at_ms: T0,
+        expires_at_ms: T0 + 30 * DAY,
+        max_expires_at_ms: T0 + 90 * DAY,
+        ip: Some("198.51.100.7".into()),
+        user_agent: Some("conformance".into()),
+        refresh_hash: [hash; 32],
+        generation: 0,
+        previous: Vec::new(),
+    }
+}
+
+fn rotate(s: &SessionRecord, presented: u8, new: u8, now_ms: u64) -> RotateRequest {
+    RotateRequest {
+        user_id: s.user_id,
+        session_id: s.id,
+        presented: [presented; 32],
+        new_hash: [new; 32],
+        now_ms,
+        grace_ms: 2_000,
+        new_expires_at_ms: now_ms + 30 * DAY,
+        history_len: 8,
+    }
+}
+
+/// Create, read back by id, resolve by email.
+pub async fn user_create_get_and_find(b: &Backends) {
+    let u = sample_user(1, "ada@example.com");
+    b.users.create_user(&u).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        b.users
+            .find_user_id_by_email("ada@example.com")
+            .await
+            .unwrap(),
+        Some(u.id)
+    );
+}
+
+/// A second user with a taken email fails with `EmailTaken` and leaves no trace.
+pub async fn user_duplicate_email_rejected_without_writing(b: &Backends) {
+    let first = sample_user(1, "dup@example.com");
+    b.users.create_user(&first).await.unwrap();
+    let second = sample_user(2, "dup@example.com");
+    let err = b.users.create_user(&second).await.unwrap_err();
+    assert!(matches!(err, StoreError::EmailTaken), "{err:?}");
+    assert_eq!(b.users.get_user(second.id).await.unwrap(), None);
+    assert_eq!(
+        b.users
+            .find_user_id_by_email("dup@example.com")
+            .await
+            .unwrap(),
+        Some(first.id)
+    );
+}
+
+/// Fifty concurrent creations of one email: exactly one succeeds, one user exists.
+pub async fn user_concurrent_same_email_exactly_one_wins(b: &Backends) {
+    let mut tasks = Vec::new();
+    for n in 0..50u8 {
+        let users = b.users.clone();
+        tasks.push(tokio::spawn(async move {
+            let u = sample_user(n + 10, "race@example.com");
+            (u.id, users.create_user(&u).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (id, r) = t.await.unwrap();
+        match r {
+            Ok(()) => winners.push(id),
+            Err(StoreError::EmailTaken) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one creation must win");
+    let owner = b
+        .users
+        .find_user_id_by_email("race@example.com")
+        .await
+        .unwrap();
+    assert_eq!(owner, Some(winners[0]));
+    for n in 0..50u8 {
+        let id = UserId([n + 10; 16]);
+        let stored = b.users.get_user(id).await.unwrap();
+        assert_eq!(
+            stored.is_some(),
+            id == winners[0],
+            "only the winner is stored"
+        );
+    }
+}
+
+/// Updates apply only on the expected version.
+pub async fn user_update_checks_version(b: &Backends) {
+    let mut u = sample_user(3, "ver@example.com");
+    b.users.create_user(&u).await.unwrap();
+    u.name = Some("Renamed".into());
+    u.version = 2;
+    b.users.update_user(&u, 1).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+
+    let mut stale = u.clone();
+    stale.name = Some("Stale".into());
+    stale.version = 2;
+    let err = b.users.update_user(&stale, 1).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionConflict { expected: 1 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        b.users
+            .get_user(u.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Renamed")
+    );
+
+    let ghost = sample_user(99, "ghost@example.com");
+    let err = b.users.update_user(&ghost, 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+/// Unknown ids and emails read as `None`.
+pub async fn user_unknown_reads_none(b: &Backends) {
+    assert_eq!(b.users.get_user(UserId([42; 16])).await.unwrap(), None);
+    assert_eq!(
+        b.users
+            .find_user_id_by_email("nobody@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// The session life cycle.
+pub async fn session_create_get_list_delete(b: &Backends) {
+    let s1 = sample_session(1, 1, 1);
+    let mut s2 = sample_session(1, 2, 2);
+    s2.created_at_ms = T0 + 5;
+    b.tokens.create_session(&s1).await.unwrap();
+    b.tokens.create_session(&s2).await.unwrap();
+    assert_eq!(
+        b.tokens.get_session(s1.user_id, s1.id, T0).await.unwrap(),
+        Some(s1.clone())
+    );
+    let list = b.tokens.list_sessions(s1.user_id, T0).await.unwrap();
+    assert_eq!(
+        list.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![s1.id, s2.id]
+    );
+    assert!(b.tokens.delete_session(s1.user_id, s1.id).await.unwrap());
+    assert!(!b.tokens.delete_session(s1.user_id, s1.id).await.unwrap());
+    assert_eq!(
+        b.tokens.get_session(s1.user_id, s1.id, T0).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        b.tokens.list_sessions(s1.user_id, T0).await.unwrap(),
+        vec![s2]
+    );
+}
+
+/// Expired sessions (sliding or absolute) read as absent and are not listed.
+pub async fn session_expired_is_invisible(b: &Backends) {
+    let s = sample_session(2, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let later = s.expires_at_ms;
+    assert_eq!(
+        b.tokens.get_session(s.user_id, s.id, later).await.unwrap(),
+        None
+    );
+    assert!(
+        b.tokens
+            .list_sessions(s.user_id, later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 2, later))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Invalid);
+}
+
+/// Logout-all deletes every session of the user and nothing else.
+pub async fn session_delete_all_is_scoped_to_user(b: &Backends) {
+    for sid in 1..=3 {
+        b.tokens
+            .create_session(&sample_session(5, sid, sid))
+            .await
+            .unwrap();
+    }
+    let other = sample_session(6, 1, 1);
+    b.tokens.create_session(&other).await.unwrap();
+    let deleted: HashSet<_> = b
+        .tokens
+        .delete_all_sessions(UserId([5; 16]))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let expected: HashSet<_> = (1..=3).map(|n| SessionId([n; 16])).collect();
+    assert_eq!(deleted, expected);
+    assert!(
+        b.tokens
+            .list_sessions(UserId([5; 16]), T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        b.tokens.list_sessions(other.user_id, T0).await.unwrap(),
+        vec![other]
+    );
+    assert!(
+        b.tokens
+            .delete_all_sessions(UserId([5; 16]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Rotating the current token installs the new one and remembers the old one.
+pub async fn rotate_current_token(b: &Backends) {
+    let s = sample_session(7, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let now = T0 + 1_000;
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 2, now))
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated(after) = r else {
+        panic!("expected Rotated, got {r:?}");
+    };
+    assert_eq!(after.refresh_hash, [2; 32]);
+    assert_eq!(after.generation, 1);
+    assert_eq!(after.last_used_at_ms, now);
+    assert_eq!(after.expires_at_ms, now + 30 * DAY);
+    assert_eq!(after.previous.len(), 1);
+    assert_eq!(after.previous[0].hash, [1; 32]);
+    assert_eq!(after.previous[0].rotated_at_ms, now);
+    let stored = b.tokens.get_session(s.user_id, s.id, now).await.unwrap();
+    assert_eq!(stored, Some(after));
+    // The new token rotates again.
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 2, 3, now + 10))
+        .await
+        .unwrap();
+    assert!(matches!(r, RotateOutcome::Rotated(ref x) if x.generation == 2));
+}
+
+/// The sliding expiry never passes the session's absolute end.
+pub async fn rotate_caps_expiry_at_session_max(b: &Backends) {
+    let mut s = sample_session(7, 2, 1);
+    s.max_expires_at_ms = T0 + DAY;
+    b.tokens.create_session(&s).await.unwrap();
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 2, T0 + 1))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, RotateOutcome::Rotated(ref x) if x.expires_at_ms == T0 + DAY),
+        "{r:?}"
+    );
+}
+
+/// The previous token within the grace window is refused but the session stays.
+pub async fn rotate_previous_within_grace_is_superseded(b: &Backends) {
+    let s = sample_session(8, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let now = T0 + 1_000;
+    b.tokens
+        .rotate_refresh(&rotate(&s, 1, 2, now))
+        .await
+        .unwrap();
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 3, now + 2_000))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Superseded);
+    let stored = b
+        .tokens
+        .get_session(s.user_id, s.id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.refresh_hash, [2; 32],
+        "the newest token stays current"
+    );
+}
+
+/// The previous token after the grace window revokes the whole session.
+pub async fn rotate_previous_after_grace_revokes_session(b: &Backends) {
+    let s = sample_session(9, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let now = T0 + 1_000;
+    b.tokens
+        .rotate_refresh(&rotate(&s, 1, 2, now))
+        .await
+        .unwrap();
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 3, now + 2_001))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Reused);
+    assert_eq!(
+        b.tokens.get_session(s.user_id, s.id, now).await.unwrap(),
+        None
+    );
+    // The newest token is dead too.
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 2, 4, now + 3_000))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Invalid);
+}
+
+/// A token several generations old is still recognised as reuse.
+pub async fn rotate_older_generation_is_detected(b: &Backends) {
+    let s = sample_session(10, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let mut now = T0;
+    for (old, new) in [(1u8, 2u8), (2, 3), (3, 4)] {
+        now += 10_000;
+        let r = b
+            .tokens
+            .rotate_refresh(&rotate(&s, old, new, now))
+            .await
+            .unwrap();
+        assert!(matches!(r, RotateOutcome::Rotated(_)));
+    }
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 9, now + 10_000))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Reused);
+    assert_eq!(
+        b.tokens.get_session(s.user_id, s.id, now).await.unwrap(),
+        None
+    );
+}
+
+/// Unknown hashes, sessions and users are invalid and change nothing.
+pub async fn rotate_unknown_or_missing_is_invalid(b: &Backends) {
+    let s = sample_session(11, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 77, 2, T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Invalid);
+    assert_eq!(
+        b.tokens.get_session(s.user_id, s.id, T0).await.unwrap(),
+        Some(s.clone()),
+        "an unknown token must not revoke the session"
+    );
+    let missing = sample_session(11, 2, 1);
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&missing, 1, 2, T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Invalid);
+}
+
+/// Parallel rotations of one token: exactly one wins, the others are superseded.
+pub async fn rotate_concurrent_exactly_one_wins(b: &Backends) {
+    let s = sample_session(12, 1, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..20u8 {
+        let tokens = b.tokens.clone();
+        let req = rotate(&s, 1, 100 + n, T0 + 1_000);
+        tasks.push(tokio::spawn(
+            async move { tokens.rotate_refresh(&req).await },
+        ));
+    }
+    let mut rotated = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RotateOutcome::Rotated(x) => rotated.push(x.refresh_hash),
+            RotateOutcome::Superseded => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rotated.len(), 1);
+    let stored = b
+        .tokens
+        .get_session(s.user_id, s.id, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.refresh_hash, rotated[0]);
+    assert_eq!(stored.generation, 1);
+}
+
+/// Only `history_len` rotated hashes are kept.
+pub async fn rotate_history_is_bounded(b: &Backends) {
+    let s = sample_session(13, 1, 0);
+    b.tokens.create_session(&s).await.unwrap();
+    let mut now = T0;
+    for n in 0..12u8 {
+        now += 10_000;
+        let mut req = rotate(&s, n, n + 1, now);
+        req.history_len = 4;
+        let r = b.tokens.rotate_refresh(&req).await.unwrap();
+        assert!(matches!(r, RotateOutcome::Rotated(ref x) if x.previous.len() <= 4));
+    }
+    let stored = b
+        .tokens
+        .get_session(s.user_id, s.id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let kept: Vec<u8> = stored.previous.iter().map(|p| p.hash[0]).collect();
+    assert_eq!(kept, vec![11, 10, 9, 8], "newest first");
+}
+
+/// Failures lock the key at the limit, with doubling lock durations.
+pub async fn lockout_counts_locks_and_backs_off(b: &Backends) {
+    let p = LockoutPolicy::default();
+    let key = "locked@example.com";
+    let mut now = T0;
+    assert_eq!(
+        b.tokens
+            .lockout_status(key, now)
+            .await
+            .unwrap()
+            .locked_until_ms,
+        None
+    );
+    for i in 1..=4 {
+        let st = b.tokens.record_login_failure(key, now, &p).await.unwrap();
+        assert_eq!(st.failures, i);
+        assert_eq!(st.locked_until_ms, None);
+        now += 1_000;
+    }
+    let st = b.tokens.record_login_failure(key, now, &p).await.unwrap();
+    assert_eq!(st.locked_until_ms, Some(now + 60_000));
+    let status = b.tokens.lockout_status(key, now + 59_999).await.unwrap();
+    assert_eq!(status.locked_until_ms, Some(now + 60_000));
+    assert_eq!(
+        b.tokens
+            .lockout_status(key, now + 60_000)
+            .await
+            .unwrap()
+            .locked_until_ms,
+        None,
+        "the lock ends with time"
+    );
+    // Five more failures lock again, twice as long.
+    now += 60_000;
+    let mut last = Default::default();
+    for _ in 0..5 {
+        last = b.tokens.record_login_failure(key, now, &p).await.unwrap();
+    }
+    assert_eq!(last.locked_until_ms, Some(now + 120_000));
+    // Success clears everything.
+    b.tokens.clear_login_failures(key).await.unwrap();
+    let st = b.tokens.lockout_status(key, now).await.unwrap();
+    assert_eq!(st.locked_until_ms, None);
+    assert_eq!(st.failures, 0);
+    // Other keys are independent.
+    let other = b
+        .tokens
+        .lockout_status("other@example.com", now)
+        .await
+        .unwrap();
+    assert_eq!(other.failures, 0);
+}
+
+/// Failures older than the window are forgotten.
+pub async fn lockout_window_expires_failures(b: &Backends) {
+    let p = LockoutPolicy::default();
+    let key = "window@example.com";
+    for _ in 0..4 {
+        b.tokens.record_login_failure(key, T0, &p).await.unwrap();
+    }
+    let later = T0 + p.window_ms + 1;
+    let st = b.tokens.record_login_failure(key, later, &p).await.unwrap();
+    assert_eq!(st.failures, 1);
+    assert_eq!(st.locked_until_ms, None);
+}
+
+/// Parallel failures are each counted: the limit cannot be raced past.
+pub async fn lockout_concurrent_failures_are_all_counted(b: &Backends) {
+    let p = LockoutPolicy {
+        max_failures: 1_000,
+        ..LockoutPolicy::default()
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let tokens = b.tokens.clone();
+        tasks.push(tokio::spawn(async move {
+            tokens
+                .record_login_failure("parallel@example.com", T0, &p)
+                .await
+                .unwrap()
+                .failures
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=40).collect::<Vec<u32>>());
+}
+
+/// Signing keys persist, replace by kid, and delete.
+pub async fn signing_keys_save_load_replace_delete(b: &Backends) {
+    let k1 = SigningKeyRecord {
+        kid: "k1".into(),
+        pkcs8: vec![1; 83],
+        public: [1; 32],
+        created_at_ms: T0,
+        not_before_ms: T0,
+        expires_at_ms: None,
+    };
+    let mut k2 = SigningKeyRecord {
+        kid: "k2".into(),
+        pkcs8: vec![2; 83],
+        public: [2; 32],
+        created_at_ms: T0,
+        not_before_ms: T0 + DAY,
+        expires_at_ms: None,
+    };
+    b.tokens.save_signing_key(&k1).await.unwrap();
+    b.tokens.save_signing_key(&k2).await.unwrap();
+    let mut keys = b.tokens.load_signing_keys().await.unwrap();
+    keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+    assert_eq!(keys, vec![k1.clone(), k2.clone()]);
+    k2.expires_at_ms = Some(T0 + 2 * DAY);
+    b.tokens.save_signing_key(&k2).await.unwrap();
+    b.tokens.delete_signing_key("k1").await.unwrap();
+    assert_eq!(b.tokens.load_signing_keys().await.unwrap(), vec![k2]);
+}
+
+/// Purging removes expired sessions and keeps live ones.
+pub async fn purge_removes_expired_sessions(b: &Backends) {
+    let live = sample_session(20, 1, 1);
+    let mut dead = sample_session(20, 2, 2);
+    dead.expires_at_ms = T0 + 10;
+    b.tokens.create_session(&live).await.unwrap();
+    b.tokens.create_session(&dead).await.unwrap();
+    b.tokens.purge_expired(T0 + 11).await.unwrap();
+    let list = b.tokens.list_sessions(live.user_id, T0).await.unwrap();
+    assert_eq!(list, vec![live]);
+}
+
+/// Both stores answer readiness and flush.
+pub async fn ping_and_flush(b: &Backends) {
+    b.users.ping().await.unwrap();
+    b.tokens.ping().await.unwrap();
+    b.users.flush().await.unwrap();
+    b.tokens.flush().await.unwrap();
+}

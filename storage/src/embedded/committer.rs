@@ -1,0 +1,333 @@
+//! The group-commit writer.
+//!
+//! One thread owns every write. It takes the first waiting request, drains up
+//! to [`MAX_GROUP`] more that are already queued, applies each as its own
+//! atomic fjall batch (so each sees the ones before it), then calls
+//! `persist(SyncData)` once for the group and only then answers every request
+//! in it. Callers await their answer; the queue in front of the thread is
+//! bounded ([`QUEUE`]), so a slow disk pushes back on callers instead of
+//! growing memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use fjall::PersistMode;
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Tables, fjall_err, session_key};
+use crate::codec;
+use crate::model::{
+    RotateOutcome, RotateRequest, RotatedToken, SessionId, SessionRecord, UserId, UserRecord,
+};
+use crate::{StoreError, StoreResult};
+
+/// Requests waiting for the committer, at most.
+const QUEUE: usize = 4096;
+/// Requests applied per fsync, at most.
+const MAX_GROUP: usize = 1024;
+/// Expired sessions deleted per batch while purging.
+const PURGE_CHUNK: usize = 1000;
+
+/// A write operation, executed atomically by the committer.
+pub(crate) enum Op {
+    CreateUser(UserRecord),
+    UpdateUser(UserRecord, u64),
+    PutSession(Box<SessionRecord>),
+    DeleteSession(UserId, SessionId),
+    DeleteAllSessions(UserId),
+    Rotate(Box<RotateRequest>),
+    Purge(u64),
+    /// Nothing to apply; just make everything before it durable.
+    Sync,
+}
+
+/// What an operation returns.
+pub(crate) enum Done {
+    Unit,
+    Existed(bool),
+    Deleted(Vec<SessionId>),
+    Rotated(RotateOutcome),
+    Count(u64),
+}
+
+fn unexpected() -> StoreError {
+    StoreError::Backend("committer returned an unexpected result kind".into())
+}
+
+impl Done {
+    pub(crate) fn unit(self) -> StoreResult<()> {
+        match self {
+            Done::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+    pub(crate) fn existed(self) -> StoreResult<bool> {
+        match self {
+            Done::Existed(b) => Ok(b),
+            _ => Err(unexpected()),
+        }
+    }
+    pub(crate) fn deleted(self) -> StoreResult<Vec<SessionId>> {
+        match self {
+            Done::Deleted(v) => Ok(v),
+            _ => Err(unexpected()),
+        }
+    }
+    pub(crate) fn rotated(self) -> StoreResult<RotateOutcome> {
+        match self {
+            Done::Rotated(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+    pub(crate) fn count(self) -> StoreResult<u64> {
+        match self {
+            Done::Count(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+struct Request {
+    op: Op,
+    reply: oneshot::Sender<StoreResult<Done>>,
+}
+
+/// Handle to the committer thread. Dropping it stops the thread after the
+/// queued requests are done.
+pub(crate) struct Committer {
+    tx: Option<mpsc::Sender<Request>>,
+    healthy: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(crate) fn start(tables: Tables) -> StoreResult<Committer> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        let thread = std::thread::Builder::new()
+            .name("portcullis-committer".into())
+            .spawn(move || run(tables, rx, h))
+            .map_err(StoreError::Io)?;
+        Ok(Committer {
+            tx: Some(tx),
+            healthy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Submits an operation and waits until it is applied and durable.
+    pub(crate) async fn run(&self, op: Op) -> StoreResult<Done> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Request { op, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer has stopped".into()))?
+    }
+
+    /// Whether the writer is running and its last fsync succeeded.
+    pub(crate) fn ping(&self) -> StoreResult<()> {
+        let running = self.tx.as_ref().is_some_and(|tx| !tx.is_closed());
+        if running && self.healthy.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "store writer has failed (see earlier errors: disk full or I/O error?)".into(),
+            ))
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(tables: Tables, mut rx: mpsc::Receiver<Request>, healthy: Arc<AtomicBool>) {
+    let mut group: Vec<(oneshot::Sender<StoreResult<Done>>, StoreResult<Done>)> =
+        Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(req) = next {
+            let result = apply(&tables, req.op);
+            group.push((req.reply, result));
+            next = if group.len() < MAX_GROUP {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let synced = tables.db.persist(PersistMode::SyncData).map_err(fjall_err);
+        match &synced {
+            Ok(()) => healthy.store(true, Ordering::Release),
+            Err(e) => {
+                tracing::error!(error = %e, "store fsync failed; writes are not acknowledged");
+                healthy.store(false, Ordering::Release);
+            }
+        }
+        metrics::histogram!("portcullis_store_group_commit_size").record(group.len() as f64);
+        for (reply, result) in group.drain(..) {
+            let answer = match (&synced, result) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(StoreError::Unavailable(format!(
+                    "durable write failed: {e}"
+                ))),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
+    match op {
+        Op::CreateUser(u) => {
+            if t.emails
+                .contains_key(u.email.as_bytes())
+                .map_err(fjall_err)?
+            {
+                return Err(StoreError::EmailTaken);
+            }
+            if t.users.contains_key(u.id.0).map_err(fjall_err)? {
+                return Err(StoreError::Backend(format!(
+                    "user id {} already exists",
+                    u.id
+                )));
+            }
+            let mut b = t.db.batch();
+            b.insert(&t.users, u.id.0, codec::encode_user(&u));
+            b.insert(&t.emails, u.email.as_bytes(), u.id.0);
+            b.commit().map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::UpdateUser(u, expected) => {
+            let Some(bytes) = t.users.get(u.id.0).map_err(fjall_err)? else {
+                return Err(StoreError::NotFound);
+            };
+            let stored = codec::decode_user(&bytes)?;
+            if stored.version != expected {
+                return Err(StoreError::VersionConflict { expected });
+            }
+            if stored.email != u.email {
+                return Err(StoreError::Backend(
+                    "update_user cannot change the email address".into(),
+                ));
+            }
+            t.users
+                .insert(u.id.0, codec::encode_user(&u))
+                .map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::PutSession(s) => {
+            t.sessions
+                .insert(session_key(s.user_id, s.id), codec::encode_session(&s))
+                .map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::DeleteSession(user, sid) => {
+            let key = session_key(user, sid);
+            let existed = t.sessions.contains_key(key).map_err(fjall_err)?;
+            if existed {
+                t.sessions.remove(key).map_err(fjall_err)?;
+            }
+            Ok(Done::Existed(existed))
+        }
+        Op::DeleteAllSessions(user) => {
+            let mut ids = Vec::new();
+            let mut b = t.db.batch();
+            for item in t.sessions.prefix(user.0) {
+                let (k, _) = item.into_inner().map_err(fjall_err)?;
+                if let Ok(sid) = <[u8; 16]>::try_from(&k[16..]) {
+                    ids.push(SessionId(sid));
+                }
+                b.remove(&t.sessions, k);
+            }
+            b.commit().map_err(fjall_err)?;
+            Ok(Done::Deleted(ids))
+        }
+        Op::Rotate(req) => rotate(t, &req).map(Done::Rotated),
+        Op::Purge(now_ms) => purge(t, now_ms).map(Done::Count),
+        Op::Sync => Ok(Done::Unit),
+    }
+}
+
+fn rotate(t: &Tables, req: &RotateRequest) -> StoreResult<RotateOutcome> {
+    let key = session_key(req.user_id, req.session_id);
+    let Some(bytes) = t.sessions.get(key).map_err(fjall_err)? else {
+        return Ok(RotateOutcome::Invalid);
+    };
+    let mut s = codec::decode_session(&bytes)?;
+    if !s.is_live(req.now_ms) {
+        return Ok(RotateOutcome::Invalid);
+    }
+    if bool::from(s.refresh_hash.ct_eq(&req.presented)) {
+        s.previous.insert(
+            0,
+            RotatedToken {
+                hash: s.refresh_hash,
+                rotated_at_ms: req.now_ms,
+            },
+        );
+        s.previous.truncate(req.history_len);
+        s.refresh_hash = req.new_hash;
+        s.generation += 1;
+        s.last_used_at_ms = req.now_ms;
+        s.expires_at_ms = req.new_expires_at_ms.min(s.max_expires_at_ms);
+        t.sessions
+            .insert(key, codec::encode_session(&s))
+            .map_err(fjall_err)?;
+        return Ok(RotateOutcome::Rotated(s));
+    }
+    let earlier = s
+        .previous
+        .iter()
+        .find(|p| bool::from(p.hash.ct_eq(&req.presented)));
+    match earlier {
+        Some(p) if req.now_ms.saturating_sub(p.rotated_at_ms) <= req.grace_ms => {
+            Ok(RotateOutcome::Superseded)
+        }
+        Some(_) => {
+            t.sessions.remove(key).map_err(fjall_err)?;
+            Ok(RotateOutcome::Reused)
+        }
+        None => Ok(RotateOutcome::Invalid),
+    }
+}
+
+fn purge(t: &Tables, now_ms: u64) -> StoreResult<u64> {
+    let mut removed = 0u64;
+    let mut b = t.db.batch();
+    let mut pending = 0;
+    for item in t.sessions.iter() {
+        let (k, v) = item.into_inner().map_err(fjall_err)?;
+        let live = codec::decode_session(&v).map(|s| s.is_live(now_ms));
+        match live {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "removing undecodable session record");
+            }
+        }
+        b.remove(&t.sessions, k);
+        pending += 1;
+        removed += 1;
+        if pending == PURGE_CHUNK {
+            std::mem::replace(&mut b, t.db.batch())
+                .commit()
+                .map_err(fjall_err)?;
+            pending = 0;
+        }
+    }
+    b.commit().map_err(fjall_err)?;
+    Ok(removed)
+}

@@ -1,0 +1,322 @@
+//! The embedded backend: users, sessions and refresh-token state in a
+//! [`fjall`] database under the data directory, signing keys in owner-only
+//! files beside it, lockout counters in memory.
+//!
+//! **Writes** go to one committer thread (see [`committer`]), which applies
+//! each operation as its own atomic batch, then makes the whole group
+//! durable with one `fdatasync` before acknowledging any of them: an
+//! acknowledged write survives a crash, and registration throughput is not
+//! one fsync per user. The committer is the single writer, so the compound
+//! operations (email-unique creation, versioned update, refresh rotation)
+//! are atomic without locks.
+//!
+//! **Reads** are served on the calling thread from fjall's memtables and
+//! block cache. A read may observe a write that is applied but whose group
+//! fsync has not finished; such a write is acknowledged to its own caller
+//! only after the fsync.
+//!
+//! **Lockout counters** are kept in memory: they are cheap, short-lived and
+//! losing them in a crash only forgets recent failures.
+
+mod committer;
+mod keyfiles;
+mod lockout;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+use crate::codec;
+use crate::model::{
+    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
+    SigningKeyRecord, UserId, UserRecord,
+};
+use crate::traits::{TokenStore, UserStore};
+use crate::{StoreError, StoreResult};
+
+use committer::{Committer, Op};
+
+/// Subdirectory of the data directory holding the database.
+const DB_DIR: &str = "store";
+/// Subdirectory holding signing keys (mode 0700, files 0600).
+const KEYS_DIR: &str = "keys";
+
+pub(crate) fn fjall_err(e: fjall::Error) -> StoreError {
+    match e {
+        fjall::Error::Io(io) => StoreError::Io(io),
+        other => StoreError::Backend(format!("fjall: {other}")),
+    }
+}
+
+/// The keyspaces.
+#[derive(Clone)]
+pub(crate) struct Tables {
+    pub db: Database,
+    /// user id -> user record
+    pub users: Keyspace,
+    /// normalized email -> user id
+    pub emails: Keyspace,
+    /// user id ++ session id -> session record
+    pub sessions: Keyspace,
+}
+
+pub(crate) fn session_key(user: UserId, sid: SessionId) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(&user.0);
+    k[16..].copy_from_slice(&sid.0);
+    k
+}
+
+/// The embedded store. Implements both [`UserStore`] and [`TokenStore`].
+pub struct EmbeddedStore {
+    tables: Tables,
+    committer: Committer,
+    lockout: lockout::Lockouts,
+    keys_dir: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("keys_dir", &self.keys_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `data_dir`. Fails with a clear
+    /// message when the directory cannot be created, is not writable, or is
+    /// locked by another running Portcullis.
+    pub fn open(data_dir: &Path) -> StoreResult<EmbeddedStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create data directory {}: {e}", data_dir.display()),
+            ))
+        })?;
+        let db = Database::builder(data_dir.join(DB_DIR))
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => StoreError::Unavailable(format!(
+                    "data directory {} is in use by another process",
+                    data_dir.display()
+                )),
+                other => fjall_err(other),
+            })?;
+        let users = db
+            .keyspace("users", KeyspaceCreateOptions::default)
+            .map_err(fjall_err)?;
+        let emails = db
+            .keyspace("emails", KeyspaceCreateOptions::default)
+            .map_err(fjall_err)?;
+        let sessions = db
+            .keyspace("sessions", KeyspaceCreateOptions::default)
+            .map_err(fjall_err)?;
+        let tables = Tables {
+            db,
+            users,
+            emails,
+            sessions,
+        };
+        let keys_dir = data_dir.join(KEYS_DIR);
+        keyfiles::ensure_dir(&keys_dir)?;
+        Ok(EmbeddedStore {
+            committer: Committer::start(tables.clone())?,
+            tables,
+            lockout: lockout::Lockouts::default(),
+            keys_dir,
+        })
+    }
+
+    /// Number of stored users (a full scan; for tests and tools).
+    pub fn user_count(&self) -> StoreResult<u64> {
+        let mut n = 0;
+        for item in self.tables.users.iter() {
+            item.into_inner().map_err(fjall_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn read_session(&self, user: UserId, sid: SessionId) -> StoreResult<Option<SessionRecord>> {
+        self.tables
+            .sessions
+            .get(session_key(user, sid))
+            .map_err(fjall_err)?
+            .map(|v| codec::decode_session(&v))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl UserStore for EmbeddedStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.committer
+            .run(Op::CreateUser(user.clone()))
+            .await?
+            .unit()
+    }
+
+    async fn find_user_id_by_email(&self, email: &str) -> StoreResult<Option<UserId>> {
+        let Some(v) = self
+            .tables
+            .emails
+            .get(email.as_bytes())
+            .map_err(fjall_err)?
+        else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("email index entry is not a user id".into()))?;
+        Ok(Some(UserId(id)))
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        self.tables
+            .users
+            .get(id.0)
+            .map_err(fjall_err)?
+            .map(|v| codec::decode_user(&v))
+            .transpose()
+    }
+
+    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        self.committer
+            .run(Op::UpdateUser(user.clone(), expected_version))
+            .await?
+            .unit()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.committer.ping()
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.committer.run(Op::Sync).await?.unit()
+    }
+}
+
+#[async_trait]
+impl TokenStore for EmbeddedStore {
+    fn is_local_authority(&self) -> bool {
+        true
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        self.committer
+            .run(Op::PutSession(Box::new(session.clone())))
+            .await?
+            .unit()
+    }
+
+    async fn get_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now_ms: u64,
+    ) -> StoreResult<Option<SessionRecord>> {
+        Ok(self
+            .read_session(user_id, session_id)?
+            .filter(|s| s.is_live(now_ms)))
+    }
+
+    async fn list_sessions(&self, user_id: UserId, now_ms: u64) -> StoreResult<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        for item in self.tables.sessions.prefix(user_id.0) {
+            let (_, v) = item.into_inner().map_err(fjall_err)?;
+            let s = codec::decode_session(&v)?;
+            if s.is_live(now_ms) {
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|s| (s.created_at_ms, s.id));
+        Ok(out)
+    }
+
+    async fn delete_session(&self, user_id: UserId, session_id: SessionId) -> StoreResult<bool> {
+        self.committer
+            .run(Op::DeleteSession(user_id, session_id))
+            .await?
+            .existed()
+    }
+
+    async fn delete_all_sessions(&self, user_id: UserId) -> StoreResult<Vec<SessionId>> {
+        self.committer
+            .run(Op::DeleteAllSessions(user_id))
+            .await?
+            .deleted()
+    }
+
+    async fn rotate_refresh(&self, request: &RotateRequest) -> StoreResult<RotateOutcome> {
+        self.committer
+            .run(Op::Rotate(Box::new(request.clone())))
+            .await?
+            .rotated()
+    }
+
+    async fn lockout_status(&self, key: &str, now_ms: u64) -> StoreResult<LockoutStatus> {
+        Ok(self.lockout.status(key, now_ms))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now_ms: u64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<LockoutStatus> {
+        Ok(self.lockout.record_failure(key, now_ms, policy))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        self.lockout.clear(key);
+        Ok(())
+    }
+
+    async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let dir = self.keys_dir.clone();
+        tokio::task::spawn_blocking(move || keyfiles::load_all(&dir))
+            .await
+            .map_err(|e| StoreError::Backend(format!("key loading task failed: {e}")))?
+    }
+
+    async fn save_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let dir = self.keys_dir.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || keyfiles::save(&dir, &key))
+            .await
+            .map_err(|e| StoreError::Backend(format!("key saving task failed: {e}")))?
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        let dir = self.keys_dir.clone();
+        let kid = kid.to_owned();
+        tokio::task::spawn_blocking(move || keyfiles::delete(&dir, &kid))
+            .await
+            .map_err(|e| StoreError::Backend(format!("key deletion task failed: {e}")))?
+    }
+
+    async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64> {
+        let removed_locks = self.lockout.purge(now_ms);
+        let removed = self.committer.run(Op::Purge(now_ms)).await?.count()?;
+        Ok(removed + removed_locks)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.committer.ping()
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.committer.run(Op::Sync).await?.unit()
+    }
+}
+
+/// Keeps the store alive while shared (used by `Arc<EmbeddedStore>` as both traits).
+pub type SharedEmbeddedStore = Arc<EmbeddedStore>;

@@ -1,0 +1,124 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::conformance::{Backends, sample_session, sample_user};
+
+async fn fresh() -> Backends {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    Backends {
+        users: store.clone(),
+        tokens: store,
+        guard: Box::new(dir),
+    }
+}
+
+crate::conformance_suite!(fresh);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = sample_user(1, "durable@example.com");
+    let s = sample_session(1, 1, 1);
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.create_user(&u).await.unwrap();
+        store.create_session(&s).await.unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.get_user(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        store
+            .find_user_id_by_email("durable@example.com")
+            .await
+            .unwrap(),
+        Some(u.id)
+    );
+    assert_eq!(
+        store
+            .get_session(s.user_id, s.id, s.created_at_ms)
+            .await
+            .unwrap(),
+        Some(s)
+    );
+    assert_eq!(store.user_count().unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_same_directory_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = EmbeddedStore::open(dir.path()).unwrap();
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_files_are_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let key = SigningKeyRecord {
+        kid: "abc_DEF-123".into(),
+        pkcs8: vec![7; 83],
+        public: [7; 32],
+        created_at_ms: 1,
+        not_before_ms: 1,
+        expires_at_ms: None,
+    };
+    store.save_signing_key(&key).await.unwrap();
+    let meta = std::fs::metadata(dir.path().join("keys/abc_DEF-123.key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dmeta = std::fs::metadata(dir.path().join("keys")).unwrap();
+    assert_eq!(dmeta.permissions().mode() & 0o777, 0o700);
+    // A key id that could escape the directory is refused.
+    let mut evil = key.clone();
+    evil.kid = "../../etc/passwd".into();
+    assert!(store.save_signing_key(&evil).await.is_err());
+    // A loosened file is tightened on load.
+    std::fs::set_permissions(
+        dir.path().join("keys/abc_DEF-123.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    assert_eq!(store.load_signing_keys().await.unwrap(), vec![key]);
+    let meta = std::fs::metadata(dir.path().join("keys/abc_DEF-123.key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..500u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut u = sample_user(0, &format!("u{i}@example.com"));
+            u.id = UserId([
+                (i % 256) as u8,
+                (i / 256) as u8,
+                1,
+                2,
+                3,
+                4,
+                5,
+                6,
+                7,
+                8,
+                9,
+                10,
+                11,
+                12,
+                13,
+                14,
+            ]);
+            store.create_user(&u).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.user_count().unwrap(), 500);
+}

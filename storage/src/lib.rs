@@ -1,0 +1,27 @@
+//! Portcullis storage: the [`UserStore`] and [`TokenStore`] traits, the records
+//! they hold, and their backends.
+//!
+//! Storage knows nothing of HTTP, JSON DTOs or actors: it stores records and
+//! performs the few compound operations that must be atomic in the backend
+//! (email-unique user creation, refresh-token rotation, lockout counting).
+//! Every operation that depends on time takes `now_ms` from the caller, whose
+//! clock is injected, so tests control time.
+
+mod codec;
+pub mod embedded;
+mod error;
+mod model;
+mod traits;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use error::StoreError;
+pub use model::{
+    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, RotatedToken, SessionId,
+    SessionRecord, SigningKeyRecord, TokenHash, UserId, UserRecord,
+};
+pub use traits::{TokenStore, UserStore};
+
+/// Result type of every storage operation.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,378 @@
+//! The records the stores hold.
+//!
+//! Ids are opaque 16-byte values. Times are Unix milliseconds supplied by the
+//! caller's injected clock. No record carries a plaintext secret except
+//! [`SigningKeyRecord::pkcs8`], which backends must keep with owner-only access.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// A user's id: a UUIDv7 (time-ordered, 16 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub [u8; 16]);
+
+/// A session's id: 16 random bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub [u8; 16]);
+
+/// SHA-256 of a refresh-token secret. The secret itself is never stored.
+pub type TokenHash = [u8; 32];
+
+impl UserId {
+    /// The canonical text form: a hyphenated lowercase UUID.
+    pub fn to_uuid_string(&self) -> String {
+        let h = hex(&self.0);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// Parses the hyphenated (or simple, 32 hex digits) UUID form.
+    pub fn parse(s: &str) -> Option<UserId> {
+        let compact: String = match s.len() {
+            36 => {
+                let b = s.as_bytes();
+                if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+                    return None;
+                }
+                s.chars().filter(|c| *c != '-').collect()
+            }
+            32 => s.to_owned(),
+            _ => return None,
+        };
+        let mut out = [0u8; 16];
+        unhex(&compact, &mut out)?;
+        Some(UserId(out))
+    }
+
+    /// Base64url form, used inside refresh tokens (22 characters).
+    pub fn to_b64(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// Parses the base64url form.
+    pub fn from_b64(s: &str) -> Option<UserId> {
+        decode16(s).map(UserId)
+    }
+}
+
+impl SessionId {
+    /// Base64url form (22 characters), the session id clients see.
+    pub fn to_b64(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// Parses the base64url form.
+    pub fn from_b64(s: &str) -> Option<SessionId> {
+        decode16(s).map(SessionId)
+    }
+}
+
+fn decode16(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 22 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let v = URL_SAFE_NO_PAD.decode(s).ok()?;
+    if v.len() != 16 {
+        return None;
+    }
+    out.copy_from_slice(&v);
+    Some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+fn unhex(s: &str, out: &mut [u8]) -> Option<()> {
+    let b = s.as_bytes();
+    if b.len() != out.len() * 2 {
+        return None;
+    }
+    fn nib(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Some(())
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({})", self.to_uuid_string())
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_uuid_string())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.to_b64())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_b64())
+    }
+}
+
+/// A user: credential, profile and status.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user's id.
+    pub id: UserId,
+    /// Normalized (trimmed, lowercase) email address; unique across users.
+    pub email: String,
+    /// The password hash as a PHC string (`$argon2id$...`, `$pbkdf2-sha256$...`)
+    /// or an imported bcrypt hash (`$2b$...`).
+    pub password_hash: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Profile picture URL.
+    pub picture_url: Option<String>,
+    /// Whether the email address has been verified.
+    pub email_verified: bool,
+    /// Whether TOTP MFA is on.
+    pub mfa_enabled: bool,
+    /// Creation time (Unix ms).
+    pub created_at_ms: u64,
+    /// Last update time (Unix ms).
+    pub updated_at_ms: u64,
+    /// Optimistic-concurrency version; 1 at creation, +1 on every update.
+    pub version: u64,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password hash is deliberately not printed.
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("email_verified", &self.email_verified)
+            .field("mfa_enabled", &self.mfa_enabled)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refresh token that has been rotated away, kept for reuse detection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RotatedToken {
+    /// Hash of the rotated token's secret.
+    pub hash: TokenHash,
+    /// When it was rotated (Unix ms).
+    pub rotated_at_ms: u64,
+}
+
+/// A login session and the state of its refresh-token family.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The owning user.
+    pub user_id: UserId,
+    /// The session id.
+    pub id: SessionId,
+    /// Creation time (Unix ms).
+    pub created_at_ms: u64,
+    /// Last login or refresh (Unix ms).
+    pub last_used_at_ms: u64,
+    /// The current refresh token expires at this time (sliding; Unix ms).
+    pub expires_at_ms: u64,
+    /// Absolute end of the session, whatever the refreshes (Unix ms).
+    pub max_expires_at_ms: u64,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// Client user agent at login.
+    pub user_agent: Option<String>,
+    /// Hash of the current refresh token's secret.
+    pub refresh_hash: TokenHash,
+    /// Number of rotations so far.
+    pub generation: u64,
+    /// Recently rotated-away tokens, newest first (bounded by the rotation request's
+    /// `history_len`).
+    pub previous: Vec<RotatedToken>,
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("user_id", &self.user_id)
+            .field("id", &self.id)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("last_used_at_ms", &self.last_used_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionRecord {
+    /// Whether the session is still usable at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_at_ms && now_ms < self.max_expires_at_ms
+    }
+}
+
+/// One refresh-token rotation, performed atomically by the backend.
+#[derive(Clone, Debug)]
+pub struct RotateRequest {
+    /// Owner of the session (routing key).
+    pub user_id: UserId,
+    /// The session.
+    pub session_id: SessionId,
+    /// Hash of the presented token's secret.
+    pub presented: TokenHash,
+    /// Hash of the new token's secret, installed on success.
+    pub new_hash: TokenHash,
+    /// Current time (Unix ms).
+    pub now_ms: u64,
+    /// A rotated-away token presented within this many ms of its rotation is
+    /// answered [`RotateOutcome::Superseded`] instead of revoking the session.
+    pub grace_ms: u64,
+    /// New sliding expiry; the backend caps it at the session's absolute expiry.
+    pub new_expires_at_ms: u64,
+    /// How many rotated-away hashes to keep for reuse detection.
+    pub history_len: usize,
+}
+
+/// The result of a rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; it is now replaced by `new_hash`.
+    Rotated(SessionRecord),
+    /// The presented token was rotated away less than `grace_ms` ago (a benign
+    /// concurrent refresh): refused, the session stays.
+    Superseded,
+    /// The presented token was rotated away earlier: reuse detected, the session
+    /// has been deleted.
+    Reused,
+    /// No live session matches (unknown, expired, revoked, or an unknown token).
+    Invalid,
+}
+
+/// Account lockout parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures within `window_ms` that lock the account.
+    pub max_failures: u32,
+    /// Window in which failures are counted (ms).
+    pub window_ms: u64,
+    /// First lock duration (ms); each further lock doubles it.
+    pub base_lock_ms: u64,
+    /// Longest lock (ms).
+    pub max_lock_ms: u64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            max_failures: 5,
+            window_ms: 15 * 60 * 1000,
+            base_lock_ms: 60 * 1000,
+            max_lock_ms: 60 * 60 * 1000,
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// Duration of the `n`-th consecutive lock (1-based): base × 2^(n-1), capped.
+    pub fn lock_duration_ms(&self, n: u32) -> u64 {
+        let shift = n.saturating_sub(1).min(32);
+        self.base_lock_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.max_lock_ms)
+    }
+}
+
+/// Lockout state of one login key after an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LockoutStatus {
+    /// Failures counted in the current window.
+    pub failures: u32,
+    /// Locked until this time (Unix ms), if locked.
+    pub locked_until_ms: Option<u64>,
+}
+
+/// A JWT signing key and its schedule.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id (RFC 7638 thumbprint, base64url).
+    pub kid: String,
+    /// PKCS#8 v2 document of the Ed25519 private key. Secret.
+    pub pkcs8: Vec<u8>,
+    /// Raw Ed25519 public key.
+    pub public: [u8; 32],
+    /// When the key was created and published (Unix ms).
+    pub created_at_ms: u64,
+    /// When the key starts signing (Unix ms). Published before this.
+    pub not_before_ms: u64,
+    /// When the key stops being published, once a successor signs (Unix ms).
+    pub expires_at_ms: Option<u64>,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("not_before_ms", &self.not_before_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_text_forms_round_trip() {
+        let id = UserId([
+            0x01, 0x93, 0x4f, 0x2a, 0x7b, 0x3c, 0x7d, 0x11, 0x80, 0x22, 0x33, 0x44, 0x55, 0x66,
+            0x77, 0x88,
+        ]);
+        let s = id.to_uuid_string();
+        assert_eq!(s, "01934f2a-7b3c-7d11-8022-334455667788");
+        assert_eq!(UserId::parse(&s), Some(id));
+        assert_eq!(UserId::parse("01934f2a7b3c7d118022334455667788"), Some(id));
+        assert_eq!(UserId::from_b64(&id.to_b64()), Some(id));
+        assert_eq!(UserId::parse("01934f2a-7b3c-7d11-8022-33445566778g"), None);
+        assert_eq!(UserId::parse("01934f2a+7b3c-7d11-8022-334455667788"), None);
+        assert_eq!(UserId::from_b64("short"), None);
+    }
+
+    #[test]
+    fn lock_durations_double_and_cap() {
+        let p = LockoutPolicy::default();
+        assert_eq!(p.lock_duration_ms(1), 60_000);
+        assert_eq!(p.lock_duration_ms(2), 120_000);
+        assert_eq!(p.lock_duration_ms(7), 3_600_000);
+        assert_eq!(p.lock_duration_ms(100), 3_600_000);
+    }
+}

@@ -1,0 +1,112 @@
+//! The storage traits. Each backend implements both; the engine chooses the
+//! implementations once, at start-up, from configuration.
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+use crate::model::{
+    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
+    SigningKeyRecord, UserId, UserRecord,
+};
+
+/// Users: the email partition (`normalized email -> user id`) and the user
+/// partition (`user id -> credential, profile, status`).
+///
+/// Acknowledged writes are durable: when a write method returns `Ok`, the
+/// change survives a crash of the process.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Creates the user and claims its email atomically.
+    ///
+    /// Fails with [`StoreError::EmailTaken`](crate::StoreError::EmailTaken) when the
+    /// email already belongs to a user; nothing is written then.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+
+    /// Resolves a normalized email to its user id.
+    async fn find_user_id_by_email(&self, email: &str) -> StoreResult<Option<UserId>>;
+
+    /// Reads a user by id.
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+
+    /// Replaces a user record if its stored version is still `expected_version`.
+    /// `user.version` must be `expected_version + 1`. The email must not change
+    /// (email changes move the index and have their own operation).
+    ///
+    /// Fails with `VersionConflict` when the stored version differs and with
+    /// `NotFound` when there is no such user.
+    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()>;
+
+    /// Checks that the backend can serve requests (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes every acknowledged write durable and releases resources; called at shutdown.
+    async fn flush(&self) -> StoreResult<()>;
+}
+
+/// Sessions, refresh-token state, login lockout counters and signing keys.
+///
+/// A session and its refresh-token family are routed by the owning user's id,
+/// so every operation touches one user's keys.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Whether this process is the only writer of the store (the embedded backend).
+    /// When true, the engine may cache session liveness in memory and trust it.
+    fn is_local_authority(&self) -> bool;
+
+    /// Stores a new session (durably).
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+
+    /// Reads a session; expired sessions read as `None`.
+    async fn get_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now_ms: u64,
+    ) -> StoreResult<Option<SessionRecord>>;
+
+    /// Lists the user's live sessions, oldest first.
+    async fn list_sessions(&self, user_id: UserId, now_ms: u64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Deletes one session (durably). Returns whether it existed.
+    async fn delete_session(&self, user_id: UserId, session_id: SessionId) -> StoreResult<bool>;
+
+    /// Deletes every session of the user atomically (durably). Returns the deleted ids.
+    async fn delete_all_sessions(&self, user_id: UserId) -> StoreResult<Vec<SessionId>>;
+
+    /// Rotates a session's refresh token atomically, with reuse detection (durably).
+    async fn rotate_refresh(&self, request: &RotateRequest) -> StoreResult<RotateOutcome>;
+
+    /// The lockout state of a login key (a normalized email) at `now_ms`.
+    async fn lockout_status(&self, key: &str, now_ms: u64) -> StoreResult<LockoutStatus>;
+
+    /// Counts one failed login for `key` atomically and locks the key when the
+    /// policy says so. Returns the state afterwards.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now_ms: u64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<LockoutStatus>;
+
+    /// Forgets the failures of `key` (after a successful login).
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Every stored signing key.
+    async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// Stores (or replaces, by `kid`) a signing key durably.
+    async fn save_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    /// Deletes a signing key by `kid`.
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
+
+    /// Deletes sessions and lockout entries that expired before `now_ms`.
+    /// Returns how many records were removed.
+    async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64>;
+
+    /// Checks that the backend can serve requests (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes every acknowledged write durable and releases resources; called at shutdown.
+    async fn flush(&self) -> StoreResult<()>;
+}
