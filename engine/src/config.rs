@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use portcullis_storage::LockoutPolicy;
+pub use portcullis_storage::LockoutPolicy;
 
 use crate::hashpool::HashScheme;
 

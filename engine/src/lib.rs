@@ -5,6 +5,8 @@
 //! builds an [`Engine`] from an [`EngineConfig`] (which also names the stores,
 //! so the edge never touches storage) and calls [`Engine::submit`].
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 mod command;
 pub mod config;

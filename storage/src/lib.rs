@@ -7,6 +7,8 @@
 //! Every operation that depends on time takes `now_ms` from the caller, whose
 //! clock is injected, so tests control time.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 pub mod embedded;
 mod error;

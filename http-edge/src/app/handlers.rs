@@ -1,0 +1,505 @@
+//! One function per endpoint: read and validate the request, hand the
+//! engine a command, shape its answer. The `utoipa::path` attributes make the
+//! served OpenAPI document.
+
+#![allow(clippy::unnecessary_wraps)]
+
+use std::collections::BTreeMap;
+
+use portcullis_engine::domain::{self, Email, FieldError, Password};
+use portcullis_engine::{AuthError, Bearer, Command, Outcome, Patch, ProfilePatch, TokenHint};
+use zeroize::Zeroizing;
+
+use super::{App, json};
+use crate::dto::*;
+use crate::json::{self as body, nullable, optional, required};
+use crate::problem::{EdgeError, Problem};
+use crate::ratelimit::Limited;
+use crate::server::{Body, Request, Response};
+
+fn call(app: &App, cmd: Command) -> Result<Outcome, EdgeError> {
+    app.bridge.call(cmd).map_err(EdgeError::from)
+}
+
+fn unexpected(o: Outcome) -> EdgeError {
+    EdgeError::Auth(AuthError::Internal(format!(
+        "unexpected engine answer {o:?}"
+    )))
+}
+
+fn limit(app: &App, req: &Request<'_>, route: Limited) -> Result<(), EdgeError> {
+    app.limits
+        .check(route, app.client_ip(req))
+        .map_err(|retry_after_secs| {
+            metrics::counter!("portcullis_http_rate_limited_total").increment(1);
+            EdgeError::RateLimited { retry_after_secs }
+        })
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(req: &Request<'_>) -> Bearer {
+    let v = std::str::from_utf8(req.header("authorization")?).ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+fn validation(errors: Vec<FieldError>) -> EdgeError {
+    EdgeError::InvalidBody {
+        detail: "one or more fields are invalid".into(),
+        errors,
+    }
+}
+
+fn tokens_response(status: u16, outcome: Outcome) -> Result<Response, EdgeError> {
+    match outcome {
+        Outcome::Granted(g) => json(status, &TokenResponse::from(&g)),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn done(outcome: Outcome) -> Result<Response, EdgeError> {
+    match outcome {
+        Outcome::Done => Ok(Response::empty(204)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Create an account and sign in.
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created; its first session's tokens", body = RegisterResponse),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email already registered (`email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Hash pool saturated (`overloaded`) or backend down (`unavailable`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Register)?;
+    let b: RegisterRequest = body::parse(
+        req,
+        &[required("email"), required("password"), optional("name")],
+    )?;
+    let mut errors = Vec::new();
+    let email = Email::parse("email", &b.email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = Password::parse("password", b.password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let name = match b.name.as_deref() {
+        None => None,
+        Some(n) => domain::parse_name("name", n)
+            .map_err(|e| errors.push(e))
+            .ok(),
+    };
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(validation(errors));
+    }
+    match call(
+        app,
+        Command::Register {
+            email,
+            password,
+            name,
+            client: app.client(req),
+        },
+    )? {
+        Outcome::Registered { user, grant } => json(
+            201,
+            &RegisterResponse {
+                user: User::from(&*user),
+                tokens: TokenResponse::from(&grant),
+            },
+        ),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Sign in with email and password.
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password, the same for unknown emails (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Account locked after repeated failures (`too_many_attempts`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Login)?;
+    let b: LoginRequest = body::parse(req, &[required("email"), required("password")])?;
+    let mut errors = Vec::new();
+    let email = Email::parse("email", &b.email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = Password::parse("password", b.password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(validation(errors));
+    };
+    tokens_response(
+        200,
+        call(
+            app,
+            Command::Login {
+                email,
+                password,
+                client: app.client(req),
+            },
+        )?,
+    )
+}
+
+/// Rotate a refresh token: the old one stops working, a new pair is issued.
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens (the refresh token is rotated)", body = TokenResponse),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Expired, revoked, unknown or reused token (`invalid_grant`); reuse revokes the session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn refresh(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Refresh)?;
+    let b: RefreshRequest = body::parse(req, &[required("refresh_token")])?;
+    tokens_response(
+        200,
+        call(
+            app,
+            Command::Refresh {
+                refresh_token: b.refresh_token,
+                client: app.client(req),
+            },
+        )?,
+    )
+}
+
+/// End the current session.
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is revoked; its tokens stop working at once"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn logout(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    done(call(
+        app,
+        Command::Logout {
+            bearer: bearer(req),
+        },
+    )?)
+}
+
+/// End every session of the user.
+#[utoipa::path(
+    post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the user is revoked"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn logout_all(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    done(call(
+        app,
+        Command::LogoutAll {
+            bearer: bearer(req),
+        },
+    )?)
+}
+
+fn user_response(outcome: Outcome) -> Result<Response, EdgeError> {
+    match outcome {
+        Outcome::User(u) => json(200, &User::from(&*u)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The signed-in user.
+#[utoipa::path(
+    get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 401, description = "`missing_token` or `invalid_token` (also when the session was logged out)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn me(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    user_response(call(
+        app,
+        Command::Me {
+            bearer: bearer(req),
+        },
+    )?)
+}
+
+/// Change the signed-in user's profile.
+#[utoipa::path(
+    patch, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn update_me(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let token = bearer(req);
+    if token.is_none() {
+        return Err(EdgeError::Auth(AuthError::Unauthenticated(
+            portcullis_engine::TokenProblem::Missing,
+        )));
+    }
+    let b: UpdateMeRequest = body::parse(req, &[nullable("name"), nullable("picture_url")])?;
+    let mut errors = Vec::new();
+    let name = match b.name {
+        None => Patch::Keep,
+        Some(None) => Patch::Clear,
+        Some(Some(n)) => domain::parse_name("name", &n).map_or_else(
+            |e| {
+                errors.push(e);
+                Patch::Keep
+            },
+            Patch::Set,
+        ),
+    };
+    let picture_url = match b.picture_url {
+        None => Patch::Keep,
+        Some(None) => Patch::Clear,
+        Some(Some(u)) => domain::parse_picture_url("picture_url", &u).map_or_else(
+            |e| {
+                errors.push(e);
+                Patch::Keep
+            },
+            Patch::Set,
+        ),
+    };
+    if !errors.is_empty() {
+        return Err(validation(errors));
+    }
+    user_response(call(
+        app,
+        Command::UpdateMe {
+            bearer: token,
+            patch: ProfilePatch { name, picture_url },
+        },
+    )?)
+}
+
+/// The user's live sessions.
+#[utoipa::path(
+    get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions, oldest first", body = SessionsResponse),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn list_sessions(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    match call(
+        app,
+        Command::ListSessions {
+            bearer: bearer(req),
+        },
+    )? {
+        Outcome::Sessions(list) => json(
+            200,
+            &SessionsResponse {
+                sessions: list.iter().map(Session::from).collect(),
+            },
+        ),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// End one of the user's sessions.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session of this user (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn delete_session(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let id = super::routes::path_param("/v1/sessions/{id}", req.path).to_owned();
+    done(call(
+        app,
+        Command::DeleteSession {
+            bearer: bearer(req),
+            session_id: id,
+        },
+    )?)
+}
+
+/// Reads `token` and `token_type_hint` from a JSON or form body.
+fn token_request(req: &Request<'_>) -> Result<(Zeroizing<String>, Option<TokenHint>), EdgeError> {
+    let (token, hint) = if body::media_type(req).as_deref()
+        == Some("application/x-www-form-urlencoded")
+    {
+        let mut token = None;
+        let mut hint = None;
+        for (k, v) in form_urlencoded::parse(req.body) {
+            match &*k {
+                "token" => token = Some(Zeroizing::new(v.into_owned())),
+                "token_type_hint" => hint = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let token = token.ok_or_else(|| {
+            validation(vec![FieldError {
+                field: "token",
+                message: "is required".into(),
+            }])
+        })?;
+        (token, hint)
+    } else {
+        let b: TokenRequest = body::parse(req, &[required("token"), optional("token_type_hint")])?;
+        (b.token, b.token_type_hint)
+    };
+    let hint = match hint.as_deref() {
+        Some("access_token") => Some(TokenHint::AccessToken),
+        Some("refresh_token") => Some(TokenHint::RefreshToken),
+        // RFC 7009 §2.1: an unknown hint is ignored.
+        _ => None,
+    };
+    Ok((token, hint))
+}
+
+/// RFC 7662 token introspection.
+#[utoipa::path(
+    post, path = "/v1/oauth/introspect", tag = "oauth",
+    request_body(content = TokenRequest, description = "JSON, or `application/x-www-form-urlencoded` with the same fields"),
+    responses(
+        (status = 200, description = "`active` is false for anything that is not a live token", body = IntrospectionResponse),
+        (status = 400, description = "No token given (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn introspect(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let (token, hint) = token_request(req)?;
+    match call(app, Command::Introspect { token, hint })? {
+        Outcome::Introspection(i) => json(200, &IntrospectionResponse::from(&i)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// RFC 7009 token revocation: revoking either token of a session ends the session.
+#[utoipa::path(
+    post, path = "/v1/oauth/revoke", tag = "oauth",
+    request_body(content = TokenRequest, description = "JSON, or `application/x-www-form-urlencoded` with the same fields"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 answers 200 either way)"),
+        (status = 400, description = "No token given (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn revoke(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let (token, hint) = token_request(req)?;
+    match call(app, Command::Revoke { token, hint })? {
+        Outcome::Done => Ok(Response::empty(200)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The public keys that verify access tokens, including the next key before it signs.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "JWK set", body = JwkSet))
+)]
+pub fn jwks(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    match call(app, Command::Jwks)? {
+        Outcome::Jwks(bytes) => {
+            let mut r = Response::json(200, Vec::new());
+            r.body = Body::Shared(bytes);
+            Ok(r.with_header("Cache-Control", "public, max-age=300"))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Issuer metadata.
+#[utoipa::path(
+    get, path = "/.well-known/openid-configuration", tag = "discovery",
+    responses((status = 200, description = "Issuer metadata", body = Discovery))
+)]
+pub fn discovery(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    let mut r = Response::json(200, Vec::new());
+    r.body = Body::Shared(app.docs.discovery.clone());
+    Ok(r.with_header("Cache-Control", "public, max-age=3600"))
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+pub fn healthz(_app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    json(200, &Health { status: "ok" })
+}
+
+/// Readiness: stores reachable, signing keys loaded, not shutting down.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; `checks` says which dependency", body = Readiness),
+    )
+)]
+pub fn readyz(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    readiness(&app.bridge)
+}
+
+/// The readiness answer (shared with the admin listener).
+pub fn readiness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> {
+    match bridge.call(Command::Readiness) {
+        Ok(Outcome::Readiness(checks)) => {
+            let ready = checks.iter().all(|c| c.ok);
+            let doc = Readiness {
+                status: if ready { "ready" } else { "not_ready" },
+                checks: checks
+                    .iter()
+                    .map(|c| (c.name, c.ok))
+                    .collect::<BTreeMap<_, _>>(),
+            };
+            let r = json(if ready { 200 } else { 503 }, &doc)?;
+            Ok(if ready {
+                r
+            } else {
+                r.with_header("Retry-After", "1")
+            })
+        }
+        Ok(other) => Err(unexpected(other)),
+        Err(_) => Ok(json(
+            503,
+            &Readiness {
+                status: "not_ready",
+                checks: BTreeMap::from([("engine", false)]),
+            },
+        )?
+        .with_header("Retry-After", "1")),
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 description of this API"))
+)]
+pub fn openapi(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    let mut r = Response::json(200, Vec::new());
+    r.body = Body::Shared(app.docs.openapi.clone());
+    Ok(r)
+}

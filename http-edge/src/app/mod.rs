@@ -1,0 +1,192 @@
+//! The API application: routing, request ids, client addresses, rate
+//! limits, and the translation between HTTP and engine commands.
+
+pub mod handlers;
+mod routes;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portcullis_engine::ClientInfo;
+use portcullis_engine::clock::Stopwatch;
+
+use crate::bridge::Bridge;
+use crate::clientip::TrustedProxies;
+use crate::problem::{EdgeError, problem};
+use crate::ratelimit::IpLimits;
+use crate::server::{FrameError, Handled, Handler, Request, Response};
+
+pub use routes::ROUTES;
+
+/// Longest `User-Agent` kept.
+const USER_AGENT_MAX: usize = 256;
+/// Longest accepted incoming `X-Request-Id`.
+const REQUEST_ID_MAX: usize = 64;
+
+/// Pre-rendered documents.
+#[derive(Debug)]
+pub struct Documents {
+    /// `/openapi.json`.
+    pub openapi: Arc<[u8]>,
+    /// `/.well-known/openid-configuration`.
+    pub discovery: Arc<[u8]>,
+}
+
+/// The API.
+#[derive(Debug)]
+pub struct App {
+    pub(crate) bridge: Bridge,
+    pub(crate) limits: IpLimits,
+    pub(crate) proxies: TrustedProxies,
+    pub(crate) docs: Documents,
+    ids: RequestIds,
+}
+
+impl App {
+    /// The API application.
+    pub fn new(bridge: Bridge, limits: IpLimits, proxies: TrustedProxies, docs: Documents) -> App {
+        App {
+            bridge,
+            limits,
+            proxies,
+            docs,
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// Forgets recovered rate-limit entries (called periodically).
+    pub fn sweep(&self) {
+        self.limits.sweep();
+    }
+
+    pub(crate) fn client(&self, req: &Request<'_>) -> ClientInfo {
+        ClientInfo {
+            ip: Some(self.client_ip(req)),
+            user_agent: req.header("user-agent").map(|ua| {
+                String::from_utf8_lossy(ua)
+                    .chars()
+                    .take(USER_AGENT_MAX)
+                    .collect()
+            }),
+        }
+    }
+
+    pub(crate) fn client_ip(&self, req: &Request<'_>) -> std::net::IpAddr {
+        self.proxies
+            .client_ip(req.peer.ip(), req.headers_named("x-forwarded-for"))
+    }
+}
+
+impl Handler for App {
+    fn handle(&self, req: &Request<'_>) -> Handled {
+        let request_id = self.ids.for_request(req);
+        let t = Stopwatch::start();
+        let (route, result) = routes::dispatch(self, req);
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => problem(e, &request_id),
+        };
+        if response.header("cache-control").is_none() {
+            response = response.with_header("Cache-Control", "no-store");
+        }
+        response = response.with_header("X-Content-Type-Options", "nosniff");
+        record(route, req.method, response.status, t);
+        Handled {
+            response,
+            request_id,
+        }
+    }
+
+    fn reject(&self, error: FrameError) -> Handled {
+        let request_id = self.ids.generate();
+        record("framing", "-", error.status(), Stopwatch::start());
+        Handled {
+            response: problem(EdgeError::Frame(error), &request_id),
+            request_id,
+        }
+    }
+
+    fn timeout(&self) -> Handled {
+        let request_id = self.ids.generate();
+        Handled {
+            response: problem(EdgeError::Timeout, &request_id),
+            request_id,
+        }
+    }
+}
+
+fn record(route: &'static str, method: &str, status: u16, t: Stopwatch) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let method = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "other",
+    };
+    metrics::counter!("portcullis_http_requests_total", "route" => route, "method" => method, "status_class" => class)
+        .increment(1);
+    metrics::histogram!("portcullis_http_request_duration_seconds", "route" => route)
+        .record(t.elapsed_secs());
+}
+
+/// Request ids: a valid incoming `X-Request-Id` is echoed, else a new one is made.
+#[derive(Debug)]
+pub(crate) struct RequestIds {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    pub(crate) fn new() -> RequestIds {
+        let mut seed = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);
+        RequestIds {
+            seed: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn generate(&self) -> String {
+        // A bijective mix of a counter: unique in this process, not guessable in order.
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut x = n.wrapping_add(self.seed);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        format!("{x:016x}")
+    }
+
+    pub(crate) fn for_request(&self, req: &Request<'_>) -> String {
+        match req.header("x-request-id") {
+            Some(v)
+                if !v.is_empty()
+                    && v.len() <= REQUEST_ID_MAX
+                    && v.iter().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
+                    }) =>
+            {
+                // Checked ASCII above.
+                String::from_utf8_lossy(v).into_owned()
+            }
+            _ => self.generate(),
+        }
+    }
+}
+
+/// A JSON response from a serializable value.
+pub(crate) fn json<T: serde::Serialize>(status: u16, value: &T) -> Result<Response, EdgeError> {
+    serde_json::to_vec(value)
+        .map(|body| Response::json(status, body))
+        .map_err(|e| {
+            EdgeError::Auth(portcullis_engine::AuthError::Internal(format!(
+                "cannot encode response: {e}"
+            )))
+        })
+}

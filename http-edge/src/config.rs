@@ -1,0 +1,374 @@
+//! Configuration: every setting has a flag and a `PORTCULLIS_*` variable,
+//! named once in [`SETTINGS`] beside its default. A flag wins over the
+//! variable, the variable over the default. Values come through a [`Source`],
+//! so tests fill settings from a map and never touch the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portcullis_engine::EngineConfig;
+use portcullis_engine::config::LockoutPolicy;
+use portcullis_engine::hashpool::HashScheme;
+
+use crate::clientip::TrustedProxies;
+use crate::ratelimit::RateSpec;
+use crate::server::ServerConfig;
+
+/// One setting: its flag, its variable, its default and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Long flag name (without `--`).
+    pub flag: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default value, as text.
+    pub default: &'static str,
+    /// Placeholder in `--help`.
+    pub value_name: &'static str,
+    /// What it does.
+    pub help: &'static str,
+}
+
+macro_rules! settings {
+    ($( $id:ident: $flag:literal, $env:literal, $default:literal, $value:literal, $help:literal; )*) => {
+        $( #[doc = $help] pub const $id: Setting = Setting { flag: $flag, env: $env, default: $default, value_name: $value, help: $help }; )*
+        /// Every setting, in `--help` order.
+        pub const SETTINGS: &[Setting] = &[$($id),*];
+    };
+}
+
+settings! {
+    DATA_DIR: "data-dir", "PORTCULLIS_DATA_DIR", "./data", "DIR", "Data directory of the embedded store and signing keys";
+    LISTEN: "listen", "PORTCULLIS_LISTEN", "0.0.0.0:8080", "ADDR", "API listen address";
+    ADMIN_LISTEN: "admin-listen", "PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9090", "ADDR", "Admin listen address (/metrics, /healthz, /readyz)";
+    ISSUER: "issuer", "PORTCULLIS_ISSUER", "http://localhost:8080", "URL", "JWT issuer (iss) and public base URL";
+    AUDIENCE: "audience", "PORTCULLIS_AUDIENCE", "portcullis", "AUD", "JWT audience (aud)";
+    REFRESH_REUSE_GRACE_MS: "refresh-reuse-grace-ms", "PORTCULLIS_REFRESH_REUSE_GRACE_MS", "2000", "MS", "A rotated refresh token presented within this window is refused without revoking the session";
+    TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose X-Forwarded-For is believed";
+    IP_RATE_LIMIT: "ip-rate-limit", "PORTCULLIS_IP_RATE_LIMIT", "10/s,burst=20", "RATE", "Per-IP limit on register, login and refresh (e.g. 10/s,burst=20, 600/min, off)";
+    PASSWORD_HASH: "password-hash", "PORTCULLIS_PASSWORD_HASH", "argon2id:m=19456,t=2,p=1", "SCHEME", "Scheme for new password hashes (argon2id:m=..,t=..,p=.. or pbkdf2-sha256:i=..)";
+    HASH_THREADS: "hash-threads", "PORTCULLIS_HASH_THREADS", "0", "N", "Password hash threads (0: one per core)";
+    HASH_QUEUE: "hash-queue", "PORTCULLIS_HASH_QUEUE", "0", "N", "Hash jobs that may wait before logins get 503 overloaded (0: 16 per thread)";
+    SHARDS: "shards", "PORTCULLIS_SHARDS", "0", "N", "Shard actors (0: four per core)";
+    SHARD_CAPACITY: "shard-capacity", "PORTCULLIS_SHARD_CAPACITY", "4096", "N", "Operations admitted per shard before 503 overloaded";
+    ACCESS_TOKEN_TTL: "access-token-ttl", "PORTCULLIS_ACCESS_TOKEN_TTL", "15m", "DURATION", "Access-token lifetime";
+    REFRESH_TOKEN_TTL: "refresh-token-ttl", "PORTCULLIS_REFRESH_TOKEN_TTL", "30d", "DURATION", "Refresh-token lifetime, extended by every rotation";
+    SESSION_MAX_AGE: "session-max-age", "PORTCULLIS_SESSION_MAX_AGE", "90d", "DURATION", "Absolute session lifetime";
+    KEY_ROTATION_INTERVAL: "key-rotation-interval", "PORTCULLIS_KEY_ROTATION_INTERVAL", "30d", "DURATION", "How long a signing key signs before its (already published) successor takes over";
+    LOCKOUT_THRESHOLD: "lockout-threshold", "PORTCULLIS_LOCKOUT_THRESHOLD", "5", "N", "Failed logins within the window that lock an account";
+    LOCKOUT_WINDOW: "lockout-window", "PORTCULLIS_LOCKOUT_WINDOW", "15m", "DURATION", "Window in which failed logins are counted";
+    LOCKOUT_DURATION: "lockout-duration", "PORTCULLIS_LOCKOUT_DURATION", "1m", "DURATION", "First lock; each further lock doubles it";
+    LOCKOUT_MAX_DURATION: "lockout-max-duration", "PORTCULLIS_LOCKOUT_MAX_DURATION", "1h", "DURATION", "Longest lock";
+    MAX_CONNECTIONS: "max-connections", "PORTCULLIS_MAX_CONNECTIONS", "10000", "N", "Open API connections at most";
+    KEEPALIVE_TIMEOUT: "keepalive-timeout", "PORTCULLIS_KEEPALIVE_TIMEOUT", "75s", "DURATION", "Idle keep-alive connections are closed after this (keep it above the load balancer's)";
+    REQUEST_TIMEOUT: "request-timeout", "PORTCULLIS_REQUEST_TIMEOUT", "15s", "DURATION", "A started request must arrive completely within this";
+    ENGINE_TIMEOUT: "engine-timeout", "PORTCULLIS_ENGINE_TIMEOUT", "30s", "DURATION", "Longest wait for the engine's answer before 503";
+    WORKERS: "workers", "PORTCULLIS_WORKERS", "0", "N", "HTTP coroutine worker threads (0: one per core)";
+    RUNTIME_THREADS: "runtime-threads", "PORTCULLIS_RUNTIME_THREADS", "0", "N", "Engine runtime threads (0: one per core)";
+    SHUTDOWN_DRAIN: "shutdown-drain", "PORTCULLIS_SHUTDOWN_DRAIN", "10s", "DURATION", "On SIGTERM, how long in-flight requests may take to finish";
+    LOG: "log", "PORTCULLIS_LOG", "info,fjall=warn,lsm_tree=warn,may=warn", "FILTER", "Log filter (tracing EnvFilter syntax)";
+    LOG_FORMAT: "log-format", "PORTCULLIS_LOG_FORMAT", "json", "FORMAT", "Log format: json (one object per line) or text";
+}
+
+/// Where setting values come from besides flags.
+pub trait Source {
+    /// The value of variable `key`, if set.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Settings of the edge itself.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Admin listen address.
+    pub admin_listen: SocketAddr,
+    /// Issuer (for the discovery document).
+    pub issuer: String,
+    /// Trusted proxies.
+    pub trusted_proxies: TrustedProxies,
+    /// Per-IP rate limit.
+    pub ip_rate_limit: RateSpec,
+    /// API connection limits and timeouts.
+    pub server: ServerConfig,
+    /// Longest wait for the engine.
+    pub engine_timeout: Duration,
+    /// may worker threads (0: cores).
+    pub workers: usize,
+    /// tokio worker threads (0: cores).
+    pub runtime_threads: usize,
+    /// Drain time at shutdown.
+    pub shutdown_drain: Duration,
+    /// Log filter.
+    pub log: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Everything `portcullis serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The edge.
+    pub edge: EdgeConfig,
+    /// The engine.
+    pub engine: EngineConfig,
+}
+
+/// A setting that could not be read; the message names the flag, the
+/// variable and the value, on one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Flag values given on the command line, by flag name.
+pub type Flags = HashMap<&'static str, String>;
+
+struct Resolver<'a> {
+    flags: &'a Flags,
+    source: &'a dyn Source,
+}
+
+impl Resolver<'_> {
+    fn raw(&self, s: &Setting) -> String {
+        self.flags
+            .get(s.flag)
+            .cloned()
+            .or_else(|| self.source.get(s.env))
+            .unwrap_or_else(|| s.default.to_owned())
+    }
+
+    fn parse<T>(
+        &self,
+        s: &Setting,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.raw(s);
+        f(raw.trim()).map_err(|why| {
+            ConfigError(format!(
+                "invalid --{} / {} value '{}': {}",
+                s.flag, s.env, raw, why
+            ))
+        })
+    }
+
+    fn num(&self, s: &Setting) -> Result<usize, ConfigError> {
+        self.parse(s, |v| {
+            v.parse::<usize>()
+                .map_err(|_| "expected a whole number".to_owned())
+        })
+    }
+
+    fn duration(&self, s: &Setting) -> Result<Duration, ConfigError> {
+        self.parse(s, parse_duration)
+    }
+}
+
+/// Parses `90s`, `15m`, `1h`, `30d`, `250ms` (a bare number means seconds).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| "expected a duration like 90s, 15m, 1h or 30d".to_owned())?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("unknown unit '{unit}' (use ms, s, m, h or d)")),
+    };
+    n.checked_mul(ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "duration is too long".to_owned())
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| "expected host:port with an IP address, like 0.0.0.0:8080".to_owned())
+}
+
+fn parse_issuer(v: &str) -> Result<String, String> {
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or("expected an http:// or https:// URL")?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || v.ends_with('/')
+        || v.contains(char::is_whitespace)
+    {
+        return Err(
+            "expected a URL with a host and no trailing slash, like https://auth.example.com"
+                .into(),
+        );
+    }
+    Ok(v.to_owned())
+}
+
+impl Config {
+    /// Resolves every setting from `flags`, then `source`, then the defaults.
+    pub fn resolve(flags: &Flags, source: &dyn Source) -> Result<Config, ConfigError> {
+        let r = Resolver { flags, source };
+        let issuer = r.parse(&ISSUER, parse_issuer)?;
+        let mut engine = EngineConfig::new(PathBuf::from(r.raw(&DATA_DIR)));
+        engine.issuer = issuer.clone();
+        engine.audience = r.parse(&AUDIENCE, |v| {
+            if v.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(v.to_owned())
+            }
+        })?;
+        engine.refresh_reuse_grace =
+            Duration::from_millis(r.parse(&REFRESH_REUSE_GRACE_MS, |v| {
+                v.parse::<u64>()
+                    .map_err(|_| "expected milliseconds".to_owned())
+            })?);
+        engine.password_hash = r.parse(&PASSWORD_HASH, |v| {
+            v.parse::<HashScheme>().map_err(|e| e.to_string())
+        })?;
+        engine.hash_threads = r.num(&HASH_THREADS)?;
+        engine.hash_queue = r.num(&HASH_QUEUE)?;
+        engine.shards = r.num(&SHARDS)?;
+        engine.shard_capacity = r.parse(&SHARD_CAPACITY, |v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("expected a positive whole number".to_owned()),
+        })?;
+        engine.access_ttl = r.duration(&ACCESS_TOKEN_TTL)?;
+        engine.refresh_ttl = r.duration(&REFRESH_TOKEN_TTL)?;
+        engine.session_max_age = r.duration(&SESSION_MAX_AGE)?;
+        engine.key_rotation_interval = r.duration(&KEY_ROTATION_INTERVAL)?;
+        if engine.access_ttl < Duration::from_secs(10)
+            || engine.access_ttl > Duration::from_secs(86_400)
+        {
+            return Err(ConfigError(format!(
+                "invalid --{} / {}: must be between 10s and 1d",
+                ACCESS_TOKEN_TTL.flag, ACCESS_TOKEN_TTL.env
+            )));
+        }
+        if engine.key_rotation_interval <= engine.access_ttl {
+            return Err(ConfigError(format!(
+                "invalid --{} / {}: must be longer than the access-token lifetime",
+                KEY_ROTATION_INTERVAL.flag, KEY_ROTATION_INTERVAL.env
+            )));
+        }
+        engine.lockout = LockoutPolicy {
+            max_failures: r.parse(&LOCKOUT_THRESHOLD, |v| match v.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err("expected a positive whole number".to_owned()),
+            })?,
+            window_ms: ms(r.duration(&LOCKOUT_WINDOW)?),
+            base_lock_ms: ms(r.duration(&LOCKOUT_DURATION)?),
+            max_lock_ms: ms(r.duration(&LOCKOUT_MAX_DURATION)?),
+        };
+        let edge = EdgeConfig {
+            listen: r.parse(&LISTEN, parse_addr)?,
+            admin_listen: r.parse(&ADMIN_LISTEN, parse_addr)?,
+            issuer,
+            trusted_proxies: r.parse(&TRUSTED_PROXIES, str::parse)?,
+            ip_rate_limit: r.parse(&IP_RATE_LIMIT, str::parse)?,
+            server: ServerConfig {
+                max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
+                keepalive_timeout: r.duration(&KEEPALIVE_TIMEOUT)?,
+                request_timeout: r.duration(&REQUEST_TIMEOUT)?,
+                ..ServerConfig::default()
+            },
+            engine_timeout: r.duration(&ENGINE_TIMEOUT)?,
+            workers: r.num(&WORKERS)?,
+            runtime_threads: r.num(&RUNTIME_THREADS)?,
+            shutdown_drain: r.duration(&SHUTDOWN_DRAIN)?,
+            log: r.raw(&LOG),
+            log_format: r.parse(&LOG_FORMAT, |v| match v {
+                "json" => Ok(LogFormat::Json),
+                "text" => Ok(LogFormat::Text),
+                _ => Err("expected json or text".to_owned()),
+            })?,
+        };
+        if edge.listen == edge.admin_listen && edge.listen.port() != 0 {
+            return Err(ConfigError(format!(
+                "--{} and --{} must differ ({})",
+                LISTEN.flag, ADMIN_LISTEN.flag, edge.listen
+            )));
+        }
+        Ok(Config { edge, engine })
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The `serve` subcommand's arguments, generated from [`SETTINGS`].
+pub fn serve_command() -> clap::Command {
+    let mut cmd = clap::Command::new("serve").about("Run the server (embedded stores by default)");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "none"
+        } else {
+            s.default
+        };
+        cmd = cmd.arg(
+            clap::Arg::new(s.flag)
+                .long(s.flag)
+                .value_name(s.value_name)
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    s.help, s.env, default
+                )),
+        );
+    }
+    cmd
+}
+
+/// The whole command line.
+pub fn cli() -> clap::Command {
+    clap::Command::new("portcullis")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Portcullis: a high-throughput authentication engine")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(serve_command())
+}
+
+/// Flag values of a parsed `serve` invocation.
+pub fn flags(matches: &clap::ArgMatches) -> Flags {
+    SETTINGS
+        .iter()
+        .filter_map(|s| {
+            matches
+                .get_one::<String>(s.flag)
+                .map(|v| (s.flag, v.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! Reading JSON request bodies strictly: a JSON object of exactly the
+//! expected fields, each of the expected type. Problems come back as one
+//! `invalid_request` with a message per field.
+
+use portcullis_engine::domain::FieldError;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::problem::EdgeError;
+use crate::server::Request;
+
+/// The JSON type a field must have.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A string.
+    Str,
+    /// A string or null.
+    NullableStr,
+}
+
+/// One expected field.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// Its name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+    /// Whether it must be present.
+    pub required: bool,
+}
+
+/// A required string field.
+pub const fn required(name: &'static str) -> Field {
+    Field {
+        name,
+        kind: Kind::Str,
+        required: true,
+    }
+}
+
+/// An optional string field.
+pub const fn optional(name: &'static str) -> Field {
+    Field {
+        name,
+        kind: Kind::Str,
+        required: false,
+    }
+}
+
+/// An optional string-or-null field.
+pub const fn nullable(name: &'static str) -> Field {
+    Field {
+        name,
+        kind: Kind::NullableStr,
+        required: false,
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> EdgeError {
+    EdgeError::InvalidBody {
+        detail: detail.into(),
+        errors: Vec::new(),
+    }
+}
+
+/// Whether the request declares a JSON body (`application/json`, any parameters, or `+json`).
+pub fn is_json(req: &Request<'_>) -> bool {
+    media_type(req).is_some_and(|m| {
+        m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+    })
+}
+
+/// The request's media type, lowercased, without parameters.
+pub fn media_type(req: &Request<'_>) -> Option<String> {
+    let ct = std::str::from_utf8(req.header("content-type")?).ok()?;
+    Some(
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// Parses the body as a JSON object with exactly `fields`.
+pub fn parse<T: DeserializeOwned>(req: &Request<'_>, fields: &[Field]) -> Result<T, EdgeError> {
+    if req.body.is_empty() {
+        return Err(invalid("the request body is empty; send a JSON object"));
+    }
+    if !is_json(req) {
+        return Err(EdgeError::UnsupportedMediaType("application/json"));
+    }
+    parse_bytes(req.body, fields)
+}
+
+/// Parses `body` as a JSON object with exactly `fields`.
+pub fn parse_bytes<T: DeserializeOwned>(body: &[u8], fields: &[Field]) -> Result<T, EdgeError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(invalid("the request body is not valid UTF-8"));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the request body is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(invalid("the request body must be a JSON object"));
+    };
+    let errors = check_shape(&map, fields);
+    if !errors.is_empty() {
+        return Err(EdgeError::InvalidBody {
+            detail: "one or more fields are invalid".into(),
+            errors,
+        });
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        invalid(format!(
+            "the request body does not match the expected shape: {e}"
+        ))
+    })
+}
+
+fn check_shape(map: &Map<String, Value>, fields: &[Field]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (name, _) in map.iter() {
+        if !fields.iter().any(|f| f.name == name) {
+            // `field` is static: unknown names go into the message under `body`.
+            errors.push(FieldError {
+                field: "body",
+                message: format!("unknown field '{}'", truncate(name)),
+            });
+        }
+    }
+    for f in fields {
+        match (map.get(f.name), f.kind) {
+            (None, _) if f.required => errors.push(FieldError {
+                field: f.name,
+                message: "is required".into(),
+            }),
+            (None, _) | (Some(Value::String(_)), _) | (Some(Value::Null), Kind::NullableStr) => {}
+            (Some(Value::Null), Kind::Str) if !f.required => {}
+            (Some(other), kind) => errors.push(FieldError {
+                field: f.name,
+                message: format!(
+                    "must be {}, not {}",
+                    match kind {
+                        Kind::Str => "a string",
+                        Kind::NullableStr => "a string or null",
+                    },
+                    json_type(other)
+                ),
+            }),
+        }
+    }
+    errors
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+        name: Option<String>,
+    }
+
+    const FIELDS: &[Field] = &[required("email"), required("password"), optional("name")];
+
+    fn errs(body: &[u8]) -> (String, Vec<(&'static str, String)>) {
+        match parse_bytes::<Login>(body, FIELDS) {
+            Err(EdgeError::InvalidBody { detail, errors }) => (
+                detail,
+                errors.into_iter().map(|e| (e.field, e.message)).collect(),
+            ),
+            other => panic!("expected invalid body, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_exact_shape() {
+        let l: Login = parse_bytes(br#"{"email":"a@b.co","password":"x"}"#, FIELDS).unwrap();
+        assert_eq!(l.email, "a@b.co");
+        assert!(
+            parse_bytes::<Login>(br#"{"email":"a@b.co","password":"x","name":null}"#, FIELDS)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn explains_each_field_problem() {
+        let (_, e) = errs(br#"{"email":5,"extra":1}"#);
+        assert!(
+            e.contains(&("email", "must be a string, not a number".into())),
+            "{e:?}"
+        );
+        assert!(e.contains(&("password", "is required".into())), "{e:?}");
+        assert!(
+            e.contains(&("body", "unknown field 'extra'".into())),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        assert!(errs(b"{\"email\":").0.contains("not valid JSON"));
+        assert!(errs(b"[1,2]").0.contains("JSON object"));
+        assert!(errs(b"\"str\"").0.contains("JSON object"));
+        assert!(errs(b"{\"email\":\"\xff\xfe\"}").0.contains("UTF-8"));
+        assert!(errs(b"{} trailing").0.contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Portcullis HTTP edge: a thin HTTP/1.1 server on `may` coroutines that
+//! parses and validates requests, applies per-IP limits, and hands each one
+//! to the engine as a [`Command`](portcullis_engine::Command) through the
+//! [`bridge`]. It never touches storage.
+//!
+//! [`serve`] takes already-bound listeners and a running engine, so tests
+//! start the real server in-process on port 0.
+
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod bridge;
+pub mod clientip;
+pub mod config;
+pub mod dto;
+mod json;
+pub mod openapi;
+pub mod problem;
+pub mod ratelimit;
+pub mod server;
+pub mod telemetry;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use portcullis_engine::Engine;
+
+use crate::admin::Admin;
+use crate::app::{App, Documents};
+use crate::bridge::Bridge;
+use crate::config::EdgeConfig;
+use crate::ratelimit::IpLimits;
+use crate::server::{Server, ServerConfig};
+
+/// The running API and admin servers.
+pub struct Running {
+    api: Arc<Server>,
+    admin: Arc<Server>,
+    engine: Engine,
+    stop_sweeper: Arc<AtomicBool>,
+    sweeper: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("api", &self.api.local_addr())
+            .field("admin", &self.admin.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves the API on `api` and the admin endpoints on `admin`.
+pub fn serve(
+    engine: Engine,
+    api: TcpListener,
+    admin: TcpListener,
+    cfg: &EdgeConfig,
+    metrics: Option<PrometheusHandle>,
+) -> std::io::Result<Running> {
+    let bridge = Bridge::new(engine.clone(), cfg.engine_timeout);
+    let docs = Documents {
+        openapi: openapi::document().into(),
+        discovery: serde_json::to_vec(&dto::Discovery::for_issuer(&cfg.issuer))
+            .unwrap_or_default()
+            .into(),
+    };
+    let app = Arc::new(App::new(
+        bridge.clone(),
+        IpLimits::new(cfg.ip_rate_limit),
+        cfg.trusted_proxies.clone(),
+        docs,
+    ));
+    let clock = engine.clock().clone();
+    let api = Server::start(api, app.clone(), cfg.server.clone(), clock.clone(), "api")?;
+    let admin_cfg = ServerConfig {
+        max_connections: 256,
+        ..ServerConfig::default()
+    };
+    let admin = Server::start(
+        admin,
+        Arc::new(Admin::new(bridge, metrics.clone())),
+        admin_cfg,
+        clock,
+        "admin",
+    )?;
+    let stop_sweeper = Arc::new(AtomicBool::new(false));
+    let stop = stop_sweeper.clone();
+    let sweeper = std::thread::Builder::new()
+        .name("portcullis-sweeper".into())
+        .spawn(move || {
+            let mut ticks = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                std::thread::park_timeout(Duration::from_secs(1));
+                ticks += 1;
+                if ticks.is_multiple_of(5)
+                    && let Some(m) = &metrics
+                {
+                    m.run_upkeep();
+                }
+                if ticks.is_multiple_of(60) {
+                    app.sweep();
+                }
+            }
+        })?;
+    Ok(Running {
+        api: Arc::new(api),
+        admin: Arc::new(admin),
+        engine,
+        stop_sweeper,
+        sweeper: Some(sweeper),
+    })
+}
+
+impl Running {
+    /// The API's bound address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr()
+    }
+
+    /// The admin listener's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Graceful stop: stop accepting, let in-flight requests finish (up to
+    /// `drain`), stop the engine and flush its stores.
+    pub async fn shutdown(mut self, drain: Duration) {
+        let (api, admin) = (self.api.clone(), self.admin.clone());
+        // The drain polls and sleeps: keep it off the async workers.
+        let drained = tokio::task::spawn_blocking(move || {
+            api.shutdown(drain);
+            admin.shutdown(Duration::ZERO);
+        })
+        .await;
+        if drained.is_err() {
+            tracing::error!("draining the HTTP servers failed");
+        }
+        self.engine.shutdown(drain).await;
+        self.stop_sweeper.store(true, Ordering::Release);
+        if let Some(t) = self.sweeper.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

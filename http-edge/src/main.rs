@@ -1,0 +1,148 @@
+//! `portcullis`: parse configuration, install logging and metrics, build the
+//! runtimes, bind the listeners, start the engine and the edge, and stop
+//! gracefully on SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use portcullis_edge::config::{self, Config, ProcessEnv};
+use portcullis_edge::telemetry;
+use portcullis_engine::Engine;
+use portcullis_engine::clock::SystemClock;
+
+fn main() -> ExitCode {
+    let matches = match config::cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("portcullis: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match matches.subcommand() {
+        Some(("serve", sub)) => serve(&config::flags(sub)),
+        _ => {
+            eprintln!("portcullis: unknown command (try portcullis --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One line on stderr, then exit.
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("portcullis: {msg}");
+    ExitCode::from(code)
+}
+
+fn serve(flags: &config::Flags) -> ExitCode {
+    let cfg = match Config::resolve(flags, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = telemetry::init_tracing(&cfg.edge.log, cfg.edge.log_format) {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(2);
+    }
+    let metrics = match telemetry::install_metrics() {
+        Ok(m) => m,
+        Err(e) => return fail(1, e),
+    };
+    let cores = portcullis_engine::EngineConfig::available_cores();
+    let workers = if cfg.edge.workers == 0 {
+        cores
+    } else {
+        cfg.edge.workers
+    };
+    may::config().set_workers(workers).set_worker_pin(false);
+    let threads = if cfg.edge.runtime_threads == 0 {
+        cores
+    } else {
+        cfg.edge.runtime_threads
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("portcullis-engine")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start the engine runtime: {e}")),
+    };
+    let api = match std::net::TcpListener::bind(cfg.edge.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                1,
+                format!(
+                    "cannot listen on {} (--listen / PORTCULLIS_LISTEN): {e}",
+                    cfg.edge.listen
+                ),
+            );
+        }
+    };
+    let admin = match std::net::TcpListener::bind(cfg.edge.admin_listen) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                1,
+                format!(
+                    "cannot listen on {} (--admin-listen / PORTCULLIS_ADMIN_LISTEN): {e}",
+                    cfg.edge.admin_listen
+                ),
+            );
+        }
+    };
+    let data_dir = cfg.engine.data_dir.clone();
+    let engine = match rt.block_on(Engine::start(
+        cfg.engine,
+        Arc::new(SystemClock),
+        rt.handle().clone(),
+    )) {
+        Ok(e) => e,
+        Err(e) => return fail(1, format!("{e} (data directory {})", data_dir.display())),
+    };
+    let running = match portcullis_edge::serve(engine, api, admin, &cfg.edge, Some(metrics)) {
+        Ok(r) => r,
+        Err(e) => return fail(1, format!("cannot start the HTTP servers: {e}")),
+    };
+    tracing::info!(
+        api = %running.api_addr(),
+        admin = %running.admin_addr(),
+        data_dir = %data_dir.display(),
+        http_workers = workers,
+        engine_threads = threads,
+        version = env!("CARGO_PKG_VERSION"),
+        "portcullis listening"
+    );
+    rt.block_on(async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+        }
+    });
+    rt.block_on(running.shutdown(cfg.edge.shutdown_drain));
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

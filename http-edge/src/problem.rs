@@ -1,0 +1,266 @@
+//! Every error the API can answer, mapped to status, `code` and headers in
+//! this one place. Problem documents follow RFC 9457 and never carry
+//! internal detail: a 500 carries only the request id, under which the cause
+//! is logged.
+
+use portcullis_engine::domain::FieldError;
+use portcullis_engine::{AuthError, TokenProblem};
+use serde::Serialize;
+
+use crate::server::response::PROBLEM_JSON;
+use crate::server::{FrameError, Response};
+
+/// Errors the edge itself finds, plus the engine's.
+#[derive(Debug)]
+pub enum EdgeError {
+    /// From the engine.
+    Auth(AuthError),
+    /// The request could not be framed.
+    Frame(FrameError),
+    /// The request did not arrive completely in time.
+    Timeout,
+    /// No such route.
+    NotFound,
+    /// The route exists with other methods.
+    MethodNotAllowed(&'static str),
+    /// The body is not `application/json` (or form, where allowed).
+    UnsupportedMediaType(&'static str),
+    /// The body is not acceptable: malformed JSON, wrong shape or values.
+    InvalidBody {
+        /// What is wrong overall.
+        detail: String,
+        /// Per-field problems.
+        errors: Vec<FieldError>,
+    },
+    /// Per-IP rate limit.
+    RateLimited {
+        /// Seconds until a retry can pass.
+        retry_after_secs: u64,
+    },
+}
+
+impl From<AuthError> for EdgeError {
+    fn from(e: AuthError) -> EdgeError {
+        match e {
+            AuthError::InvalidRequest(errors) => EdgeError::InvalidBody {
+                detail: "one or more fields are invalid".into(),
+                errors,
+            },
+            other => EdgeError::Auth(other),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+/// An RFC 9457 problem document.
+pub struct Problem {
+    /// A URI identifying the problem type (`urn:portcullis:problem:<code>`).
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What happened in this case.
+    pub detail: String,
+    /// The request id (also in `X-Request-Id`).
+    pub request_id: String,
+    /// Per-field validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ValidationError>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+/// One field's validation error.
+pub struct ValidationError {
+    /// Field name in the request body.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+const REALM: &str = "Bearer realm=\"portcullis\"";
+
+struct Mapped {
+    status: u16,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+    headers: Vec<(&'static str, String)>,
+    errors: Vec<FieldError>,
+}
+
+fn mapped(
+    status: u16,
+    code: &'static str,
+    title: &'static str,
+    detail: impl Into<String>,
+) -> Mapped {
+    Mapped {
+        status,
+        code,
+        title,
+        detail: detail.into(),
+        headers: Vec::new(),
+        errors: Vec::new(),
+    }
+}
+
+impl Mapped {
+    fn header(mut self, name: &'static str, value: String) -> Mapped {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+fn map(err: EdgeError, request_id: &str) -> Mapped {
+    match err {
+        EdgeError::Auth(e) => match e {
+            AuthError::InvalidRequest(errors) => Mapped {
+                errors,
+                ..mapped(
+                    400,
+                    "invalid_request",
+                    "Invalid request",
+                    "one or more fields are invalid",
+                )
+            },
+            AuthError::InvalidCredentials => mapped(
+                401,
+                "invalid_credentials",
+                "Invalid credentials",
+                "the email or password is wrong",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::TooManyAttempts { retry_after_secs } => mapped(
+                429,
+                "too_many_attempts",
+                "Too many attempts",
+                "too many failed login attempts; the account is temporarily locked",
+            )
+            .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::EmailTaken => mapped(
+                409,
+                "email_taken",
+                "Email already registered",
+                "an account with this email address already exists",
+            ),
+            AuthError::InvalidGrant => mapped(
+                401,
+                "invalid_grant",
+                "Invalid refresh token",
+                "the refresh token is invalid, expired, revoked or was already used",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::Unauthenticated(TokenProblem::Missing) => mapped(
+                401,
+                "missing_token",
+                "Authentication required",
+                "send an access token as Authorization: Bearer <token>",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::Unauthenticated(p) => {
+                let detail = p.to_string();
+                mapped(401, "invalid_token", "Invalid access token", detail.clone()).header(
+                    "WWW-Authenticate",
+                    format!("{REALM}, error=\"invalid_token\", error_description=\"{detail}\""),
+                )
+            }
+            AuthError::NotFound => mapped(404, "not_found", "Not found", "no such resource"),
+            AuthError::Overloaded { retry_after_secs } => mapped(
+                503,
+                "overloaded",
+                "Overloaded",
+                "the server is at capacity; retry shortly",
+            )
+            .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::Unavailable { retry_after_secs } => mapped(
+                503,
+                "unavailable",
+                "Service unavailable",
+                "a backend is temporarily unavailable; retry shortly",
+            )
+            .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::Internal(cause) => {
+                tracing::error!(request_id, cause = %cause, "internal error");
+                mapped(
+                    500,
+                    "internal",
+                    "Internal error",
+                    format!("an internal error occurred; quote request id {request_id}"),
+                )
+            }
+        },
+        EdgeError::Frame(f) => {
+            let (code, title) = match f.status() {
+                413 => ("payload_too_large", "Payload too large"),
+                431 => ("header_fields_too_large", "Request header fields too large"),
+                501 => ("not_implemented", "Not implemented"),
+                _ => ("bad_request", "Bad request"),
+            };
+            mapped(f.status(), code, title, f.detail())
+        }
+        EdgeError::Timeout => mapped(
+            408,
+            "request_timeout",
+            "Request timeout",
+            "the request did not arrive completely in time",
+        ),
+        EdgeError::NotFound => mapped(404, "not_found", "Not found", "no such endpoint"),
+        EdgeError::MethodNotAllowed(allow) => mapped(
+            405,
+            "method_not_allowed",
+            "Method not allowed",
+            format!("this endpoint accepts {allow}"),
+        )
+        .header("Allow", allow.into()),
+        EdgeError::UnsupportedMediaType(expected) => mapped(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            format!("the request body must be {expected}"),
+        ),
+        EdgeError::InvalidBody { detail, errors } => Mapped {
+            errors,
+            ..mapped(400, "invalid_request", "Invalid request", detail)
+        },
+        EdgeError::RateLimited { retry_after_secs } => mapped(
+            429,
+            "rate_limited",
+            "Too many requests",
+            "too many requests from this address; slow down",
+        )
+        .header("Retry-After", retry_after_secs.to_string()),
+    }
+}
+
+/// The problem response for `err`.
+pub fn problem(err: EdgeError, request_id: &str) -> Response {
+    let m = map(err, request_id);
+    let doc = Problem {
+        kind: format!("urn:portcullis:problem:{}", m.code),
+        title: m.title,
+        status: m.status,
+        code: m.code,
+        detail: m.detail,
+        request_id: request_id.to_owned(),
+        errors: m
+            .errors
+            .into_iter()
+            .map(|e| ValidationError {
+                field: e.field.to_owned(),
+                message: e.message,
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec());
+    let mut rsp = Response::json(m.status, body);
+    rsp.content_type = Some(PROBLEM_JSON);
+    for (name, value) in m.headers {
+        rsp = rsp.with_header(name, value);
+    }
+    rsp
+}

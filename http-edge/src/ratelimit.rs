@@ -1,0 +1,207 @@
+//! Per-IP rate limits (GCRA, via `governor`) on register, login and refresh:
+//! the first, in-process line of defence. IPv6 clients are keyed by their /64.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// A rate like `10/s,burst=20`, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateSpec {
+    /// No limit.
+    Off,
+    /// `count` requests per `per`, with bursts of up to `burst`.
+    Limit {
+        /// Requests per period.
+        count: u32,
+        /// The period.
+        per: Duration,
+        /// Largest burst.
+        burst: u32,
+    },
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(RateSpec::Off);
+        }
+        let err = |why: &str| format!("'{s}' is not a rate like 10/s,burst=20 or off: {why}");
+        let (rate, burst) = match s.split_once(',') {
+            Some((r, b)) => {
+                let b = b
+                    .trim()
+                    .strip_prefix("burst=")
+                    .ok_or_else(|| err("expected burst=<n> after the comma"))?;
+                (
+                    r,
+                    Some(b.parse::<u32>().map_err(|_| err("burst is not a number"))?),
+                )
+            }
+            None => (s, None),
+        };
+        let (count, unit) = rate
+            .split_once('/')
+            .ok_or_else(|| err("expected <count>/<unit>"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| err("count is not a number"))?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(err("unit must be s, min or h")),
+        };
+        let burst = burst.unwrap_or(count);
+        if count == 0 || burst == 0 {
+            return Err(err(
+                "count and burst must be at least 1 (use off to disable)",
+            ));
+        }
+        Ok(RateSpec::Limit { count, per, burst })
+    }
+}
+
+/// The routes with per-IP limits.
+#[derive(Debug, Clone, Copy)]
+pub enum Limited {
+    /// `POST /v1/auth/register`.
+    Register,
+    /// `POST /v1/auth/login`.
+    Login,
+    /// `POST /v1/auth/refresh`.
+    Refresh,
+}
+
+/// One limiter per limited route.
+pub struct IpLimits {
+    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 3]>,
+}
+
+impl std::fmt::Debug for IpLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpLimits")
+            .field("enabled", &self.limiters.is_some())
+            .finish()
+    }
+}
+
+impl IpLimits {
+    /// Limiters for `spec`.
+    pub fn new(spec: RateSpec) -> IpLimits {
+        let limiters = match spec {
+            RateSpec::Off => None,
+            RateSpec::Limit { count, per, burst } => {
+                let period = per / count;
+                let quota = Quota::with_period(period)
+                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+                Some([
+                    RateLimiter::keyed(quota),
+                    RateLimiter::keyed(quota),
+                    RateLimiter::keyed(quota),
+                ])
+            }
+        };
+        IpLimits { limiters }
+    }
+
+    /// Admits one request from `ip`, or says how many seconds to wait.
+    pub fn check(&self, route: Limited, ip: IpAddr) -> Result<(), u64> {
+        let Some(limiters) = &self.limiters else {
+            return Ok(());
+        };
+        let limiter = &limiters[route as usize];
+        limiter.check_key(&key(ip)).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets addresses whose limits have fully recovered (bounds memory).
+    pub fn sweep(&self) {
+        if let Some(limiters) = &self.limiters {
+            for l in limiters {
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// IPv6 clients usually own a whole /64: limit them by it.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!("off".parse::<RateSpec>().unwrap(), RateSpec::Off);
+        assert_eq!(
+            "10/s,burst=20".parse::<RateSpec>().unwrap(),
+            RateSpec::Limit {
+                count: 10,
+                per: Duration::from_secs(1),
+                burst: 20
+            }
+        );
+        assert_eq!(
+            "600/min".parse::<RateSpec>().unwrap(),
+            RateSpec::Limit {
+                count: 600,
+                per: Duration::from_secs(60),
+                burst: 600
+            }
+        );
+        for bad in ["10", "x/s", "10/d", "0/s", "10/s,b=2", "10/s,burst=0"] {
+            assert!(bad.parse::<RateSpec>().unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bursts_then_refuses_per_address_and_route() {
+        let limits = IpLimits::new("1/h,burst=3".parse().unwrap());
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "198.51.100.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.check(Limited::Login, a).is_ok());
+        }
+        let wait = limits.check(Limited::Login, a).unwrap_err();
+        assert!(wait > 3500 && wait <= 3600, "{wait}");
+        assert!(
+            limits.check(Limited::Login, b).is_ok(),
+            "other addresses are unaffected"
+        );
+        assert!(
+            limits.check(Limited::Register, a).is_ok(),
+            "other routes are unaffected"
+        );
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2::ffff".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.check(Limited::Refresh, v6a).is_ok());
+        }
+        assert!(limits.check(Limited::Refresh, v6b).is_err(), "same /64");
+    }
+}

@@ -1,0 +1,246 @@
+//! One connection's loop, run in its own may coroutine.
+//!
+//! Read into a buffer; answer every complete request in it in order
+//! (pipelining); write the answers in one go; read again. Bodies are always
+//! read completely before the handler runs, so a request never leaves bytes
+//! that would be taken for the next one. After a framing error the answer is
+//! sent with `Connection: close` and the connection ends; other connections
+//! are unaffected.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use portcullis_engine::clock::Stopwatch;
+use zeroize::Zeroize;
+
+use super::parse::{self, FrameError, Framing, MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS};
+use super::response::encode;
+use super::{Handled, Handler, Request, ServerConfig, Shared};
+
+/// Most bytes buffered for one request (head, body and chunk framing).
+const MAX_BUFFERED: usize = MAX_HEAD_BYTES + 2 * MAX_BODY_BYTES;
+/// Answers queued before they are written even if more requests are buffered.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+enum Step {
+    /// Keep going.
+    Continue,
+    /// Close the connection after flushing.
+    Close,
+}
+
+pub(super) fn serve<H: Handler>(
+    stream: &mut may::net::TcpStream,
+    peer: SocketAddr,
+    handler: &H,
+    shared: &Shared,
+    cfg: &ServerConfig,
+    busy: &AtomicBool,
+) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(cfg.write_timeout));
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut continue_sent = false;
+    let mut pending_since: Option<Stopwatch> = None;
+    loop {
+        // Answer every complete request already buffered.
+        let mut start = 0;
+        let step = loop {
+            if start == buf.len() {
+                break Step::Continue;
+            }
+            match next_request(&mut buf, &mut start, &mut out, peer, handler, shared) {
+                Ok(Some(step)) => {
+                    continue_sent = false;
+                    if matches!(step, Step::Close) {
+                        break Step::Close;
+                    }
+                    if out.len() > MAX_PENDING_OUTPUT && write_out(stream, &mut out).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    // Incomplete: ask for the body if the client waits for that.
+                    if needs_continue(&buf[start..]) && !continue_sent {
+                        if write_out(stream, &mut out).is_err()
+                            || stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+                        {
+                            return;
+                        }
+                        continue_sent = true;
+                    }
+                    break Step::Continue;
+                }
+                Err(e) => {
+                    reject(&mut out, handler, shared, e);
+                    break Step::Close;
+                }
+            }
+        };
+        buf.drain(..start);
+        if write_out(stream, &mut out).is_err() || matches!(step, Step::Close) {
+            return;
+        }
+        if buf.is_empty() {
+            pending_since = None;
+            busy.store(false, Ordering::Release);
+            if shared.shutting_down.load(Ordering::Acquire) {
+                return;
+            }
+        } else if pending_since.is_none() {
+            pending_since = Some(Stopwatch::start());
+        }
+        if buf.len() >= MAX_BUFFERED {
+            reject(&mut out, handler, shared, FrameError::BodyTooLarge);
+            let _ = write_out(stream, &mut out);
+            return;
+        }
+        // Wait for more bytes: the keep-alive timeout when idle, what is left
+        // of the request timeout when a request has started.
+        let timeout = match pending_since {
+            None => cfg.keepalive_timeout,
+            Some(t) => match cfg.request_timeout.checked_sub(t.elapsed()) {
+                Some(left) if left > Duration::ZERO => left,
+                _ => {
+                    timed_out(stream, &mut out, handler, shared);
+                    return;
+                }
+            },
+        };
+        let _ = stream.set_read_timeout(Some(timeout));
+        let old = buf.len();
+        buf.resize(old + READ_CHUNK, 0);
+        match stream.read(&mut buf[old..]) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(old + n);
+                busy.store(true, Ordering::Release);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                buf.truncate(old);
+                if pending_since.is_some() {
+                    timed_out(stream, &mut out, handler, shared);
+                }
+                return;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => buf.truncate(old),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Handles the request at `buf[*start..]` if it is complete, advancing `start`.
+fn next_request<H: Handler>(
+    buf: &mut [u8],
+    start: &mut usize,
+    out: &mut Vec<u8>,
+    peer: SocketAddr,
+    handler: &H,
+    shared: &Shared,
+) -> Result<Option<Step>, FrameError> {
+    let (total, body_range, keep_alive) = {
+        let avail = &buf[*start..];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Some(head) = parse::parse_head(avail, &mut headers)? else {
+            return Ok(None);
+        };
+        let decoded;
+        let (body, total): (&[u8], usize) = match head.framing {
+            Framing::Length(n) => {
+                let end = head.len + n;
+                if avail.len() < end {
+                    return Ok(None);
+                }
+                (&avail[head.len..end], end)
+            }
+            Framing::Chunked => match parse::decode_chunked(&avail[head.len..])? {
+                None => return Ok(None),
+                Some((b, used)) => {
+                    decoded = b;
+                    (&decoded[..], head.len + used)
+                }
+            },
+        };
+        let (path, query) = match head.target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (head.target, ""),
+        };
+        let head_only = head.method == "HEAD";
+        let req = Request {
+            method: if head_only { "GET" } else { head.method },
+            path,
+            query,
+            headers: head.headers,
+            body,
+            peer,
+        };
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let handled = handler.handle(&req);
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let keep_alive = head.keep_alive && !shared.shutting_down.load(Ordering::Acquire);
+        shared.date.with(|date| {
+            encode(
+                out,
+                &handled.response,
+                &handled.request_id,
+                date,
+                !keep_alive,
+                head_only,
+            );
+        });
+        (total, head.len..total, keep_alive)
+    };
+    // Passwords and tokens travel in bodies: wipe them from the buffer.
+    buf[*start + body_range.start..*start + body_range.end].zeroize();
+    *start += total;
+    Ok(Some(if keep_alive {
+        Step::Continue
+    } else {
+        Step::Close
+    }))
+}
+
+/// Whether the buffered, incomplete request asked for `100 Continue`.
+fn needs_continue(avail: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    matches!(parse::parse_head(avail, &mut headers), Ok(Some(h)) if h.expect_continue)
+}
+
+fn reject<H: Handler>(out: &mut Vec<u8>, handler: &H, shared: &Shared, e: FrameError) {
+    let Handled {
+        response,
+        request_id,
+    } = handler.reject(e);
+    shared
+        .date
+        .with(|date| encode(out, &response, &request_id, date, true, false));
+}
+
+fn timed_out<H: Handler>(
+    stream: &mut may::net::TcpStream,
+    out: &mut Vec<u8>,
+    handler: &H,
+    shared: &Shared,
+) {
+    let Handled {
+        response,
+        request_id,
+    } = handler.timeout();
+    shared
+        .date
+        .with(|date| encode(out, &response, &request_id, date, true, false));
+    let _ = write_out(stream, out);
+}
+
+fn write_out(stream: &mut may::net::TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = stream.write_all(out);
+    out.clear();
+    r
+}

@@ -1,0 +1,320 @@
+//! The HTTP/1.1 server: `may` coroutines over `may::net`, framing with
+//! `httparse`.
+//!
+//! This is `may_minihttp`'s shape (a coroutine per connection, pipelined
+//! requests answered in one write) rebuilt because the published
+//! `may_minihttp` 0.1.11 cannot meet the edge's contract: it drops requests
+//! with more than 16 headers without an answer, takes response header values
+//! only as `&'static str` (so per-request values would leak), panics on a
+//! non-numeric `Content-Length`, and gives handlers no way to close a
+//! connection after a framing error. See ARCHITECTURE.md.
+
+mod conn;
+mod date;
+pub mod parse;
+pub mod response;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis_engine::clock::{SharedClock, Stopwatch};
+
+pub use parse::FrameError;
+pub use response::{Body, Response};
+
+/// A framed request, borrowed from the connection's buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// Method (`HEAD` is presented as `GET`; the body is then not sent).
+    pub method: &'a str,
+    /// Path, without the query.
+    pub path: &'a str,
+    /// Query string, without `?` (empty when none).
+    pub query: &'a str,
+    /// Header fields.
+    pub headers: &'a [httparse::Header<'a>],
+    /// The complete body.
+    pub body: &'a [u8],
+    /// The TCP peer.
+    pub peer: SocketAddr,
+}
+
+impl Request<'_> {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// Every header named `name`, in order.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+/// A response with the request id to send along.
+#[derive(Debug)]
+pub struct Handled {
+    /// The response.
+    pub response: Response,
+    /// Value of `X-Request-Id`.
+    pub request_id: String,
+}
+
+/// What serves requests. Called on may coroutines: it may park the
+/// coroutine (the engine bridge does), and must not keep thread-local state
+/// across such a park, since the coroutine may resume on another thread.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers a request.
+    fn handle(&self, req: &Request<'_>) -> Handled;
+    /// Answers a request that could not be framed.
+    fn reject(&self, error: FrameError) -> Handled;
+    /// Answers a request that did not arrive in time.
+    fn timeout(&self) -> Handled;
+}
+
+/// Connection limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Open connections at most; beyond, new ones get a 503 and are closed.
+    pub max_connections: usize,
+    /// How long an idle keep-alive connection stays open.
+    pub keepalive_timeout: Duration,
+    /// How long a started request may take to arrive completely.
+    pub request_timeout: Duration,
+    /// How long a response write may block.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 10_000,
+            keepalive_timeout: Duration::from_secs(75),
+            request_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+struct ConnEntry {
+    stream: StdTcpStream,
+    busy: Arc<AtomicBool>,
+}
+
+/// State shared by the acceptor, the connections and the handle.
+pub(crate) struct Shared {
+    shutting_down: AtomicBool,
+    in_flight: AtomicUsize,
+    conns: Mutex<HashMap<u64, ConnEntry>>,
+    next_id: AtomicU64,
+    date: date::DateCache,
+}
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stack of each coroutine, in words (512 KiB on 64-bit). Only the pages a
+/// coroutine touches become resident; the size leaves room for serde's
+/// recursion limit on hostile, deeply nested JSON, even in debug builds.
+const STACK_WORDS: usize = 64 * 1024;
+
+/// Spawns a may coroutine.
+///
+/// SAFETY (why this crate is not `forbid(unsafe_code)`): `may` marks spawning
+/// unsafe because a coroutine can move between worker threads at every yield
+/// point, so a thread-local borrowed across a yield, or a blocking wait on a
+/// thread primitive, would misbehave. The coroutines spawned here run the
+/// acceptor and the connection loops: they yield only in `may` socket calls
+/// and in the engine bridge's `may` channel, hold no thread-local across
+/// those, and never block the thread.
+#[allow(unsafe_code)]
+fn spawn_coroutine(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    let builder = may::coroutine::Builder::new()
+        .name(name.to_owned())
+        .stack_size(STACK_WORDS);
+    unsafe { builder.spawn(f) }.map(|_| ())
+}
+
+/// Turns a bound std listener into a may listener.
+#[allow(unsafe_code)]
+fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open
+    // listening socket; `from_raw_fd` takes that ownership. Nothing else
+    // refers to the descriptor.
+    unsafe { may::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
+}
+
+impl Server {
+    /// Serves `handler` on an already bound listener.
+    pub fn start<H: Handler>(
+        listener: std::net::TcpListener,
+        handler: Arc<H>,
+        cfg: ServerConfig,
+        clock: SharedClock,
+        name: &'static str,
+    ) -> std::io::Result<Server> {
+        let local_addr = listener.local_addr()?;
+        let listener = into_may_listener(listener);
+        let shared = Arc::new(Shared {
+            shutting_down: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            date: date::DateCache::new(clock),
+        });
+        let sh = shared.clone();
+        spawn_coroutine(name, move || accept_loop(listener, handler, sh, cfg, name))?;
+        Ok(Server { local_addr, shared })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `drain`), and
+    /// closes idle connections. Answers sent during the drain carry
+    /// `Connection: close`.
+    pub fn shutdown(&self, drain: Duration) {
+        if self.shared.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wake the acceptor so it sees the flag.
+        let mut wake = self.local_addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = StdTcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let t = Stopwatch::start();
+        loop {
+            self.close_idle();
+            if self.shared.in_flight.load(Ordering::Acquire) == 0 || t.elapsed() >= drain {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.close_idle();
+    }
+
+    fn close_idle(&self) {
+        let conns = self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in conns.values() {
+            if !c.busy.load(Ordering::Acquire) {
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+}
+
+fn accept_loop<H: Handler>(
+    listener: may::net::TcpListener,
+    handler: Arc<H>,
+    shared: Arc<Shared>,
+    cfg: ServerConfig,
+    name: &'static str,
+) {
+    let cfg = Arc::new(cfg);
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) => {
+                if shared.shutting_down.load(Ordering::Acquire) {
+                    break;
+                }
+                tracing::warn!(server = name, error = %e, "accept failed");
+                may::coroutine::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if shared.shutting_down.load(Ordering::Acquire) {
+            break;
+        }
+        let mut stream = stream;
+        let registry_copy = match stream.inner().try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(server = name, error = %e, "cannot register connection");
+                continue;
+            }
+        };
+        let busy = Arc::new(AtomicBool::new(true));
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut conns = shared
+                .conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if conns.len() >= cfg.max_connections {
+                drop(conns);
+                metrics::counter!("portcullis_http_connections_rejected_total", "server" => name)
+                    .increment(1);
+                let _ = stream.inner_mut().write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            conns.insert(
+                id,
+                ConnEntry {
+                    stream: registry_copy,
+                    busy: busy.clone(),
+                },
+            );
+        }
+        let handler = handler.clone();
+        let shared2 = shared.clone();
+        let cfg2 = cfg.clone();
+        let spawned = spawn_coroutine("conn", move || {
+            conn::serve(&mut stream, peer, &*handler, &shared2, &cfg2, &busy);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            shared2
+                .conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        });
+        if let Err(e) = spawned {
+            tracing::error!(server = name, error = %e, "cannot start a connection coroutine");
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
+    tracing::info!(server = name, "stopped accepting connections");
+}

@@ -1,0 +1,62 @@
+//! Logs (`tracing`, JSON lines by default) and metrics (the `metrics` facade
+//! with a Prometheus recorder, rendered on the admin listener).
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use portcullis_engine::metrics as m;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Buckets for HTTP request durations (seconds): 100 µs .. 5 s.
+pub const HTTP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Installs the global log subscriber. Fails on a bad filter.
+pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), String> {
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| format!("invalid --log / PORTCULLIS_LOG filter '{filter}': {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| format!("cannot install the log subscriber: {e}"))
+}
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<Result<PrometheusHandle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(HTTP_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Prefix("portcullis_hash_".into()),
+                        m::HASH_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Prefix("portcullis_store_".into()),
+                        m::STORE_BUCKETS,
+                    )
+                })
+                .map_err(|e| format!("cannot configure metrics: {e}"))?;
+            let handle = builder
+                .install_recorder()
+                .map_err(|e| format!("cannot install metrics recorder: {e}"))?;
+            metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
+            Ok(handle)
+        })
+        .clone()
+}

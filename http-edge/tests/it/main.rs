@@ -1,0 +1,11 @@
+//! HTTP integration tests: the real server, started in-process on port 0
+//! (and, for crash and shutdown tests, the real binary), driven over sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod account;
+mod auth;
+mod bad_input;
+mod binary;
+mod framing;
+mod operations;
+mod support;

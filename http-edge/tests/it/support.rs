@@ -1,0 +1,296 @@
+//! A test server and a small blocking HTTP client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_edge::config::EdgeConfig;
+use portcullis_edge::config::{Config, Flags};
+use portcullis_engine::clock::ManualClock;
+use portcullis_engine::hashpool::HashScheme;
+use portcullis_engine::{Engine, EngineConfig};
+use serde_json::{Value, json};
+
+/// Cheap hashing for tests that are not about hashing.
+pub const CHEAP: HashScheme = HashScheme::Argon2id { m: 64, t: 1, p: 1 };
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    rt: Option<tokio::runtime::Runtime>,
+    running: Option<portcullis_edge::Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::with(|_, _| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::resolve(&Flags::new(), &std::collections::HashMap::new()).unwrap();
+        cfg.engine.data_dir = dir.path().to_owned();
+        cfg.engine.password_hash = CHEAP;
+        cfg.engine.shards = 4;
+        cfg.engine.hash_threads = 2;
+        cfg.edge.ip_rate_limit = "off".parse().unwrap();
+        tweak(&mut cfg.engine, &mut cfg.edge);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = ManualClock::starting_now();
+        let engine = rt
+            .block_on(Engine::start(
+                cfg.engine,
+                clock.clone(),
+                rt.handle().clone(),
+            ))
+            .unwrap();
+        let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let metrics = portcullis_edge::telemetry::install_metrics().ok();
+        let running = portcullis_edge::serve(engine, api, admin, &cfg.edge, metrics).unwrap();
+        TestServer {
+            addr: running.api_addr(),
+            admin: running.admin_addr(),
+            clock,
+            rt: Some(rt),
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+
+    /// Registers a user and returns (user, tokens) from the 201 body.
+    pub fn register(&self, email: &str, password: &str) -> Value {
+        let r = self.client().post_json(
+            "/v1/auth/register",
+            &json!({"email": email, "password": password}),
+            None,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()
+    }
+
+    pub fn login(&self, email: &str, password: &str) -> Resp {
+        self.client().post_json(
+            "/v1/auth/login",
+            &json!({"email": email, "password": password}),
+            None,
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let (Some(rt), Some(running)) = (self.rt.take(), self.running.take()) {
+            rt.block_on(running.shutdown(Duration::from_secs(2)));
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem+json answer with this status and code; returns the document.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text()
+        );
+        let doc = self.json();
+        assert_eq!(doc["code"], code, "{doc}");
+        assert_eq!(doc["status"], status);
+        assert!(
+            doc["title"].is_string() && doc["detail"].is_string() && doc["type"].is_string(),
+            "{doc}"
+        );
+        assert_eq!(doc["request_id"].as_str(), self.header("x-request-id"));
+        let text = self.text();
+        for leak in [
+            "panicked",
+            "src/",
+            "Error {",
+            "StoreError",
+            "fjall",
+            "backtrace",
+        ] {
+            assert!(!text.contains(leak), "internal detail leaked: {text}");
+        }
+        doc
+    }
+}
+
+/// Reads one response from `stream` (Content-Length framing, or none for 204/HEAD).
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Resp> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(n)) = r.parse(&buf) {
+            let status = r.code.unwrap();
+            let hs: Vec<(String, String)> = r
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let len: usize = hs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let len = if head_only || status == 204 || status == 100 {
+                0
+            } else {
+                len
+            };
+            while buf.len() < n + len {
+                let k = stream.read(&mut chunk).ok()?;
+                if k == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+            }
+            let body = buf[n..n + len].to_vec();
+            // Keep any bytes of a following response for the next call.
+            let rest = buf.split_off(n + len);
+            PENDING.with(|p| p.borrow_mut().extend(rest));
+            return Some(Resp {
+                status,
+                headers: hs,
+                body,
+            });
+        }
+        let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        if !pending.is_empty() {
+            buf.extend(pending);
+            continue;
+        }
+        let k = stream.read(&mut chunk).ok()?;
+        if k == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+thread_local! {
+    // Test-client side only (plain threads, not coroutines).
+    static PENDING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends raw bytes on a new connection and reads one response.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> (Option<Resp>, TcpStream) {
+    PENDING.with(|p| p.borrow_mut().clear());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let r = read_response(&mut s, false);
+    (r, s)
+}
+
+/// Whether the server closed `s` (reads EOF or a reset).
+pub fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+#[derive(Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        if let Some(b) = body {
+            bytes.extend_from_slice(b);
+        }
+        raw(self.addr, &bytes).0.expect("no response")
+    }
+
+    pub fn get(&self, path: &str, bearer: Option<&str>) -> Resp {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        self.request("GET", path, &headers, None)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Resp {
+        self.send_json("POST", path, body, bearer)
+    }
+
+    pub fn send_json(&self, method: &str, path: &str, body: &Value, bearer: Option<&str>) -> Resp {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        self.request(method, path, &headers, Some(body.to_string().as_bytes()))
+    }
+
+    pub fn post_empty(&self, path: &str, bearer: Option<&str>) -> Resp {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        self.request("POST", path, &headers, None)
+    }
+}
+
+pub fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
