@@ -9,8 +9,12 @@
 //! through it, and casting to an actor is a plain channel send. No
 //! thread-local state is used, so it is safe for the coroutine to resume on
 //! another worker thread.
-
-use std::time::Duration;
+//!
+//! The wait has no timer of its own (a may timer per request costs a wake of
+//! may's timer thread). The engine guarantees the reply instead: its
+//! `Responder` answers when dropped unanswered, and an operation that holds a
+//! partition is abandoned, dropping its responder, after the engine's
+//! operation timeout (`PORTCULLIS_ENGINE_TIMEOUT`).
 
 use portcullis_engine::{AuthError, Command, Engine, Reply, Responder};
 
@@ -18,13 +22,12 @@ use portcullis_engine::{AuthError, Command, Engine, Reply, Responder};
 #[derive(Clone, Debug)]
 pub struct Bridge {
     engine: Engine,
-    timeout: Duration,
 }
 
 impl Bridge {
-    /// A bridge to `engine`; a reply not received within `timeout` is answered `unavailable`.
-    pub fn new(engine: Engine, timeout: Duration) -> Bridge {
-        Bridge { engine, timeout }
+    /// A bridge to `engine`.
+    pub fn new(engine: Engine) -> Bridge {
+        Bridge { engine }
     }
 
     /// Submits `cmd` and waits, parking only the current coroutine.
@@ -33,22 +36,14 @@ impl Bridge {
         self.engine.submit(
             cmd,
             Responder::new(move |reply| {
-                // The receiver is gone only if the coroutine timed out.
                 let _ = tx.send(reply);
             }),
         );
-        match rx.recv_timeout(self.timeout) {
-            Ok(reply) => reply,
-            Err(_) => {
-                tracing::error!(
-                    timeout_ms = self.timeout.as_millis() as u64,
-                    "engine did not reply in time"
-                );
-                Err(AuthError::Unavailable {
-                    retry_after_secs: 1,
-                })
-            }
-        }
+        // The responder always sends before it is dropped; a closed channel
+        // without a reply would be an engine bug: answer 503 rather than hang.
+        rx.recv().unwrap_or(Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        }))
     }
 
     /// The engine.

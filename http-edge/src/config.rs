@@ -64,7 +64,7 @@ settings! {
     MAX_CONNECTIONS: "max-connections", "PORTCULLIS_MAX_CONNECTIONS", "10000", "N", "Open API connections at most";
     KEEPALIVE_TIMEOUT: "keepalive-timeout", "PORTCULLIS_KEEPALIVE_TIMEOUT", "75s", "DURATION", "Idle keep-alive connections are closed after this (keep it above the load balancer's)";
     REQUEST_TIMEOUT: "request-timeout", "PORTCULLIS_REQUEST_TIMEOUT", "15s", "DURATION", "A started request must arrive completely within this";
-    ENGINE_TIMEOUT: "engine-timeout", "PORTCULLIS_ENGINE_TIMEOUT", "30s", "DURATION", "Longest wait for the engine's answer before 503";
+    ENGINE_TIMEOUT: "engine-timeout", "PORTCULLIS_ENGINE_TIMEOUT", "30s", "DURATION", "Longest time one operation may hold its partition in the engine before it is abandoned (503)";
     WORKERS: "workers", "PORTCULLIS_WORKERS", "0", "N", "HTTP coroutine worker threads (0: one per core)";
     RUNTIME_THREADS: "runtime-threads", "PORTCULLIS_RUNTIME_THREADS", "0", "N", "Engine runtime threads (0: one per core)";
     SHUTDOWN_DRAIN: "shutdown-drain", "PORTCULLIS_SHUTDOWN_DRAIN", "10s", "DURATION", "On SIGTERM, how long in-flight requests may take to finish";
@@ -118,8 +118,6 @@ pub struct EdgeConfig {
     pub ip_rate_limit: RateSpec,
     /// API connection limits and timeouts.
     pub server: ServerConfig,
-    /// Longest wait for the engine.
-    pub engine_timeout: Duration,
     /// may worker threads (0: cores).
     pub workers: usize,
     /// tokio worker threads (0: cores).
@@ -262,6 +260,7 @@ impl Config {
             Ok(n) if n > 0 => Ok(n),
             _ => Err("expected a positive whole number".to_owned()),
         })?;
+        engine.operation_timeout = r.duration(&ENGINE_TIMEOUT)?;
         engine.access_ttl = r.duration(&ACCESS_TOKEN_TTL)?;
         engine.refresh_ttl = r.duration(&REFRESH_TOKEN_TTL)?;
         engine.session_max_age = r.duration(&SESSION_MAX_AGE)?;
@@ -301,7 +300,6 @@ impl Config {
                 request_timeout: r.duration(&REQUEST_TIMEOUT)?,
                 ..ServerConfig::default()
             },
-            engine_timeout: r.duration(&ENGINE_TIMEOUT)?,
             workers: r.num(&WORKERS)?,
             runtime_threads: r.num(&RUNTIME_THREADS)?,
             shutdown_drain: r.duration(&SHUTDOWN_DRAIN)?,

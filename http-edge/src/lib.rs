@@ -62,7 +62,7 @@ pub fn serve(
     cfg: &EdgeConfig,
     metrics: Option<PrometheusHandle>,
 ) -> std::io::Result<Running> {
-    let bridge = Bridge::new(engine.clone(), cfg.engine_timeout);
+    let bridge = Bridge::new(engine.clone());
     let docs = Documents {
         openapi: openapi::document().into(),
         discovery: serde_json::to_vec(&dto::Discovery::for_issuer(&cfg.issuer))

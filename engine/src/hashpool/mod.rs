@@ -25,6 +25,46 @@ pub(crate) use scheme::{StoredHash, hash_password};
 use crate::clock::Stopwatch;
 use crate::metrics as m;
 
+/// Hashing and verifying on the calling thread, with a reusable Argon2
+/// buffer: what one pool job does, for benchmarks and tools. Production
+/// code goes through [`HashPool`].
+pub struct Hasher {
+    memory: Vec<Block>,
+    rng: SystemRandom,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher::new()
+    }
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher")
+    }
+}
+
+impl Hasher {
+    /// A hasher with an empty buffer (it grows on first use).
+    pub fn new() -> Hasher {
+        Hasher {
+            memory: Vec::new(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Hashes `password` with `scheme` into a PHC string.
+    pub fn hash(&mut self, scheme: &HashScheme, password: &[u8]) -> Result<String, HashError> {
+        hash_password(scheme, password, &self.rng, &mut self.memory)
+    }
+
+    /// Verifies `password` against a stored hash.
+    pub fn verify(&mut self, stored: &str, password: &[u8]) -> Result<bool, StoredHashError> {
+        Ok(StoredHash::parse(stored)?.verify(password, &mut self.memory))
+    }
+}
+
 /// Why a pool job did not run or did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {

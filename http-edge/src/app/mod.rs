@@ -40,10 +40,12 @@ pub struct App {
     pub(crate) proxies: TrustedProxies,
     pub(crate) docs: Documents,
     ids: RequestIds,
+    metrics: HttpMetrics,
 }
 
 impl App {
-    /// The API application.
+    /// The API application. Install the metrics recorder before building it:
+    /// the per-route metric handles are registered here.
     pub fn new(bridge: Bridge, limits: IpLimits, proxies: TrustedProxies, docs: Documents) -> App {
         App {
             bridge,
@@ -51,6 +53,7 @@ impl App {
             proxies,
             docs,
             ids: RequestIds::new(),
+            metrics: HttpMetrics::new(),
         }
     }
 
@@ -81,7 +84,7 @@ impl Handler for App {
     fn handle(&self, req: &Request<'_>) -> Handled {
         let request_id = self.ids.for_request(req);
         let t = Stopwatch::start();
-        let (route, result) = routes::dispatch(self, req);
+        let (matched, result) = routes::dispatch(self, req);
         let mut response = match result {
             Ok(r) => r,
             Err(e) => problem(e, &request_id),
@@ -90,7 +93,7 @@ impl Handler for App {
             response = response.with_header("Cache-Control", "no-store");
         }
         response = response.with_header("X-Content-Type-Options", "nosniff");
-        record(route, req.method, response.status, t);
+        self.metrics.record(matched, response.status, t);
         Handled {
             response,
             request_id,
@@ -99,7 +102,12 @@ impl Handler for App {
 
     fn reject(&self, error: FrameError) -> Handled {
         let request_id = self.ids.generate();
-        record("framing", "-", error.status(), Stopwatch::start());
+        let unmatched = routes::Matched {
+            route: None,
+            method: None,
+        };
+        self.metrics
+            .record(unmatched, error.status(), Stopwatch::start());
         Handled {
             response: problem(EdgeError::Frame(error), &request_id),
             request_id,
@@ -115,25 +123,57 @@ impl Handler for App {
     }
 }
 
-fn record(route: &'static str, method: &str, status: u16, t: Stopwatch) {
-    let class = match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    let method = match method {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        _ => "other",
-    };
-    metrics::counter!("portcullis_http_requests_total", "route" => route, "method" => method, "status_class" => class)
-        .increment(1);
-    metrics::histogram!("portcullis_http_request_duration_seconds", "route" => route)
-        .record(t.elapsed_secs());
+/// Request counters and latency histograms, registered once per route and
+/// method so the hot path does no label lookups.
+#[derive(Debug)]
+struct HttpMetrics {
+    /// `[route][method][status class]`, plus a last route for unmatched paths and
+    /// framing errors and a last method for methods not allowed.
+    counters: Vec<Vec<[metrics::Counter; 5]>>,
+    durations: Vec<metrics::Histogram>,
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+impl HttpMetrics {
+    fn new() -> HttpMetrics {
+        let mut counters = Vec::new();
+        let mut durations = Vec::new();
+        let routes = ROUTES.iter().map(|r| {
+            (
+                r.path,
+                r.methods.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
+            )
+        });
+        for (path, methods) in routes.chain(std::iter::once(("unmatched", Vec::new()))) {
+            let per_method = methods
+                .into_iter()
+                .chain(std::iter::once("other"))
+                .map(|m| {
+                    CLASSES.map(|c| {
+                        metrics::counter!("portcullis_http_requests_total", "route" => path, "method" => m, "status_class" => c)
+                    })
+                })
+                .collect();
+            counters.push(per_method);
+            durations.push(
+                metrics::histogram!("portcullis_http_request_duration_seconds", "route" => path),
+            );
+        }
+        HttpMetrics {
+            counters,
+            durations,
+        }
+    }
+
+    fn record(&self, m: routes::Matched, status: u16, t: Stopwatch) {
+        let route = m.route.unwrap_or(self.counters.len() - 1);
+        let per_route = &self.counters[route];
+        let method = m.method.unwrap_or(per_route.len() - 1);
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        per_route[method][class].increment(1);
+        self.durations[route].record(t.elapsed_secs());
+    }
 }
 
 /// Request ids: a valid incoming `X-Request-Id` is echoed, else a new one is made.

@@ -105,17 +105,50 @@ fn matches(template: &str, path: &str) -> bool {
     }
 }
 
-/// Finds and runs the handler; returns the route label for metrics.
-pub(super) fn dispatch(
-    app: &App,
-    req: &Request<'_>,
-) -> (&'static str, Result<Response, EdgeError>) {
-    let Some(route) = ROUTES.iter().find(|r| matches(r.path, req.path)) else {
-        return ("unmatched", Err(EdgeError::NotFound));
+/// Which route and method served a request (indices into [`ROUTES`]), for metrics.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Matched {
+    /// Index into `ROUTES`; `None` when no path matched.
+    pub route: Option<usize>,
+    /// Index into the route's methods; `None` when the method is not allowed.
+    pub method: Option<usize>,
+}
+
+/// Finds and runs the handler.
+pub(super) fn dispatch(app: &App, req: &Request<'_>) -> (Matched, Result<Response, EdgeError>) {
+    let Some((ri, route)) = ROUTES
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(r.path, req.path))
+    else {
+        return (
+            Matched {
+                route: None,
+                method: None,
+            },
+            Err(EdgeError::NotFound),
+        );
     };
-    match route.methods.iter().find(|(m, _)| *m == req.method) {
-        Some((_, handler)) => (route.path, handler(app, req)),
-        None => (route.path, Err(EdgeError::MethodNotAllowed(route.allow))),
+    match route
+        .methods
+        .iter()
+        .enumerate()
+        .find(|(_, (m, _))| *m == req.method)
+    {
+        Some((mi, (_, handler))) => (
+            Matched {
+                route: Some(ri),
+                method: Some(mi),
+            },
+            handler(app, req),
+        ),
+        None => (
+            Matched {
+                route: Some(ri),
+                method: None,
+            },
+            Err(EdgeError::MethodNotAllowed(route.allow)),
+        ),
     }
 }
 

@@ -42,18 +42,19 @@ pub(super) fn serve<H: Handler>(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(cfg.write_timeout));
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut buf = ReadBuf::new();
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut continue_sent = false;
     let mut pending_since: Option<Stopwatch> = None;
     loop {
         // Answer every complete request already buffered.
         let mut start = 0;
+        let filled = buf.filled_mut();
         let step = loop {
-            if start == buf.len() {
+            if start == filled.len() {
                 break Step::Continue;
             }
-            match next_request(&mut buf, &mut start, &mut out, peer, handler, shared) {
+            match next_request(filled, &mut start, &mut out, peer, handler, shared) {
                 Ok(Some(step)) => {
                     continue_sent = false;
                     if matches!(step, Step::Close) {
@@ -65,7 +66,7 @@ pub(super) fn serve<H: Handler>(
                 }
                 Ok(None) => {
                     // Incomplete: ask for the body if the client waits for that.
-                    if needs_continue(&buf[start..]) && !continue_sent {
+                    if needs_continue(&filled[start..]) && !continue_sent {
                         if write_out(stream, &mut out).is_err()
                             || stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
                         {
@@ -81,7 +82,7 @@ pub(super) fn serve<H: Handler>(
                 }
             }
         };
-        buf.drain(..start);
+        buf.consume(start);
         if write_out(stream, &mut out).is_err() || matches!(step, Step::Close) {
             return;
         }
@@ -103,8 +104,9 @@ pub(super) fn serve<H: Handler>(
         // of the request timeout when a request has started.
         let timeout = match pending_since {
             None => cfg.keepalive_timeout,
+            // Whole seconds: may keeps one timer list per distinct duration.
             Some(t) => match cfg.request_timeout.checked_sub(t.elapsed()) {
-                Some(left) if left > Duration::ZERO => left,
+                Some(left) if left > Duration::ZERO => Duration::from_secs(left.as_secs().max(1)),
                 _ => {
                     timed_out(stream, &mut out, handler, shared);
                     return;
@@ -112,24 +114,78 @@ pub(super) fn serve<H: Handler>(
             },
         };
         let _ = stream.set_read_timeout(Some(timeout));
-        let old = buf.len();
-        buf.resize(old + READ_CHUNK, 0);
-        match stream.read(&mut buf[old..]) {
+        match stream.read(buf.spare_mut()) {
             Ok(0) => return,
             Ok(n) => {
-                buf.truncate(old + n);
+                buf.commit(n);
                 busy.store(true, Ordering::Release);
             }
             Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                buf.truncate(old);
                 if pending_since.is_some() {
                     timed_out(stream, &mut out, handler, shared);
                 }
                 return;
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return,
         }
+    }
+}
+
+/// The connection's read buffer: `data[start..end]` holds unread bytes. The
+/// storage is zeroed once and reused; reads go straight into its tail.
+struct ReadBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new() -> ReadBuf {
+        ReadBuf {
+            data: vec![0; 2 * READ_CHUNK],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn filled_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// At least `READ_CHUNK` writable bytes after the unread ones.
+    fn spare_mut(&mut self) -> &mut [u8] {
+        if self.data.len() - self.end < READ_CHUNK {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.data.len() - self.end < READ_CHUNK {
+                self.data.resize(self.end + READ_CHUNK, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.end += n;
     }
 }
 

@@ -1,0 +1,515 @@
+//! End-to-end benchmark: starts the real `portcullis` binary, seeds users,
+//! drives login, refresh and me over keep-alive connections, and reports
+//! ops/s, latency percentiles and the **server's CPU time per operation**
+//! read from `/proc/<pid>` (so the load generator's own CPU is not counted).
+//!
+//! The login overhead ratio divides the server's CPU per login by the CPU of
+//! one raw verification with the same parameters, measured in this process
+//! during the same run. A second server with a deliberately cheap hash shows
+//! the engine's own cost per login, which the OWASP hash would hide.
+//!
+//! ```text
+//! cargo build --release -p portcullis-edge -p portcullis-benches
+//! target/release/e2e [--secs 10] [--concurrency 32]
+//! ```
+
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use portcullis_benches::{percentile, process_cpu, process_cpu_precise, thread_cpu};
+use portcullis_engine::hashpool::{HashScheme, Hasher};
+use serde_json::{Value, json};
+
+const OWASP: &str = "argon2id:m=19456,t=2,p=1";
+const CHEAP: &str = "argon2id:m=8,t=1,p=1";
+
+struct Server {
+    child: Child,
+    api: SocketAddr,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(bin: &PathBuf, hash: &str, extra: &[(&str, &str)]) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .env("PORTCULLIS_DATA_DIR", dir.path())
+            .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+            .env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("PORTCULLIS_PASSWORD_HASH", hash)
+            .env("PORTCULLIS_IP_RATE_LIMIT", "off")
+            .env("PORTCULLIS_LOG", "warn,portcullis=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("portcullis listening")
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Some(addr) = v["api"].as_str().and_then(|a| a.parse::<SocketAddr>().ok())
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let api = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("server did not start")?;
+        let pid = child.id();
+        Ok(Server {
+            child,
+            api,
+            pid,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive connection.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    fn call(&mut self, req: &[u8]) -> (u16, Vec<u8>) {
+        self.stream.write_all(req).expect("write");
+        self.buf.clear();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut r = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = r.parse(&self.buf) {
+                let status = r.code.unwrap_or(0);
+                let len: usize = r
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < n + len {
+                    let k = self.stream.read(&mut chunk).expect("read");
+                    assert!(k > 0, "server closed the connection");
+                    self.buf.extend_from_slice(&chunk[..k]);
+                }
+                return (status, self.buf[n..n + len].to_vec());
+            }
+            let k = self.stream.read(&mut chunk).expect("read");
+            assert!(k > 0, "server closed the connection");
+            self.buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+}
+
+fn request(method: &str, path: &str, body: Option<&Value>, bearer: Option<&str>) -> Vec<u8> {
+    let body = body.map(Value::to_string);
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n");
+    if let Some(t) = bearer {
+        r.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = &body {
+        r.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    r.push_str("\r\n");
+    if let Some(b) = body {
+        r.push_str(&b);
+    }
+    r.into_bytes()
+}
+
+/// What a worker carries between operations.
+#[derive(Clone)]
+struct User {
+    email: String,
+    password: String,
+    access: String,
+    refresh: String,
+}
+
+struct Outcome {
+    name: String,
+    concurrency: usize,
+    ok: u64,
+    errors: BTreeMap<u16, u64>,
+    secs: f64,
+    cpu: Duration,
+    cpu_precise: Duration,
+    lat_us: Vec<u64>,
+}
+
+impl Outcome {
+    fn cpu_us_per_op(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+    }
+    fn cpu_precise_us_per_op(&self) -> f64 {
+        self.cpu_precise.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+    }
+}
+
+fn run<F>(name: &str, srv: &Server, users: &mut [User], secs: u64, step: F) -> Outcome
+where
+    F: Fn(&mut User, &mut Conn) -> u16 + Sync,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let cpu0 = process_cpu(srv.pid).unwrap();
+    let cpup0 = process_cpu_precise(srv.pid).unwrap();
+    let t0 = Instant::now();
+    let results: Vec<(Vec<u64>, BTreeMap<u16, u64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter_mut()
+            .map(|u| {
+                let step = &step;
+                scope.spawn(move || {
+                    let mut conn = Conn::open(srv.api);
+                    let mut lat = Vec::with_capacity(100_000);
+                    let mut statuses = BTreeMap::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let status = step(u, &mut conn);
+                        *statuses.entry(status).or_insert(0u64) += 1;
+                        if (200..300).contains(&status) {
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                    }
+                    (lat, statuses)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu(srv.pid).unwrap() - cpu0;
+    let cpu_precise = process_cpu_precise(srv.pid).unwrap() - cpup0;
+    let mut lat_us = Vec::new();
+    let mut errors = BTreeMap::new();
+    let mut ok = 0;
+    for (l, st) in results {
+        lat_us.extend(l);
+        for (s, n) in st {
+            if (200..300).contains(&s) {
+                ok += n;
+            } else {
+                *errors.entry(s).or_insert(0) += n;
+            }
+        }
+    }
+    lat_us.sort_unstable();
+    Outcome {
+        name: name.to_owned(),
+        concurrency: users.len(),
+        ok,
+        errors,
+        secs,
+        cpu,
+        cpu_precise,
+        lat_us,
+    }
+}
+
+fn seed(srv: &Server, n: usize, tag: &str) -> Vec<User> {
+    let mut users = Vec::new();
+    let mut conn = Conn::open(srv.api);
+    for i in 0..n {
+        let email = format!("bench-{tag}-{i}@example.com");
+        let password = format!("bench-password-{i}");
+        let (status, body) = conn.call(&request(
+            "POST",
+            "/v1/auth/register",
+            Some(&json!({"email": email, "password": password})),
+            None,
+        ));
+        assert_eq!(
+            status,
+            201,
+            "seeding failed: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        users.push(User {
+            email,
+            password,
+            access: v["access_token"].as_str().unwrap().to_owned(),
+            refresh: v["refresh_token"].as_str().unwrap().to_owned(),
+        });
+    }
+    users
+}
+
+fn login_step(u: &mut User, c: &mut Conn) -> u16 {
+    let (s, _) = c.call(&request(
+        "POST",
+        "/v1/auth/login",
+        Some(&json!({"email": u.email, "password": u.password})),
+        None,
+    ));
+    s
+}
+
+fn refresh_step(u: &mut User, c: &mut Conn) -> u16 {
+    let (s, body) = c.call(&request(
+        "POST",
+        "/v1/auth/refresh",
+        Some(&json!({"refresh_token": u.refresh})),
+        None,
+    ));
+    if s == 200 {
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        u.refresh = v["refresh_token"].as_str().unwrap().to_owned();
+        u.access = v["access_token"].as_str().unwrap().to_owned();
+    }
+    s
+}
+
+fn me_step(u: &mut User, c: &mut Conn) -> u16 {
+    c.call(&request("GET", "/v1/users/me", None, Some(&u.access)))
+        .0
+}
+
+/// CPU time of one verification, averaged over `n` verifications on each of
+/// `threads` threads running at once: the same parallelism as the server's
+/// hash pool, so both see the same cache and memory-bandwidth contention.
+fn raw_verify_cpu(scheme: &str, n: u32, threads: usize) -> Duration {
+    let scheme: HashScheme = scheme.parse().unwrap();
+    let mut h = Hasher::new();
+    let stored = h.hash(&scheme, b"bench-password-0").unwrap();
+    let total: Duration = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let stored = stored.clone();
+                s.spawn(move || {
+                    let mut h = Hasher::new();
+                    assert!(h.verify(&stored, b"bench-password-0").unwrap());
+                    let t = thread_cpu();
+                    for _ in 0..n {
+                        assert!(h.verify(&stored, b"bench-password-0").unwrap());
+                    }
+                    thread_cpu() - t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total / (n * threads as u32)
+}
+
+fn print(o: &Outcome) {
+    let p50 = percentile(&o.lat_us, 50.0) as f64 / 1000.0;
+    let p99 = percentile(&o.lat_us, 99.0) as f64 / 1000.0;
+    let errors = if o.errors.is_empty() {
+        "none".to_owned()
+    } else {
+        o.errors
+            .iter()
+            .map(|(s, n)| format!("{s}x{n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    println!(
+        "| {:<34} | {:>4} | {:>8} | {:>9.0} | {:>7.2} | {:>7.2} | {:>10.1} | {:>10.1} | {:<8} |",
+        o.name,
+        o.concurrency,
+        o.ok,
+        o.ok as f64 / o.secs,
+        p50,
+        p99,
+        o.cpu_us_per_op(),
+        o.cpu_precise_us_per_op(),
+        errors
+    );
+}
+
+fn main() -> Result<()> {
+    let mut secs = 10u64;
+    let mut concurrency = 32usize;
+    let mut phases = "login,refresh,me,cheap".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--secs" => secs = args.next().context("--secs N")?.parse()?,
+            "--concurrency" => concurrency = args.next().context("--concurrency N")?.parse()?,
+            "--phases" => phases = args.next().context("--phases login,refresh,me,cheap")?,
+            other => bail!(
+                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap)"
+            ),
+        }
+    }
+    let bin = std::env::var_os("PORTCULLIS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap()
+                .with_file_name("portcullis")
+        });
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release -p portcullis-edge",
+            bin.display()
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("# Portcullis end-to-end benchmark");
+    println!(
+        "server: {} | cores: {cores} | {secs} s per phase | load generator in this process, same machine",
+        bin.display()
+    );
+    println!();
+    println!(
+        "| {:<34} | {:>4} | {:>8} | {:>9} | {:>7} | {:>7} | {:>10} | {:>10} | {:<8} |",
+        "phase", "conc", "ok ops", "ops/s", "p50 ms", "p99 ms", "CPU µs/op", "CPU µs/op*", "errors"
+    );
+    println!(
+        "|{:-<36}|{:->6}|{:->10}|{:->11}|{:->9}|{:->9}|{:->12}|{:->12}|{:-<10}|",
+        "", "", "", "", "", "", "", "", ""
+    );
+
+    let want = |p: &str| phases.split(',').any(|x| x == p);
+    let mut summary = Vec::new();
+
+    // OWASP hashing: login overhead ratio, then refresh and me on the same server.
+    if want("login") || want("refresh") || want("me") {
+        let srv = Server::start(&bin, OWASP, &[])?;
+        eprintln!("(server pid {})", srv.pid);
+        let mut users = seed(&srv, concurrency.max(4), "owasp");
+        if want("login") {
+            // Alternate login windows with raw-verify windows so that the
+            // machine's drift (other tenants, frequency) hits both alike.
+            // Keep the hash queue short: every login is served, none refused.
+            let login_conc = 4;
+            let rounds = 4u32;
+            let window = (secs / u64::from(rounds)).max(1);
+            let mut login: Option<Outcome> = None;
+            let mut raws = Vec::new();
+            for _ in 0..rounds {
+                raws.push(raw_verify_cpu(OWASP, 4, cores));
+                let o = run(
+                    "login (argon2id m=19456,t=2,p=1)",
+                    &srv,
+                    &mut users[..login_conc],
+                    window,
+                    login_step,
+                );
+                login = Some(match login {
+                    None => o,
+                    Some(mut acc) => {
+                        acc.ok += o.ok;
+                        acc.secs += o.secs;
+                        acc.cpu += o.cpu;
+                        acc.cpu_precise += o.cpu_precise;
+                        acc.lat_us.extend(o.lat_us);
+                        for (k, v) in o.errors {
+                            *acc.errors.entry(k).or_insert(0) += v;
+                        }
+                        acc
+                    }
+                });
+            }
+            raws.push(raw_verify_cpu(OWASP, 4, cores));
+            let mut login = login.expect("at least one round");
+            login.lat_us.sort_unstable();
+            print(&login);
+            let raw = raws.iter().sum::<Duration>() / raws.len() as u32;
+            let ratio = login.cpu_us_per_op() / (raw.as_secs_f64() * 1e6);
+            let ratio_precise = login.cpu_precise_us_per_op() / (raw.as_secs_f64() * 1e6);
+            let samples: Vec<String> = raws
+                .iter()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e6))
+                .collect();
+            summary.push(format!(
+                "raw verify argon2id m=19456,t=2,p=1 in this process, {cores} at once like the server's pool: {:.0} µs CPU (windows: {})",
+                raw.as_secs_f64() * 1e6,
+                samples.join(", ")
+            ));
+            summary.push(format!(
+                "login overhead ratio = server CPU per login / raw verify CPU = {ratio:.4} (schedstat: {ratio_precise:.4}); target <= 1.03"
+            ));
+        }
+        if want("refresh") {
+            let refresh = run(
+                "refresh (durable, embedded store)",
+                &srv,
+                &mut users,
+                secs,
+                refresh_step,
+            );
+            print(&refresh);
+            summary.push(format!(
+                "refresh: {:.1} server CPU µs/op (target <= 35)",
+                refresh.cpu_us_per_op()
+            ));
+        }
+        if want("me") {
+            let me = run("me", &srv, &mut users, secs, me_step);
+            print(&me);
+            summary.push(format!(
+                "me: {:.1} server CPU µs/op (target <= 15)",
+                me.cpu_us_per_op()
+            ));
+        }
+    }
+
+    // Cheap hashing: the engine's own cost per login becomes visible.
+    if want("cheap") {
+        let srv = Server::start(&bin, CHEAP, &[])?;
+        let mut users = seed(&srv, concurrency.max(4), "cheap");
+        let cheap = run(
+            "login (argon2id m=8,t=1,p=1: cheap)",
+            &srv,
+            &mut users,
+            secs,
+            login_step,
+        );
+        print(&cheap);
+        drop(srv);
+        let raw_cheap = raw_verify_cpu(CHEAP, 20_000, 1);
+        summary.push(format!(
+            "engine cost per login with the cheap hash = {:.1} - {:.1} (raw cheap verify) = {:.1} µs CPU",
+            cheap.cpu_us_per_op(),
+            raw_cheap.as_secs_f64() * 1e6,
+            cheap.cpu_us_per_op() - raw_cheap.as_secs_f64() * 1e6
+        ));
+    }
+
+    println!();
+    println!(
+        "CPU µs/op: server utime+stime from /proc/<pid>/stat (tick resolution); CPU µs/op*: sum of /proc/<pid>/task/*/schedstat (ns)."
+    );
+    for line in summary {
+        println!("{line}");
+    }
+    Ok(())
+}
