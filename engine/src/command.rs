@@ -51,8 +51,8 @@ pub enum TokenHint {
     RefreshToken,
 }
 
-/// A request to the engine.
-#[derive(Debug)]
+/// A request to the engine. Its `Debug` names the command and hides every
+/// secret (passwords, tokens).
 pub enum Command {
     /// Create an account and open its first session.
     Register {
@@ -156,8 +156,8 @@ pub struct UserView {
     pub created_at: String,
 }
 
-/// Tokens for a session.
-#[derive(Debug, Clone)]
+/// Tokens for a session. Its `Debug` hides the tokens.
+#[derive(Clone)]
 pub struct TokenGrant {
     /// Access JWT.
     pub access_token: String,
@@ -169,6 +169,38 @@ pub struct TokenGrant {
     pub refresh_expires_in: u64,
     /// Session id.
     pub session_id: String,
+}
+
+impl std::fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("session_id", &self.session_id)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Command::Register { .. } => "Register",
+            Command::Login { .. } => "Login",
+            Command::Refresh { .. } => "Refresh",
+            Command::Logout { .. } => "Logout",
+            Command::LogoutAll { .. } => "LogoutAll",
+            Command::Me { .. } => "Me",
+            Command::UpdateMe { .. } => "UpdateMe",
+            Command::ListSessions { .. } => "ListSessions",
+            Command::DeleteSession { .. } => "DeleteSession",
+            Command::Introspect { .. } => "Introspect",
+            Command::Revoke { .. } => "Revoke",
+            Command::Jwks => "Jwks",
+            Command::Readiness => "Readiness",
+            Command::Ping => "Ping",
+        };
+        write!(f, "Command::{name}")
+    }
 }
 
 /// A session as its user sees it.
@@ -247,6 +279,22 @@ pub enum Outcome {
     Jwks(Arc<[u8]>),
     /// Readiness checks.
     Readiness(Vec<Check>),
+}
+
+impl Outcome {
+    /// The variant's name (for logs: never the content, which may hold tokens).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Registered { .. } => "Registered",
+            Outcome::Granted(_) => "Granted",
+            Outcome::User(_) => "User",
+            Outcome::Sessions(_) => "Sessions",
+            Outcome::Done => "Done",
+            Outcome::Introspection(_) => "Introspection",
+            Outcome::Jwks(_) => "Jwks",
+            Outcome::Readiness(_) => "Readiness",
+        }
+    }
 }
 
 /// The engine's answer to a command.

@@ -56,8 +56,6 @@ pub struct EngineConfig {
     /// A rotated-away refresh token presented within this window is refused
     /// without revoking the session (benign concurrent refresh).
     pub refresh_reuse_grace: Duration,
-    /// Rotated-away refresh-token hashes kept per session for reuse detection.
-    pub refresh_history: usize,
     /// Account lockout policy.
     pub lockout: LockoutPolicy,
     /// How long a signing key signs before its successor takes over.
@@ -92,7 +90,6 @@ impl EngineConfig {
             refresh_ttl: Duration::from_secs(30 * 86_400),
             session_max_age: Duration::from_secs(90 * 86_400),
             refresh_reuse_grace: Duration::from_millis(2000),
-            refresh_history: 8,
             lockout: LockoutPolicy::default(),
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(86_400),

@@ -18,7 +18,7 @@ use crate::error::{AuthError, TokenProblem};
 use crate::flows::{account, login, oauth, refresh, register};
 use crate::hashpool::{HashPool, PoolSize};
 use crate::metrics as m;
-use crate::readmodel::ReadModel;
+use crate::readmodel::{Known, ReadModel};
 use crate::shard::{PartitionKey, Shards};
 use crate::tokens::keys::{self, KeyChange, KeyRing, RotationPolicy};
 use crate::tokens::{TokenConfig, TokenService, refresh as refresh_token};
@@ -143,6 +143,14 @@ impl Engine {
             closing: Default::default(),
         });
         maintain_keys(&core).await.map_err(StartError::Keys)?;
+        let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
+            .map_err(|_| StartError::Keys("system random generator failed".into()))?;
+        let chain_key = core
+            .tokens
+            .refresh_chain_key(*candidate)
+            .await
+            .map_err(|e| StartError::Keys(format!("refresh-token chain key: {e}")))?;
+        core.token_svc.set_chain_key(&chain_key);
         let (stop, _) = watch::channel(false);
         let engine = Engine {
             core,
@@ -272,21 +280,19 @@ impl Engine {
                 Err(e) => reply.send(Err(e)),
                 Ok(access) => {
                     let now = core.now_ms();
-                    let cached =
-                        match core
-                            .read
-                            .session_live(access.user_id, access.session_id, now)
-                        {
-                            Some(true) => core.read.user(access.user_id),
-                            _ => None,
-                        };
-                    match cached {
-                        Some(user) => reply.send(Ok(Outcome::User(user))),
-                        None => {
-                            core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
-                                account::me(c, access)
-                            })
+                    let known = core.read.session(access.user_id, access.session_id, now);
+                    let cached = match known {
+                        Known::Live => core.read.user(access.user_id),
+                        _ => None,
+                    };
+                    match (known, cached) {
+                        (_, Some(user)) => reply.send(Ok(Outcome::User(user))),
+                        (Known::Revoked, None) => {
+                            reply.send(Err(AuthError::Unauthenticated(TokenProblem::Revoked)))
                         }
+                        _ => core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                            account::me(c, access)
+                        }),
                     }
                 }
             },
@@ -315,16 +321,17 @@ impl Engine {
                     ))),
                     Ok(access) => {
                         let now = core.now_ms();
-                        if core
-                            .read
-                            .session_live(access.user_id, access.session_id, now)
-                            == Some(true)
-                        {
-                            reply.send(Ok(Outcome::Introspection(oauth::active_access(&access))));
-                        } else {
-                            core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
-                                oauth::introspect_access(c, access)
-                            });
+                        match core.read.session(access.user_id, access.session_id, now) {
+                            Known::Live => reply
+                                .send(Ok(Outcome::Introspection(oauth::active_access(&access)))),
+                            Known::Revoked => reply.send(Ok(Outcome::Introspection(
+                                crate::command::Introspection::Inactive,
+                            ))),
+                            Known::Unknown => {
+                                core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                                    oauth::introspect_access(c, access)
+                                })
+                            }
                         }
                     }
                 }
@@ -408,6 +415,12 @@ impl Engine {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.core.cfg
+    }
+
+    /// Liveness: false once a store is in a state only a restart leaves (for
+    /// example after a failed fsync), so the orchestrator restarts the process.
+    pub fn is_alive(&self) -> bool {
+        !self.core.users.is_broken() && !self.core.tokens.is_broken()
     }
 
     /// Password hash jobs in flight (for tests and metrics).

@@ -4,7 +4,7 @@
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::app::RequestIds;
-use crate::app::handlers::readiness;
+use crate::app::handlers::{liveness, readiness};
 use crate::bridge::Bridge;
 use crate::problem::{EdgeError, problem};
 use crate::server::{FrameError, Handled, Handler, Request, Response};
@@ -50,7 +50,7 @@ impl Admin {
                 }
                 None => Err(EdgeError::NotFound),
             },
-            "/healthz" => Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec())),
+            "/healthz" => liveness(&self.bridge),
             _ => readiness(&self.bridge),
         }
     }
@@ -78,6 +78,17 @@ impl Handler for Admin {
         let request_id = self.ids.generate();
         Handled {
             response: problem(EdgeError::Timeout, &request_id),
+            request_id,
+        }
+    }
+
+    fn overloaded(&self) -> Handled {
+        let request_id = self.ids.generate();
+        let busy = portcullis_engine::AuthError::Overloaded {
+            retry_after_secs: 1,
+        };
+        Handled {
+            response: problem(EdgeError::Auth(busy), &request_id),
             request_id,
         }
     }

@@ -199,6 +199,7 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 413 => ("payload_too_large", "Payload too large"),
                 431 => ("header_fields_too_large", "Request header fields too large"),
                 501 => ("not_implemented", "Not implemented"),
+                417 => ("expectation_failed", "Expectation failed"),
                 _ => ("bad_request", "Bad request"),
             };
             mapped(f.status(), code, title, f.detail())

@@ -7,7 +7,7 @@
 //! an earlier version stay readable.
 
 use crate::StoreError;
-use crate::model::{RotatedToken, SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord};
+use crate::model::{SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord};
 
 /// Format tag of [`UserRecord`] encodings.
 const USER_V1: u8 = 1;
@@ -195,16 +195,13 @@ pub(crate) fn encode_session(s: &SessionRecord) -> Vec<u8> {
         .opt_str(s.user_agent.as_deref())
         .fixed(&s.refresh_hash)
         .u64(s.generation)
-        .u64(s.previous.len() as u64);
-    for p in &s.previous {
-        e.fixed(&p.hash).u64(p.rotated_at_ms);
-    }
+        .u64(s.rotated_at_ms);
     e.finish()
 }
 
 pub(crate) fn decode_session(buf: &[u8]) -> Result<SessionRecord, StoreError> {
     let mut d = Dec::new(buf, "session record", SESSION_V1)?;
-    let mut s = SessionRecord {
+    Ok(SessionRecord {
         user_id: UserId(d.fixed()?),
         id: SessionId(d.fixed()?),
         created_at_ms: d.u64()?,
@@ -215,21 +212,8 @@ pub(crate) fn decode_session(buf: &[u8]) -> Result<SessionRecord, StoreError> {
         user_agent: d.opt_str()?,
         refresh_hash: d.fixed()?,
         generation: d.u64()?,
-        previous: Vec::new(),
-    };
-    let n = d.u64()?;
-    if n > 1024 {
-        return Err(StoreError::Corrupt(
-            "session record: rotation history too long".into(),
-        ));
-    }
-    for _ in 0..n {
-        s.previous.push(RotatedToken {
-            hash: d.fixed()?,
-            rotated_at_ms: d.u64()?,
-        });
-    }
-    Ok(s)
+        rotated_at_ms: d.u64()?,
+    })
 }
 
 pub(crate) fn encode_key(k: &SigningKeyRecord) -> Vec<u8> {

@@ -44,12 +44,10 @@ macro_rules! conformance_suite {
             session_delete_all_is_scoped_to_user,
             rotate_current_token,
             rotate_caps_expiry_at_session_max,
-            rotate_previous_within_grace_is_superseded,
-            rotate_previous_after_grace_revokes_session,
-            rotate_older_generation_is_detected,
-            rotate_unknown_or_missing_is_invalid,
+            rotate_with_a_stale_expectation_conflicts,
+            rotate_missing_or_expired_is_invalid,
             rotate_concurrent_exactly_one_wins,
-            rotate_history_is_bounded,
+            refresh_chain_key_is_created_once,
             lockout_counts_locks_and_backs_off,
             lockout_window_expires_failures,
             lockout_concurrent_failures_are_all_counted,
@@ -101,21 +99,31 @@ pub fn sample_session(user: u8, sid: u8, hash: u8) -> SessionRecord {
         user_agent: Some("conformance".into()),
         refresh_hash: [hash; 32],
         generation: 0,
-        previous: Vec::new(),
+        rotated_at_ms: T0,
     }
 }
 
-fn rotate(s: &SessionRecord, presented: u8, new: u8, now_ms: u64) -> RotateRequest {
+/// A rotation expecting `expected` (hash byte) at `generation`.
+fn rotate_at(
+    s: &SessionRecord,
+    expected: u8,
+    generation: u64,
+    new: u8,
+    now_ms: u64,
+) -> RotateRequest {
     RotateRequest {
         user_id: s.user_id,
         session_id: s.id,
-        presented: [presented; 32],
+        expected_hash: [expected; 32],
+        expected_generation: generation,
         new_hash: [new; 32],
         now_ms,
-        grace_ms: 2_000,
         new_expires_at_ms: now_ms + 30 * DAY,
-        history_len: 8,
     }
+}
+
+fn rotate(s: &SessionRecord, expected: u8, new: u8, now_ms: u64) -> RotateRequest {
+    rotate_at(s, expected, s.generation, new, now_ms)
 }
 
 /// Create, read back by id, resolve by email.
@@ -322,7 +330,7 @@ pub async fn session_delete_all_is_scoped_to_user(b: &Backends) {
     );
 }
 
-/// Rotating the current token installs the new one and remembers the old one.
+/// Rotating the current token installs the new one.
 pub async fn rotate_current_token(b: &Backends) {
     let s = sample_session(7, 1, 1);
     b.tokens.create_session(&s).await.unwrap();
@@ -337,17 +345,15 @@ pub async fn rotate_current_token(b: &Backends) {
     };
     assert_eq!(after.refresh_hash, [2; 32]);
     assert_eq!(after.generation, 1);
+    assert_eq!(after.rotated_at_ms, now);
     assert_eq!(after.last_used_at_ms, now);
     assert_eq!(after.expires_at_ms, now + 30 * DAY);
-    assert_eq!(after.previous.len(), 1);
-    assert_eq!(after.previous[0].hash, [1; 32]);
-    assert_eq!(after.previous[0].rotated_at_ms, now);
     let stored = b.tokens.get_session(s.user_id, s.id, now).await.unwrap();
     assert_eq!(stored, Some(after));
-    // The new token rotates again.
+    // The new token rotates again, at the next generation.
     let r = b
         .tokens
-        .rotate_refresh(&rotate(&s, 2, 3, now + 10))
+        .rotate_refresh(&rotate_at(&s, 2, 1, 3, now + 10))
         .await
         .unwrap();
     assert!(matches!(r, RotateOutcome::Rotated(ref x) if x.generation == 2));
@@ -369,102 +375,36 @@ pub async fn rotate_caps_expiry_at_session_max(b: &Backends) {
     );
 }
 
-/// The previous token within the grace window is refused but the session stays.
-pub async fn rotate_previous_within_grace_is_superseded(b: &Backends) {
+/// A rotation based on an old read (hash or generation) changes nothing.
+pub async fn rotate_with_a_stale_expectation_conflicts(b: &Backends) {
     let s = sample_session(8, 1, 1);
     b.tokens.create_session(&s).await.unwrap();
-    let now = T0 + 1_000;
     b.tokens
-        .rotate_refresh(&rotate(&s, 1, 2, now))
+        .rotate_refresh(&rotate(&s, 1, 2, T0 + 1))
         .await
         .unwrap();
-    let r = b
-        .tokens
-        .rotate_refresh(&rotate(&s, 1, 3, now + 2_000))
-        .await
-        .unwrap();
-    assert_eq!(r, RotateOutcome::Superseded);
+    for req in [
+        rotate_at(&s, 1, 0, 3, T0 + 2),
+        rotate_at(&s, 2, 0, 3, T0 + 2),
+        rotate_at(&s, 1, 1, 3, T0 + 2),
+        rotate_at(&s, 9, 1, 3, T0 + 2),
+    ] {
+        assert_eq!(
+            b.tokens.rotate_refresh(&req).await.unwrap(),
+            RotateOutcome::Conflict
+        );
+    }
     let stored = b
         .tokens
-        .get_session(s.user_id, s.id, now)
+        .get_session(s.user_id, s.id, T0)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        stored.refresh_hash, [2; 32],
-        "the newest token stays current"
-    );
+    assert_eq!((stored.refresh_hash, stored.generation), ([2; 32], 1));
 }
 
-/// The previous token after the grace window revokes the whole session.
-pub async fn rotate_previous_after_grace_revokes_session(b: &Backends) {
-    let s = sample_session(9, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
-    let now = T0 + 1_000;
-    b.tokens
-        .rotate_refresh(&rotate(&s, 1, 2, now))
-        .await
-        .unwrap();
-    let r = b
-        .tokens
-        .rotate_refresh(&rotate(&s, 1, 3, now + 2_001))
-        .await
-        .unwrap();
-    assert_eq!(r, RotateOutcome::Reused);
-    assert_eq!(
-        b.tokens.get_session(s.user_id, s.id, now).await.unwrap(),
-        None
-    );
-    // The newest token is dead too.
-    let r = b
-        .tokens
-        .rotate_refresh(&rotate(&s, 2, 4, now + 3_000))
-        .await
-        .unwrap();
-    assert_eq!(r, RotateOutcome::Invalid);
-}
-
-/// A token several generations old is still recognised as reuse.
-pub async fn rotate_older_generation_is_detected(b: &Backends) {
-    let s = sample_session(10, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
-    let mut now = T0;
-    for (old, new) in [(1u8, 2u8), (2, 3), (3, 4)] {
-        now += 10_000;
-        let r = b
-            .tokens
-            .rotate_refresh(&rotate(&s, old, new, now))
-            .await
-            .unwrap();
-        assert!(matches!(r, RotateOutcome::Rotated(_)));
-    }
-    let r = b
-        .tokens
-        .rotate_refresh(&rotate(&s, 1, 9, now + 10_000))
-        .await
-        .unwrap();
-    assert_eq!(r, RotateOutcome::Reused);
-    assert_eq!(
-        b.tokens.get_session(s.user_id, s.id, now).await.unwrap(),
-        None
-    );
-}
-
-/// Unknown hashes, sessions and users are invalid and change nothing.
-pub async fn rotate_unknown_or_missing_is_invalid(b: &Backends) {
-    let s = sample_session(11, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
-    let r = b
-        .tokens
-        .rotate_refresh(&rotate(&s, 77, 2, T0 + 1))
-        .await
-        .unwrap();
-    assert_eq!(r, RotateOutcome::Invalid);
-    assert_eq!(
-        b.tokens.get_session(s.user_id, s.id, T0).await.unwrap(),
-        Some(s.clone()),
-        "an unknown token must not revoke the session"
-    );
+/// Missing and expired sessions are invalid.
+pub async fn rotate_missing_or_expired_is_invalid(b: &Backends) {
     let missing = sample_session(11, 2, 1);
     let r = b
         .tokens
@@ -472,9 +412,17 @@ pub async fn rotate_unknown_or_missing_is_invalid(b: &Backends) {
         .await
         .unwrap();
     assert_eq!(r, RotateOutcome::Invalid);
+    let s = sample_session(11, 3, 1);
+    b.tokens.create_session(&s).await.unwrap();
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&s, 1, 2, s.expires_at_ms))
+        .await
+        .unwrap();
+    assert_eq!(r, RotateOutcome::Invalid);
 }
 
-/// Parallel rotations of one token: exactly one wins, the others are superseded.
+/// Parallel rotations of one token: exactly one wins, the others conflict.
 pub async fn rotate_concurrent_exactly_one_wins(b: &Backends) {
     let s = sample_session(12, 1, 1);
     b.tokens.create_session(&s).await.unwrap();
@@ -490,7 +438,7 @@ pub async fn rotate_concurrent_exactly_one_wins(b: &Backends) {
     for t in tasks {
         match t.await.unwrap().unwrap() {
             RotateOutcome::Rotated(x) => rotated.push(x.refresh_hash),
-            RotateOutcome::Superseded => {}
+            RotateOutcome::Conflict => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -505,26 +453,21 @@ pub async fn rotate_concurrent_exactly_one_wins(b: &Backends) {
     assert_eq!(stored.generation, 1);
 }
 
-/// Only `history_len` rotated hashes are kept.
-pub async fn rotate_history_is_bounded(b: &Backends) {
-    let s = sample_session(13, 1, 0);
-    b.tokens.create_session(&s).await.unwrap();
-    let mut now = T0;
-    for n in 0..12u8 {
-        now += 10_000;
-        let mut req = rotate(&s, n, n + 1, now);
-        req.history_len = 4;
-        let r = b.tokens.rotate_refresh(&req).await.unwrap();
-        assert!(matches!(r, RotateOutcome::Rotated(ref x) if x.previous.len() <= 4));
+/// The chain key is created by the first caller and returned to every caller.
+pub async fn refresh_chain_key_is_created_once(b: &Backends) {
+    let first = b.tokens.refresh_chain_key([1; 32]).await.unwrap();
+    assert_eq!(first, [1; 32]);
+    assert_eq!(b.tokens.refresh_chain_key([2; 32]).await.unwrap(), [1; 32]);
+    let mut tasks = Vec::new();
+    for n in 3..10u8 {
+        let tokens = b.tokens.clone();
+        tasks.push(tokio::spawn(async move {
+            tokens.refresh_chain_key([n; 32]).await
+        }));
     }
-    let stored = b
-        .tokens
-        .get_session(s.user_id, s.id, now)
-        .await
-        .unwrap()
-        .unwrap();
-    let kept: Vec<u8> = stored.previous.iter().map(|p| p.hash[0]).collect();
-    assert_eq!(kept, vec![11, 10, 9, 8], "newest first");
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), [1; 32]);
+    }
 }
 
 /// Failures lock the key at the limit, with doubling lock durations.

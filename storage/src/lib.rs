@@ -20,8 +20,8 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::{
-    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, RotatedToken, SessionId,
-    SessionRecord, SigningKeyRecord, TokenHash, UserId, UserRecord,
+    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
+    SigningKeyRecord, TokenHash, UserId, UserRecord,
 };
 pub use traits::{TokenStore, UserStore};
 

@@ -182,15 +182,6 @@ impl fmt::Debug for UserRecord {
     }
 }
 
-/// A refresh token that has been rotated away, kept for reuse detection.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct RotatedToken {
-    /// Hash of the rotated token's secret.
-    pub hash: TokenHash,
-    /// When it was rotated (Unix ms).
-    pub rotated_at_ms: u64,
-}
-
 /// A login session and the state of its refresh-token family.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -212,11 +203,10 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// Hash of the current refresh token's secret.
     pub refresh_hash: TokenHash,
-    /// Number of rotations so far.
+    /// Number of rotations so far (the current token's generation).
     pub generation: u64,
-    /// Recently rotated-away tokens, newest first (bounded by the rotation request's
-    /// `history_len`).
-    pub previous: Vec<RotatedToken>,
+    /// When the current token was issued (Unix ms): creation or last rotation.
+    pub rotated_at_ms: u64,
 }
 
 impl fmt::Debug for SessionRecord {
@@ -239,40 +229,37 @@ impl SessionRecord {
     }
 }
 
-/// One refresh-token rotation, performed atomically by the backend.
+/// One refresh-token rotation: a compare-and-set performed atomically by the
+/// backend. The engine decides what a presented token means (current,
+/// recently superseded, reused ancestor, forged); the store only swaps the
+/// current token if nobody else did first.
 #[derive(Clone, Debug)]
 pub struct RotateRequest {
     /// Owner of the session (routing key).
     pub user_id: UserId,
     /// The session.
     pub session_id: SessionId,
-    /// Hash of the presented token's secret.
-    pub presented: TokenHash,
-    /// Hash of the new token's secret, installed on success.
+    /// The current token's hash as the caller read it.
+    pub expected_hash: TokenHash,
+    /// The current generation as the caller read it.
+    pub expected_generation: u64,
+    /// Hash of the new token's secret (generation `expected_generation + 1`).
     pub new_hash: TokenHash,
     /// Current time (Unix ms).
     pub now_ms: u64,
-    /// A rotated-away token presented within this many ms of its rotation is
-    /// answered [`RotateOutcome::Superseded`] instead of revoking the session.
-    pub grace_ms: u64,
     /// New sliding expiry; the backend caps it at the session's absolute expiry.
     pub new_expires_at_ms: u64,
-    /// How many rotated-away hashes to keep for reuse detection.
-    pub history_len: usize,
 }
 
 /// The result of a rotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RotateOutcome {
-    /// The presented token was current; it is now replaced by `new_hash`.
+    /// The token was still current; it is now replaced.
     Rotated(SessionRecord),
-    /// The presented token was rotated away less than `grace_ms` ago (a benign
-    /// concurrent refresh): refused, the session stays.
-    Superseded,
-    /// The presented token was rotated away earlier: reuse detected, the session
-    /// has been deleted.
-    Reused,
-    /// No live session matches (unknown, expired, revoked, or an unknown token).
+    /// The session's current token is no longer the expected one: another
+    /// rotation won. Nothing was changed.
+    Conflict,
+    /// No live session.
     Invalid,
 }
 

@@ -39,6 +39,12 @@ pub trait UserStore: Send + Sync + 'static {
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether the backend is in a state it cannot leave without a restart
+    /// (liveness), e.g. after a failed fsync. Cheap and synchronous.
+    fn is_broken(&self) -> bool {
+        false
+    }
+
     /// Makes every acknowledged write durable and releases resources; called at shutdown.
     async fn flush(&self) -> StoreResult<()>;
 }
@@ -73,8 +79,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes every session of the user atomically (durably). Returns the deleted ids.
     async fn delete_all_sessions(&self, user_id: UserId) -> StoreResult<Vec<SessionId>>;
 
-    /// Rotates a session's refresh token atomically, with reuse detection (durably).
+    /// Replaces a session's current refresh token if it is still the expected
+    /// one (compare-and-set, durably).
     async fn rotate_refresh(&self, request: &RotateRequest) -> StoreResult<RotateOutcome>;
+
+    /// The server secret that chains a session's refresh tokens. The first
+    /// call stores `candidate`; every call returns the stored secret. Secret:
+    /// backends keep it with owner-only access.
+    async fn refresh_chain_key(&self, candidate: [u8; 32]) -> StoreResult<[u8; 32]>;
 
     /// The lockout state of a login key (a normalized email) at `now_ms`.
     async fn lockout_status(&self, key: &str, now_ms: u64) -> StoreResult<LockoutStatus>;
@@ -106,6 +118,12 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether the backend is in a state it cannot leave without a restart
+    /// (liveness), e.g. after a failed fsync. Cheap and synchronous.
+    fn is_broken(&self) -> bool {
+        false
+    }
 
     /// Makes every acknowledged write durable and releases resources; called at shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -15,6 +15,8 @@ use crate::views::session_view;
 /// Ends the token's session.
 pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
+    // Tombstone first: nothing cached may outlive the delete.
+    core.read.revoke_session(access.user_id, access.session_id);
     core.token_op(
         "delete_session",
         core.tokens
@@ -22,7 +24,6 @@ pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     )
     .await
     .map_err(|e| AuthError::from_store("delete_session", e))?;
-    core.read.drop_session(access.user_id, access.session_id);
     metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout").increment(1);
     Ok(Outcome::Done)
 }
@@ -30,6 +31,18 @@ pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
 /// Ends every session of the token's user.
 pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
+    // Tombstones first: nothing cached may outlive the delete.
+    let live = core
+        .token_op(
+            "list_sessions",
+            core.tokens.list_sessions(access.user_id, 0),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("list_sessions", e))?;
+    for s in &live {
+        core.read.revoke_session(access.user_id, s.id);
+    }
+    core.read.revoke_session(access.user_id, access.session_id);
     let ids = core
         .token_op(
             "delete_all_sessions",
@@ -38,9 +51,8 @@ pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply
         .await
         .map_err(|e| AuthError::from_store("delete_all_sessions", e))?;
     for sid in &ids {
-        core.read.drop_session(access.user_id, *sid);
+        core.read.revoke_session(access.user_id, *sid);
     }
-    core.read.drop_session(access.user_id, access.session_id);
     metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout_all")
         .increment(ids.len() as u64);
     Ok(Outcome::Done)
@@ -133,6 +145,7 @@ pub(crate) async fn delete_session(
     let Some(target) = target else {
         return Err(AuthError::NotFound);
     };
+    core.read.revoke_session(access.user_id, target);
     let existed = core
         .token_op(
             "delete_session",
@@ -140,7 +153,6 @@ pub(crate) async fn delete_session(
         )
         .await
         .map_err(|e| AuthError::from_store("delete_session", e))?;
-    core.read.drop_session(access.user_id, target);
     if !existed {
         return Err(AuthError::NotFound);
     }

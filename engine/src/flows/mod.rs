@@ -20,6 +20,7 @@ use portcullis_storage::{SessionRecord, UserId};
 use crate::command::{ClientInfo, TokenGrant};
 use crate::core::Core;
 use crate::error::{AuthError, TokenProblem};
+use crate::readmodel::Known;
 use crate::tokens::VerifiedAccess;
 
 /// Longest user agent kept with a session.
@@ -29,15 +30,10 @@ const USER_AGENT_MAX_CHARS: usize = 256;
 /// model when it knows, else the store) and returns it when read.
 pub(crate) async fn authorize(core: &Core, access: &VerifiedAccess) -> Result<(), AuthError> {
     let now = core.now_ms();
-    match core
-        .read
-        .session_live(access.user_id, access.session_id, now)
-    {
-        Some(true) => return Ok(()),
-        Some(false) => {
-            core.read.drop_session(access.user_id, access.session_id);
-        }
-        None => {}
+    match core.read.session(access.user_id, access.session_id, now) {
+        Known::Live => return Ok(()),
+        Known::Revoked => return Err(AuthError::Unauthenticated(TokenProblem::Revoked)),
+        Known::Unknown => {}
     }
     let session = core
         .token_op(
@@ -49,10 +45,13 @@ pub(crate) async fn authorize(core: &Core, access: &VerifiedAccess) -> Result<()
         .map_err(|e| AuthError::from_store("get_session", e))?;
     match session {
         Some(s) => {
-            core.read.put_session(&s);
+            core.read.put_session(&s, now);
             Ok(())
         }
-        None => Err(AuthError::Unauthenticated(TokenProblem::Revoked)),
+        None => {
+            core.read.revoke_session(access.user_id, access.session_id);
+            Err(AuthError::Unauthenticated(TokenProblem::Revoked))
+        }
     }
 }
 
@@ -65,7 +64,7 @@ pub(crate) async fn open_session(
 ) -> Result<TokenGrant, AuthError> {
     let now = core.now_ms();
     let sid = core.token_svc.new_session_id()?;
-    let (refresh_token, hash) = core.token_svc.mint_refresh(user_id, sid)?;
+    let (refresh_token, hash) = core.token_svc.first_refresh(user_id, sid)?;
     let ttl = ms(core.cfg.refresh_ttl);
     let max = now.saturating_add(ms(core.cfg.session_max_age));
     let session = SessionRecord {
@@ -82,12 +81,12 @@ pub(crate) async fn open_session(
             .map(|ua| ua.chars().take(USER_AGENT_MAX_CHARS).collect()),
         refresh_hash: hash,
         generation: 0,
-        previous: Vec::new(),
+        rotated_at_ms: now,
     };
     core.token_op("create_session", core.tokens.create_session(&session))
         .await
         .map_err(|e| AuthError::from_store("create_session", e))?;
-    core.read.put_session(&session);
+    core.read.put_session(&session, now);
     let access = core.token_svc.issue_access(user_id, sid, now, amr)?;
     Ok(TokenGrant {
         access_token: access.token,

@@ -2,14 +2,20 @@
 
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
-
 use crate::command::{Introspection, Outcome, Reply};
 use crate::core::Core;
 use crate::error::AuthError;
 use crate::metrics as m;
 use crate::tokens::VerifiedAccess;
-use crate::tokens::refresh::ParsedRefresh;
+use crate::tokens::refresh::{Lineage, ParsedRefresh};
+use portcullis_storage::SessionRecord;
+
+/// Whether `token` is its session's current refresh token.
+fn is_current(core: &Core, token: &ParsedRefresh, s: &SessionRecord) -> bool {
+    core.token_svc
+        .chain()
+        .is_ok_and(|c| c.lineage(token, &s.refresh_hash, s.generation) == Lineage::Current)
+}
 
 /// An access token is active while it verifies and its session is live.
 pub(crate) async fn introspect_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
@@ -46,7 +52,7 @@ pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) ->
         .await
         .map_err(|e| AuthError::from_store("get_session", e))?;
     let answer = match session {
-        Some(s) if bool::from(s.refresh_hash.ct_eq(&token.hash)) => Introspection::Active {
+        Some(s) if is_current(&core, &token, &s) => Introspection::Active {
             token_type: "refresh_token",
             sub: s.user_id.to_uuid_string(),
             sid: s.id.to_b64(),
@@ -63,6 +69,7 @@ pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) ->
 
 /// Revoking an access token ends its session.
 pub(crate) async fn revoke_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    core.read.revoke_session(access.user_id, access.session_id);
     let existed = core
         .token_op(
             "delete_session",
@@ -71,7 +78,6 @@ pub(crate) async fn revoke_access(core: Arc<Core>, access: VerifiedAccess) -> Re
         )
         .await
         .map_err(|e| AuthError::from_store("delete_session", e))?;
-    core.read.drop_session(access.user_id, access.session_id);
     if existed {
         metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "revoke").increment(1);
     }
@@ -91,15 +97,15 @@ pub(crate) async fn revoke_refresh(core: Arc<Core>, token: ParsedRefresh) -> Rep
         .await
         .map_err(|e| AuthError::from_store("get_session", e))?;
     if let Some(s) = session
-        && bool::from(s.refresh_hash.ct_eq(&token.hash))
+        && is_current(&core, &token, &s)
     {
+        core.read.revoke_session(s.user_id, s.id);
         core.token_op(
             "delete_session",
             core.tokens.delete_session(s.user_id, s.id),
         )
         .await
         .map_err(|e| AuthError::from_store("delete_session", e))?;
-        core.read.drop_session(s.user_id, s.id);
         metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "revoke").increment(1);
     }
     Ok(Outcome::Done)

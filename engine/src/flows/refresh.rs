@@ -1,4 +1,10 @@
 //! Refresh-token rotation with reuse detection, in the user partition.
+//!
+//! The presented token is placed in its session's chain (see
+//! `tokens::refresh`): the current token rotates; the direct predecessor
+//! within the grace window is refused without harm (a benign concurrent
+//! refresh); any other genuine ancestor, however old, is reuse and revokes
+//! the session (RFC 9700 §4.14.2); anything else is refused.
 
 use std::sync::Arc;
 
@@ -8,11 +14,13 @@ use crate::command::{Outcome, Reply, TokenGrant};
 use crate::core::Core;
 use crate::error::AuthError;
 use crate::metrics as m;
-use crate::tokens::refresh::ParsedRefresh;
+use crate::tokens::refresh::{self, Lineage, ParsedRefresh};
+
+type Failure = (&'static str, AuthError);
 
 /// Runs in `User(token.user_id)`.
 pub(crate) async fn run(core: Arc<Core>, token: ParsedRefresh) -> Reply {
-    let (label, result) = match refresh(&core, &token).await {
+    let (label, result) = match rotate(&core, &token).await {
         Ok(grant) => ("ok", Ok(Outcome::Granted(grant))),
         Err((label, e)) => (label, Err(e)),
     };
@@ -20,55 +28,74 @@ pub(crate) async fn run(core: Arc<Core>, token: ParsedRefresh) -> Reply {
     result
 }
 
-async fn refresh(
-    core: &Arc<Core>,
-    token: &ParsedRefresh,
-) -> Result<TokenGrant, (&'static str, AuthError)> {
+fn store_error(op: &'static str) -> impl FnOnce(portcullis_storage::StoreError) -> Failure {
+    move |e| ("error", AuthError::from_store(op, e))
+}
+
+async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, Failure> {
+    let (uid, sid) = (token.user_id, token.session_id);
     let now = core.now_ms();
-    let (new_token, new_hash) = core
-        .token_svc
-        .mint_refresh(token.user_id, token.session_id)
-        .map_err(|e| ("error", e))?;
-    let request = RotateRequest {
-        user_id: token.user_id,
-        session_id: token.session_id,
-        presented: token.hash,
-        new_hash,
-        now_ms: now,
-        grace_ms: super::ms(core.cfg.refresh_reuse_grace),
-        new_expires_at_ms: now.saturating_add(super::ms(core.cfg.refresh_ttl)),
-        history_len: core.cfg.refresh_history,
-    };
-    let outcome = core
-        .token_op("rotate_refresh", core.tokens.rotate_refresh(&request))
+    // Whatever happens next, cached liveness must not outlive it, even if
+    // this operation is abandoned midway.
+    core.read.forget_session(uid, sid);
+    let session = core
+        .token_op("get_session", core.tokens.get_session(uid, sid, now))
         .await
-        .map_err(|e| ("error", AuthError::from_store("rotate_refresh", e)))?;
-    match outcome {
-        RotateOutcome::Rotated(session) => {
-            core.read.put_session(&session);
-            let access = core
-                .token_svc
-                .issue_access(token.user_id, token.session_id, now, &["pwd"])
-                .map_err(|e| ("error", e))?;
-            Ok(TokenGrant {
-                access_token: access.token,
-                expires_in: access.expires_in,
-                refresh_token: new_token,
-                refresh_expires_in: session.expires_at_ms.saturating_sub(now) / 1000,
-                session_id: token.session_id.to_b64(),
-            })
-        }
-        RotateOutcome::Superseded => Err(("superseded", AuthError::InvalidGrant)),
-        RotateOutcome::Reused => {
-            core.read.drop_session(token.user_id, token.session_id);
+        .map_err(store_error("get_session"))?
+        .ok_or(("invalid", AuthError::InvalidGrant))?;
+    let chain = core.token_svc.chain().map_err(|e| ("error", e))?;
+    match chain.lineage(token, &session.refresh_hash, session.generation) {
+        Lineage::Current => {}
+        Lineage::Ancestor { rotations } => {
+            let grace = super::ms(core.cfg.refresh_reuse_grace);
+            if rotations == 1 && now.saturating_sub(session.rotated_at_ms) <= grace {
+                return Err(("superseded", AuthError::InvalidGrant));
+            }
+            core.read.revoke_session(uid, sid);
+            core.token_op("delete_session", core.tokens.delete_session(uid, sid))
+                .await
+                .map_err(store_error("delete_session"))?;
             metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "reuse").increment(1);
             tracing::warn!(
-                user_id = %token.user_id,
-                session_id = %token.session_id,
+                user_id = %uid,
+                session_id = %sid,
+                rotations,
                 "refresh token reuse detected; session revoked"
             );
-            Err(("reused", AuthError::InvalidGrant))
+            return Err(("reused", AuthError::InvalidGrant));
         }
-        RotateOutcome::Invalid => Err(("invalid", AuthError::InvalidGrant)),
+        Lineage::Unknown => return Err(("invalid", AuthError::InvalidGrant)),
     }
+    let next = chain.next(sid, token.generation, &token.secret);
+    let request = RotateRequest {
+        user_id: uid,
+        session_id: sid,
+        expected_hash: session.refresh_hash,
+        expected_generation: session.generation,
+        new_hash: refresh::hash_secret(&next),
+        now_ms: now,
+        new_expires_at_ms: now.saturating_add(super::ms(core.cfg.refresh_ttl)),
+    };
+    let rotated = match core
+        .token_op("rotate_refresh", core.tokens.rotate_refresh(&request))
+        .await
+        .map_err(store_error("rotate_refresh"))?
+    {
+        RotateOutcome::Rotated(s) => s,
+        // Another process rotated this token first: a concurrent refresh.
+        RotateOutcome::Conflict => return Err(("superseded", AuthError::InvalidGrant)),
+        RotateOutcome::Invalid => return Err(("invalid", AuthError::InvalidGrant)),
+    };
+    core.read.put_session(&rotated, now);
+    let access = core
+        .token_svc
+        .issue_access(uid, sid, now, &["pwd"])
+        .map_err(|e| ("error", e))?;
+    Ok(TokenGrant {
+        access_token: access.token,
+        expires_in: access.expires_in,
+        refresh_token: refresh::encode(uid, sid, rotated.generation, &next),
+        refresh_expires_in: rotated.expires_at_ms.saturating_sub(now) / 1000,
+        session_id: sid.to_b64(),
+    })
 }

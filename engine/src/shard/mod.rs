@@ -27,6 +27,8 @@ use portcullis_storage::UserId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::runtime::Handle;
 
+use crate::clock::Stopwatch;
+
 /// An operation's future, started by the shard when its partition is free.
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -81,8 +83,9 @@ pub(crate) struct ShardState {
     handle: Handle,
     depth: Arc<AtomicUsize>,
     operation_timeout: Duration,
-    /// Partitions with a running operation, and what waits behind it.
-    busy: HashMap<PartitionKey, VecDeque<Task>>,
+    /// Partitions with a running operation, and what waits behind it (with
+    /// when it started waiting).
+    busy: HashMap<PartitionKey, VecDeque<(Task, Stopwatch)>>,
 }
 
 /// The shard actor. Holds no mutable state itself.
@@ -117,16 +120,31 @@ impl Actor for ShardActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardMsg::Run { key, task } => match state.busy.get_mut(&key) {
-                Some(queue) => queue.push_back(task),
+                Some(queue) => queue.push_back((task, Stopwatch::start())),
                 None => {
                     state.busy.insert(key.clone(), VecDeque::new());
                     self.start(&myself, state, key, task);
                 }
             },
             ShardMsg::Done { key } => {
-                let next = state.busy.get_mut(&key).and_then(VecDeque::pop_front);
+                // An operation that waited its whole timeout in the queue is
+                // dropped unstarted: its responder answers `unavailable`.
+                let timeout = state.operation_timeout;
+                let next = loop {
+                    match state.busy.get_mut(&key).and_then(VecDeque::pop_front) {
+                        Some((task, queued)) if queued.elapsed() >= timeout => {
+                            drop(task);
+                            state.depth.fetch_sub(1, Ordering::AcqRel);
+                            tracing::warn!(
+                                shard = self.index,
+                                "operation expired in its partition queue"
+                            );
+                        }
+                        other => break other,
+                    }
+                };
                 match next {
-                    Some(task) => self.start(&myself, state, key, task),
+                    Some((task, _)) => self.start(&myself, state, key, task),
                     None => {
                         state.busy.remove(&key);
                     }

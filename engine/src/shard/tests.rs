@@ -134,6 +134,20 @@ async fn an_operation_past_its_timeout_is_abandoned_and_releases_the_partition()
         .route(&key)
         .submit(key.clone(), task(std::future::pending()))
         .unwrap();
+    // Queued behind it for longer than the timeout: dropped unstarted.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    shards
+        .route(&key)
+        .submit(key.clone(), task(async move { tx.send(()).unwrap() }))
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap();
+    assert!(
+        waited.is_err(),
+        "an operation that waited out its timeout must not run"
+    );
+    // The partition is free again.
     let (tx, rx) = tokio::sync::oneshot::channel();
     shards
         .route(&key)

@@ -59,6 +59,7 @@ pub struct VerifiedAccess {
 pub struct TokenService {
     cfg: TokenConfig,
     ring: RwLock<Arc<KeyRing>>,
+    chain: std::sync::OnceLock<refresh::Chain>,
     verified: Cache<String, VerifiedAccess>,
     validation: Validation,
     rng: SystemRandom,
@@ -95,6 +96,7 @@ impl TokenService {
             verified: Cache::new(cfg.verified_cache_capacity.max(16)),
             cfg,
             ring: RwLock::new(Arc::new(KeyRing::load(Vec::new(), 0))),
+            chain: std::sync::OnceLock::new(),
             validation,
             rng: SystemRandom::new(),
         })
@@ -173,14 +175,30 @@ impl TokenService {
         })
     }
 
-    /// Mints a refresh token for a session.
-    pub fn mint_refresh(
+    /// Installs the refresh-token chain key (once, at start).
+    pub fn set_chain_key(&self, key: &[u8; 32]) {
+        let _ = self.chain.set(refresh::Chain::new(key));
+    }
+
+    /// The refresh-token chain.
+    pub fn chain(&self) -> Result<&refresh::Chain, AuthError> {
+        self.chain
+            .get()
+            .ok_or_else(|| AuthError::Internal("the refresh-token chain key is not loaded".into()))
+    }
+
+    /// A session's first refresh token: the token text and the hash to store.
+    pub fn first_refresh(
         &self,
         user_id: UserId,
         session_id: SessionId,
     ) -> Result<(Zeroizing<String>, TokenHash), AuthError> {
-        refresh::mint(&self.rng, user_id, session_id)
-            .map_err(|_| AuthError::Internal("system random generator failed".into()))
+        let secret = refresh::first_secret(&self.rng)
+            .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        Ok((
+            refresh::encode(user_id, session_id, 0, &secret),
+            refresh::hash_secret(&secret),
+        ))
     }
 
     /// A new random session id.

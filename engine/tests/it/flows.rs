@@ -225,3 +225,45 @@ async fn saturated_hash_pool_answers_overloaded_quickly() {
     assert!(overloaded >= 8, "overloaded={overloaded} invalid={invalid}");
     assert_eq!(overloaded + invalid, 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thief_cannot_outrun_reuse_detection_by_rotating_many_times() {
+    let t = TestEngine::start().await;
+    let (_, stolen) = t.register("victim@example.com", "password-1").await;
+    // The thief uses the stolen token first and rotates it many times.
+    let mut thief = stolen.refresh_token.clone();
+    for _ in 0..25 {
+        thief = granted(t.engine.call(refresh_cmd(&thief)).await.unwrap()).refresh_token;
+    }
+    t.clock.advance(Duration::from_secs(60));
+    // The victim comes back with its 25-rotations-old token: reuse, revoked.
+    assert!(matches!(
+        t.engine.call(refresh_cmd(&stolen.refresh_token)).await,
+        Err(AuthError::InvalidGrant)
+    ));
+    assert!(matches!(
+        t.engine.call(refresh_cmd(&thief)).await,
+        Err(AuthError::InvalidGrant)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_refresh_tokens_change_nothing() {
+    let t = TestEngine::start().await;
+    let (_, g) = t.register("forge@example.com", "password-1").await;
+    // Same user, session and generation, another secret: not reuse, just invalid.
+    let parts: Vec<&str> = g.refresh_token.split('.').collect();
+    let forged = format!("{}.{}.{}.{}", parts[0], parts[1], parts[2], "A".repeat(43));
+    assert!(matches!(
+        t.engine.call(refresh_cmd(&forged)).await,
+        Err(AuthError::InvalidGrant)
+    ));
+    let older = format!("{}.{}.0.{}", parts[0], parts[1], "B".repeat(43));
+    t.clock.advance(Duration::from_secs(60));
+    assert!(matches!(
+        t.engine.call(refresh_cmd(&older)).await,
+        Err(AuthError::InvalidGrant)
+    ));
+    // The session survived both.
+    granted(t.engine.call(refresh_cmd(&g.refresh_token)).await.unwrap());
+}

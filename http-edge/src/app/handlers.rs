@@ -444,10 +444,23 @@ pub fn discovery(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
 /// Liveness: the process serves requests.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive", body = Health))
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 503, description = "A store failed beyond repair (e.g. an fsync error): restart the process", body = Health),
+    )
 )]
-pub fn healthz(_app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
-    json(200, &Health { status: "ok" })
+pub fn healthz(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
+    liveness(&app.bridge)
+}
+
+/// The liveness answer (shared with the admin listener): 503 once a store is
+/// broken beyond repair, so the orchestrator restarts the process.
+pub fn liveness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> {
+    if bridge.engine().is_alive() {
+        json(200, &Health { status: "ok" })
+    } else {
+        Ok(json(503, &Health { status: "failed" })?.with_header("Retry-After", "1"))
+    }
 }
 
 /// Readiness: stores reachable, signing keys loaded, not shutting down.

@@ -121,6 +121,17 @@ impl Handler for App {
             request_id,
         }
     }
+
+    fn overloaded(&self) -> Handled {
+        let request_id = self.ids.generate();
+        let busy = portcullis_engine::AuthError::Overloaded {
+            retry_after_secs: 1,
+        };
+        Handled {
+            response: problem(EdgeError::Auth(busy), &request_id),
+            request_id,
+        }
+    }
 }
 
 /// Request counters and latency histograms, registered once per route and

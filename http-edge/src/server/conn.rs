@@ -30,6 +30,8 @@ enum Step {
     Continue,
     /// Close the connection after flushing.
     Close,
+    /// A framing error: flush the answer, then close without resetting it.
+    Reject,
 }
 
 pub(super) fn serve<H: Handler>(
@@ -45,6 +47,7 @@ pub(super) fn serve<H: Handler>(
     let mut buf = ReadBuf::new();
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut continue_sent = false;
+    let mut progress = Progress::default();
     let mut pending_since: Option<Stopwatch> = None;
     loop {
         // Answer every complete request already buffered.
@@ -54,7 +57,15 @@ pub(super) fn serve<H: Handler>(
             if start == filled.len() {
                 break Step::Continue;
             }
-            match next_request(filled, &mut start, &mut out, peer, handler, shared) {
+            match next_request(
+                filled,
+                &mut start,
+                &mut progress,
+                &mut out,
+                peer,
+                handler,
+                shared,
+            ) {
                 Ok(Some(step)) => {
                     continue_sent = false;
                     if matches!(step, Step::Close) {
@@ -66,7 +77,8 @@ pub(super) fn serve<H: Handler>(
                 }
                 Ok(None) => {
                     // Incomplete: ask for the body if the client waits for that.
-                    if needs_continue(&filled[start..]) && !continue_sent {
+                    let expects = matches!(progress.head, Some((_, _, true)));
+                    if expects && !continue_sent {
                         if write_out(stream, &mut out).is_err()
                             || stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
                         {
@@ -78,13 +90,21 @@ pub(super) fn serve<H: Handler>(
                 }
                 Err(e) => {
                     reject(&mut out, handler, shared, e);
-                    break Step::Close;
+                    break Step::Reject;
                 }
             }
         };
         buf.consume(start);
-        if write_out(stream, &mut out).is_err() || matches!(step, Step::Close) {
+        if write_out(stream, &mut out).is_err() {
             return;
+        }
+        match step {
+            Step::Continue => {}
+            Step::Close => return,
+            Step::Reject => {
+                linger(stream);
+                return;
+            }
         }
         if buf.is_empty() {
             pending_since = None;
@@ -92,12 +112,16 @@ pub(super) fn serve<H: Handler>(
             if shared.shutting_down.load(Ordering::Acquire) {
                 return;
             }
-        } else if pending_since.is_none() {
+        } else if pending_since.is_none() || start > 0 {
+            // The request timeout runs from the start of the request now at
+            // the front of the buffer, not from the first of a pipelined series.
             pending_since = Some(Stopwatch::start());
         }
         if buf.len() >= MAX_BUFFERED {
             reject(&mut out, handler, shared, FrameError::BodyTooLarge);
-            let _ = write_out(stream, &mut out);
+            if write_out(stream, &mut out).is_ok() {
+                linger(stream);
+            }
             return;
         }
         // Wait for more bytes: the keep-alive timeout when idle, what is left
@@ -140,6 +164,12 @@ struct ReadBuf {
     end: usize,
 }
 
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        self.data.zeroize();
+    }
+}
+
 impl ReadBuf {
     fn new() -> ReadBuf {
         ReadBuf {
@@ -169,16 +199,22 @@ impl ReadBuf {
         }
     }
 
-    /// At least `READ_CHUNK` writable bytes after the unread ones.
+    /// At least `READ_CHUNK` writable bytes after the unread ones. Bytes moved
+    /// or left behind are wiped: they may hold a password.
     fn spare_mut(&mut self) -> &mut [u8] {
         if self.data.len() - self.end < READ_CHUNK {
             if self.start > 0 {
+                let old_end = self.end;
                 self.data.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
+                self.data[self.end..old_end].zeroize();
             }
             if self.data.len() - self.end < READ_CHUNK {
-                self.data.resize(self.end + READ_CHUNK, 0);
+                let mut bigger = vec![0; self.end + READ_CHUNK];
+                bigger[..self.end].copy_from_slice(&self.data[..self.end]);
+                self.data.zeroize();
+                self.data = bigger;
             }
         }
         &mut self.data[self.end..]
@@ -189,37 +225,73 @@ impl ReadBuf {
     }
 }
 
+/// What is known of the incomplete request at the front of the buffer, kept
+/// across reads so that a request arriving in many small pieces is not
+/// re-parsed and re-decoded from the start on every read.
+#[derive(Default)]
+struct Progress {
+    /// Bytes already searched for the end of the head.
+    scanned: usize,
+    /// Head length, framing and `Expect: 100-continue`, once the head is complete.
+    head: Option<(usize, Framing, bool)>,
+    /// Chunked-body decoding state.
+    chunks: parse::ChunkDecoder,
+}
+
 /// Handles the request at `buf[*start..]` if it is complete, advancing `start`.
 fn next_request<H: Handler>(
     buf: &mut [u8],
     start: &mut usize,
+    progress: &mut Progress,
     out: &mut Vec<u8>,
     peer: SocketAddr,
     handler: &H,
     shared: &Shared,
 ) -> Result<Option<Step>, FrameError> {
-    let (total, body_range, keep_alive) = {
-        let avail = &buf[*start..];
+    let avail = &buf[*start..];
+    // 1. The head: search for its end incrementally, parse it once complete.
+    let (head_len, framing) = match progress.head {
+        Some((len, framing, _)) => (len, framing),
+        None => {
+            let Some(end) = parse::head_end(avail, progress.scanned) else {
+                progress.scanned = avail.len();
+                if avail.len() > MAX_HEAD_BYTES {
+                    return Err(FrameError::HeadTooLarge);
+                }
+                return Ok(None);
+            };
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let Some(head) = parse::parse_head(avail, &mut headers)? else {
+                // Leading empty lines ended the search early: keep looking.
+                progress.scanned = end;
+                return Ok(None);
+            };
+            progress.head = Some((head.len, head.framing, head.expect_continue));
+            (head.len, head.framing)
+        }
+    };
+    // 2. The body: wait for all of it without re-reading what came before.
+    let total = match framing {
+        Framing::Length(n) => {
+            if avail.len() < head_len + n {
+                return Ok(None);
+            }
+            head_len + n
+        }
+        Framing::Chunked => match progress.chunks.feed(&avail[head_len..])? {
+            None => return Ok(None),
+            Some(used) => head_len + used,
+        },
+    };
+    // 3. Complete: borrow the head again and handle the request.
+    let keep_alive = {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let Some(head) = parse::parse_head(avail, &mut headers)? else {
-            return Ok(None);
+            return Err(FrameError::Malformed("incomplete request head"));
         };
-        let decoded;
-        let (body, total): (&[u8], usize) = match head.framing {
-            Framing::Length(n) => {
-                let end = head.len + n;
-                if avail.len() < end {
-                    return Ok(None);
-                }
-                (&avail[head.len..end], end)
-            }
-            Framing::Chunked => match parse::decode_chunked(&avail[head.len..])? {
-                None => return Ok(None),
-                Some((b, used)) => {
-                    decoded = b;
-                    (&decoded[..], head.len + used)
-                }
-            },
+        let body = match framing {
+            Framing::Length(_) => &avail[head_len..total],
+            Framing::Chunked => progress.chunks.body(),
         };
         let (path, query) = match head.target.split_once('?') {
             Some((p, q)) => (p, q),
@@ -248,22 +320,18 @@ fn next_request<H: Handler>(
                 head_only,
             );
         });
-        (total, head.len..total, keep_alive)
+        keep_alive
     };
-    // Passwords and tokens travel in bodies: wipe them from the buffer.
-    buf[*start + body_range.start..*start + body_range.end].zeroize();
+    // Passwords and tokens travel in bodies: wipe them from the buffer (the
+    // chunk decoder wipes its copy when it is dropped).
+    buf[*start + head_len..*start + total].zeroize();
     *start += total;
+    *progress = Progress::default();
     Ok(Some(if keep_alive {
         Step::Continue
     } else {
         Step::Close
     }))
-}
-
-/// Whether the buffered, incomplete request asked for `100 Continue`.
-fn needs_continue(avail: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    matches!(parse::parse_head(avail, &mut headers), Ok(Some(h)) if h.expect_continue)
 }
 
 fn reject<H: Handler>(out: &mut Vec<u8>, handler: &H, shared: &Shared, e: FrameError) {
@@ -290,6 +358,26 @@ fn timed_out<H: Handler>(
         .date
         .with(|date| encode(out, &response, &request_id, date, true, false));
     let _ = write_out(stream, out);
+}
+
+/// Closes after an error answer without losing it: closing a socket with
+/// unread input makes the kernel send a reset, which can destroy the answer
+/// before the client reads it (a client still uploading a too-large body).
+/// So stop sending, and discard input for a moment (bounded in time and bytes).
+fn linger(stream: &mut may::net::TcpStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER_BYTES: usize = 1 << 20;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let started = Stopwatch::start();
+    let mut sink = [0u8; 8192];
+    let mut drained = 0;
+    while drained < LINGER_BYTES && started.elapsed() < LINGER {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
 }
 
 fn write_out(stream: &mut may::net::TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {

@@ -80,6 +80,8 @@ pub trait Handler: Send + Sync + 'static {
     fn reject(&self, error: FrameError) -> Handled;
     /// Answers a request that did not arrive in time.
     fn timeout(&self) -> Handled;
+    /// Answers a connection refused because too many are open.
+    fn overloaded(&self) -> Handled;
 }
 
 /// Connection limits and timeouts.
@@ -282,9 +284,16 @@ fn accept_loop<H: Handler>(
                 drop(conns);
                 metrics::counter!("portcullis_http_connections_rejected_total", "server" => name)
                     .increment(1);
-                let _ = stream.inner_mut().write_all(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-                );
+                let Handled {
+                    response,
+                    request_id,
+                } = handler.overloaded();
+                let mut out = Vec::new();
+                shared.date.with(|date| {
+                    response::encode(&mut out, &response, &request_id, date, true, false)
+                });
+                // Best effort, without blocking the acceptor.
+                let _ = stream.inner_mut().write_all(&out);
                 continue;
             }
             conns.insert(

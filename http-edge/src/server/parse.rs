@@ -30,6 +30,8 @@ pub enum FrameError {
     UnsupportedTransferEncoding,
     /// Body larger than [`MAX_BODY_BYTES`] (413).
     BodyTooLarge,
+    /// An `Expect` other than `100-continue` (417).
+    ExpectationFailed,
 }
 
 impl FrameError {
@@ -39,6 +41,7 @@ impl FrameError {
             FrameError::TooManyHeaders | FrameError::HeadTooLarge => 431,
             FrameError::BodyTooLarge => 413,
             FrameError::UnsupportedTransferEncoding => 501,
+            FrameError::ExpectationFailed => 417,
             FrameError::Malformed(_) | FrameError::BadContentLength | FrameError::BadFraming(_) => {
                 400
             }
@@ -59,6 +62,7 @@ impl FrameError {
                 "only the chunked transfer coding is supported"
             }
             FrameError::BodyTooLarge => "the request body exceeds 64 KiB",
+            FrameError::ExpectationFailed => "the only supported expectation is 100-continue",
         }
     }
 }
@@ -144,9 +148,9 @@ pub fn parse_head<'h, 'b>(
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             has_te = true;
-            let v = std::str::from_utf8(h.value)
-                .map_err(|_| FrameError::UnsupportedTransferEncoding)?;
-            if chunked || !v.trim().eq_ignore_ascii_case("chunked") {
+            // Byte-wise, ASCII-only: `chunked` followed by a Unicode space
+            // must not pass for `chunked` (a proxy would disagree about it).
+            if chunked || !trim(h.value).eq_ignore_ascii_case(b"chunked") {
                 return Err(FrameError::UnsupportedTransferEncoding);
             }
             chunked = true;
@@ -162,11 +166,11 @@ pub fn parse_head<'h, 'b>(
                 }
             }
         } else if name.eq_ignore_ascii_case("expect") {
-            if trim(h.value).eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
-            } else {
-                return Err(FrameError::Malformed("unsupported Expect header"));
+            if !trim(h.value).eq_ignore_ascii_case(b"100-continue") {
+                return Err(FrameError::ExpectationFailed);
             }
+            // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored.
+            expect_continue = version == 1;
         }
     }
     if has_te && content_length.is_some() {
@@ -231,42 +235,129 @@ fn parse_content_length(v: &[u8]) -> Option<usize> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// Decodes a chunked body that starts at `buf[0]`. `Ok(None)`: incomplete.
-/// On success returns the decoded body and the number of bytes consumed
-/// (chunks, last chunk and trailer section).
-pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, FrameError> {
-    let mut body = Vec::new();
-    let mut pos = 0;
-    loop {
-        let (consumed, size) = match httparse::parse_chunk_size(&buf[pos..]) {
-            Ok(httparse::Status::Complete(x)) => x,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(FrameError::BadFraming("invalid chunk size line")),
-        };
-        pos += consumed;
-        if size == 0 {
-            // Trailer section: header fields then CRLF.
-            let mut trailers = [httparse::EMPTY_HEADER; 16];
-            return match httparse::parse_headers(&buf[pos..], &mut trailers) {
-                Ok(httparse::Status::Complete((n, _))) => Ok(Some((body, pos + n))),
-                Ok(httparse::Status::Partial) => Ok(None),
-                Err(_) => Err(FrameError::BadFraming("invalid chunked trailer section")),
-            };
+/// Where the head of a buffered request ends, if it has arrived: the offset
+/// just past the empty line. `from` is where the previous search stopped, so
+/// a head arriving in many small pieces is searched once, not once per piece.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    let mut i = start;
+    while let Some(off) = buf
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+    {
+        let nl = i + off;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
         }
-        let size = usize::try_from(size).map_err(|_| FrameError::BodyTooLarge)?;
-        if body.len().saturating_add(size) > MAX_BODY_BYTES {
+    }
+    None
+}
+
+/// Longest chunk-size line (size and extensions), bytes.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Parses a chunk-size line strictly: hex digits, optional `;` extensions of
+/// visible ASCII, then CRLF (no bare LF, no empty size). `Ok(None)`: incomplete.
+fn chunk_line(buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
+    let bad = || FrameError::BadFraming("invalid chunk size line");
+    let mut size: usize = 0;
+    let mut i = 0;
+    while let Some(d) = buf.get(i).and_then(|b| (*b as char).to_digit(16)) {
+        if i == 8 {
+            // More than 32 bits of size: far over the body limit anyway.
             return Err(FrameError::BodyTooLarge);
         }
-        let end = pos.checked_add(size).ok_or(FrameError::BodyTooLarge)?;
-        if buf.len() < end + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&buf[pos..end]);
-        if &buf[end..end + 2] != b"\r\n" {
-            return Err(FrameError::BadFraming("chunk data is not followed by CRLF"));
-        }
-        pos = end + 2;
+        size = size * 16 + d as usize;
+        i += 1;
     }
+    if i == buf.len() {
+        return if i > MAX_CHUNK_LINE {
+            Err(bad())
+        } else {
+            Ok(None)
+        };
+    }
+    if i == 0 {
+        return Err(bad());
+    }
+    if buf[i] == b';' {
+        while let Some(&b) = buf.get(i) {
+            if b == b'\r' {
+                break;
+            }
+            if b == b'\n' || (b < 0x20 && b != b'\t') || b >= 0x7f {
+                return Err(bad());
+            }
+            i += 1;
+            if i > MAX_CHUNK_LINE {
+                return Err(bad());
+            }
+        }
+    }
+    match (buf.get(i), buf.get(i + 1)) {
+        (None, _) | (Some(b'\r'), None) => Ok(None),
+        (Some(b'\r'), Some(b'\n')) => Ok(Some((i + 2, size))),
+        _ => Err(bad()),
+    }
+}
+
+/// An incremental decoder of a chunked body. Feed it the bytes after the
+/// head each time more arrive (the same prefix, grown); it resumes where it
+/// stopped, so a body arriving a byte at a time is decoded once. Trailer
+/// fields are refused (nothing here uses them, and they are a known place
+/// for parsers to disagree).
+#[derive(Debug, Default)]
+pub struct ChunkDecoder {
+    pos: usize,
+    body: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl ChunkDecoder {
+    /// Decodes what `buf` adds. `Ok(Some(n))`: the body is complete and took
+    /// `n` bytes of `buf`.
+    pub fn feed(&mut self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        loop {
+            let Some((line, size)) = chunk_line(&buf[self.pos..])? else {
+                return Ok(None);
+            };
+            if size == 0 {
+                let end = self.pos + line;
+                return match (buf.get(end), buf.get(end + 1)) {
+                    (Some(b'\r'), Some(b'\n')) => Ok(Some(end + 2)),
+                    (None, _) | (Some(b'\r'), None) => Ok(None),
+                    _ => Err(FrameError::BadFraming(
+                        "chunked trailer fields are not supported",
+                    )),
+                };
+            }
+            if self.body.len().saturating_add(size) > MAX_BODY_BYTES {
+                return Err(FrameError::BodyTooLarge);
+            }
+            let data = self.pos + line;
+            let end = data + size;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(FrameError::BadFraming("chunk data is not followed by CRLF"));
+            }
+            self.body.extend_from_slice(&buf[data..end]);
+            self.pos = end + 2;
+        }
+    }
+
+    /// The decoded body so far.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// Decodes a whole chunked body that starts at `buf[0]` (tests, one-shot use).
+pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, FrameError> {
+    let mut d = ChunkDecoder::default();
+    Ok(d.feed(buf)?.map(|n| (d.body().to_vec(), n)))
 }
 
 #[cfg(test)]

@@ -178,3 +178,79 @@ fn a_slow_request_times_out_with_408() {
     r.problem(408, "request_timeout");
     assert!(closed(&mut s));
 }
+
+#[test]
+fn odd_expectations_and_unicode_transfer_codings_are_refused() {
+    let srv = TestServer::start();
+    let (r, _) = raw(
+        srv.addr,
+        b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    r.unwrap().problem(417, "expectation_failed");
+    let (r, _) = raw(
+        srv.addr,
+        "POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\u{a0}\r\n\r\n"
+            .as_bytes(),
+    );
+    r.unwrap().problem(501, "not_implemented");
+    let (r, _) = raw(srv.addr, b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;\nxx\r\n0\r\n\r\n");
+    r.unwrap().problem(400, "bad_request");
+}
+
+#[test]
+fn a_request_trickling_in_byte_by_byte_is_served() {
+    let srv = TestServer::start();
+    let body = br#"{"email":"slow@example.com","password":"password-1"}"#;
+    let mut req = b"POST /v1/auth/register HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for b in body {
+        req.extend(format!("1\r\n{}\r\n", *b as char).bytes());
+    }
+    req.extend(b"0\r\n\r\n");
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for b in &req {
+        s.write_all(std::slice::from_ref(b)).unwrap();
+    }
+    assert_eq!(read_response(&mut s, false).unwrap().status, 201);
+}
+
+#[test]
+fn steady_pipelining_is_not_timed_out() {
+    let srv = TestServer::with(|_, edge| edge.server.request_timeout = Duration::from_millis(400));
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let one = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    let stream: Vec<u8> = one.iter().copied().cycle().take(one.len() * 12).collect();
+    // Pieces that end mid-request, every 100 ms: 1.2 s in all, three
+    // request timeouts, yet every request completes within its own.
+    let piece = one.len() + one.len() / 2;
+    for chunk in stream.chunks(piece) {
+        s.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..12 {
+        let r = read_response(&mut s, false).unwrap_or_else(|| panic!("response {i} missing"));
+        assert_eq!(r.status, 200, "response {i}");
+    }
+}
+
+#[test]
+fn connections_over_the_limit_get_a_problem_document() {
+    let srv = TestServer::with(|_, edge| edge.server.max_connections = 1);
+    let mut first = TcpStream::connect(srv.addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut first, false).unwrap().status, 200);
+    let (r, mut second) = raw(srv.addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = r.unwrap();
+    r.problem(503, "overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(closed(&mut second));
+    drop(first);
+}

@@ -18,17 +18,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Tables, fjall_err, session_key};
 use crate::codec;
-use crate::model::{
-    RotateOutcome, RotateRequest, RotatedToken, SessionId, SessionRecord, UserId, UserRecord,
-};
+use crate::model::{RotateOutcome, RotateRequest, SessionId, SessionRecord, UserId, UserRecord};
 use crate::{StoreError, StoreResult};
 
 /// Requests waiting for the committer, at most.
 const QUEUE: usize = 4096;
 /// Requests applied per fsync, at most.
 const MAX_GROUP: usize = 1024;
-/// Expired sessions deleted per batch while purging.
-const PURGE_CHUNK: usize = 1000;
+/// Expired sessions deleted per writer operation while purging.
+pub(crate) const PURGE_CHUNK: usize = 1000;
 
 /// A write operation, executed atomically by the committer.
 pub(crate) enum Op {
@@ -38,7 +36,8 @@ pub(crate) enum Op {
     DeleteSession(UserId, SessionId),
     DeleteAllSessions(UserId),
     Rotate(Box<RotateRequest>),
-    Purge(u64),
+    /// Deletes these sessions if they are still expired at `now_ms`.
+    DeleteExpired(Vec<[u8; 32]>, u64),
     /// Nothing to apply; just make everything before it durable.
     Sync,
 }
@@ -132,6 +131,12 @@ impl Committer {
             .map_err(|_| StoreError::Unavailable("store writer has stopped".into()))?
     }
 
+    /// Whether an fsync has failed: fjall then refuses every later write, so
+    /// only a restart recovers.
+    pub(crate) fn broken(&self) -> bool {
+        !self.healthy.load(Ordering::Acquire)
+    }
+
     /// Whether the writer is running and its last fsync succeeded.
     pub(crate) fn ping(&self) -> StoreResult<()> {
         let running = self.tx.as_ref().is_some_and(|tx| !tx.is_closed());
@@ -170,7 +175,7 @@ fn run(tables: Tables, mut rx: mpsc::Receiver<Request>, healthy: Arc<AtomicBool>
         }
         let synced = tables.db.persist(PersistMode::SyncData).map_err(fjall_err);
         match &synced {
-            Ok(()) => healthy.store(true, Ordering::Release),
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "store fsync failed; writes are not acknowledged");
                 healthy.store(false, Ordering::Release);
@@ -256,7 +261,7 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             Ok(Done::Deleted(ids))
         }
         Op::Rotate(req) => rotate(t, &req).map(Done::Rotated),
-        Op::Purge(now_ms) => purge(t, now_ms).map(Done::Count),
+        Op::DeleteExpired(keys, now_ms) => delete_expired(t, &keys, now_ms).map(Done::Count),
         Op::Sync => Ok(Done::Unit),
     }
 }
@@ -270,62 +275,36 @@ fn rotate(t: &Tables, req: &RotateRequest) -> StoreResult<RotateOutcome> {
     if !s.is_live(req.now_ms) {
         return Ok(RotateOutcome::Invalid);
     }
-    if bool::from(s.refresh_hash.ct_eq(&req.presented)) {
-        s.previous.insert(
-            0,
-            RotatedToken {
-                hash: s.refresh_hash,
-                rotated_at_ms: req.now_ms,
-            },
-        );
-        s.previous.truncate(req.history_len);
-        s.refresh_hash = req.new_hash;
-        s.generation += 1;
-        s.last_used_at_ms = req.now_ms;
-        s.expires_at_ms = req.new_expires_at_ms.min(s.max_expires_at_ms);
-        t.sessions
-            .insert(key, codec::encode_session(&s))
-            .map_err(fjall_err)?;
-        return Ok(RotateOutcome::Rotated(s));
+    let current = bool::from(s.refresh_hash.ct_eq(&req.expected_hash))
+        && s.generation == req.expected_generation;
+    if !current {
+        return Ok(RotateOutcome::Conflict);
     }
-    let earlier = s
-        .previous
-        .iter()
-        .find(|p| bool::from(p.hash.ct_eq(&req.presented)));
-    match earlier {
-        Some(p) if req.now_ms.saturating_sub(p.rotated_at_ms) <= req.grace_ms => {
-            Ok(RotateOutcome::Superseded)
-        }
-        Some(_) => {
-            t.sessions.remove(key).map_err(fjall_err)?;
-            Ok(RotateOutcome::Reused)
-        }
-        None => Ok(RotateOutcome::Invalid),
-    }
+    s.refresh_hash = req.new_hash;
+    s.generation += 1;
+    s.rotated_at_ms = req.now_ms;
+    s.last_used_at_ms = req.now_ms;
+    s.expires_at_ms = req.new_expires_at_ms.min(s.max_expires_at_ms);
+    t.sessions
+        .insert(key, codec::encode_session(&s))
+        .map_err(fjall_err)?;
+    Ok(RotateOutcome::Rotated(s))
 }
 
-fn purge(t: &Tables, now_ms: u64) -> StoreResult<u64> {
-    let mut removed = 0u64;
+/// Deletes the given sessions that are (still) expired: the keys were
+/// collected by a scan outside the writer, and a session may have been
+/// refreshed since.
+fn delete_expired(t: &Tables, keys: &[[u8; 32]], now_ms: u64) -> StoreResult<u64> {
     let mut b = t.db.batch();
-    let mut pending = 0;
-    for item in t.sessions.iter() {
-        let (k, v) = item.into_inner().map_err(fjall_err)?;
-        let live = codec::decode_session(&v).map(|s| s.is_live(now_ms));
-        match live {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "removing undecodable session record");
-            }
-        }
-        b.remove(&t.sessions, k);
-        pending += 1;
-        removed += 1;
-        if pending == PURGE_CHUNK {
-            std::mem::replace(&mut b, t.db.batch())
-                .commit()
-                .map_err(fjall_err)?;
-            pending = 0;
+    let mut removed = 0;
+    for key in keys {
+        let Some(v) = t.sessions.get(key).map_err(fjall_err)? else {
+            continue;
+        };
+        let expired = codec::decode_session(&v).map_or(true, |s| !s.is_live(now_ms));
+        if expired {
+            b.remove(&t.sessions, *key);
+            removed += 1;
         }
     }
     b.commit().map_err(fjall_err)?;

@@ -92,6 +92,48 @@ pub(crate) fn load_all(dir: &Path) -> StoreResult<Vec<SigningKeyRecord>> {
     Ok(keys)
 }
 
+/// A 32-byte server secret in `<dir>/<name>.secret` (0600): created from
+/// `candidate` if absent (atomically: the first writer wins), else read.
+pub(crate) fn secret(dir: &Path, name: &str, candidate: [u8; 32]) -> StoreResult<[u8; 32]> {
+    valid_kid(name)?;
+    let path = dir.join(format!("{name}.secret"));
+    let read = |path: &Path| -> StoreResult<[u8; 32]> {
+        let bytes = fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| StoreError::Corrupt(format!("{} is not a 32-byte secret", path.display())))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    // A name of its own per caller: concurrent first calls must not share it.
+    let tag: String = candidate[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{name}.secret.{tag}.tmp"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
+    f.write_all(&candidate)
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
+    drop(f);
+    // hard_link fails if the target exists: the first writer wins.
+    match fs::hard_link(&tmp, &path) {
+        Ok(()) => {
+            let _ = fs::remove_file(&tmp);
+            sync_dir(dir)?;
+            Ok(candidate)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&tmp);
+            read(&path)
+        }
+        Err(e) => Err(io(format!("cannot create {}", path.display()))(e)),
+    }
+}
+
 fn sync_dir(dir: &Path) -> StoreResult<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -83,6 +83,16 @@ impl Lockouts {
         let mut shard = self.shard(key);
         if shard.len() >= MAX_ENTRIES_PER_SHARD && !shard.contains_key(key) {
             shard.retain(|_, e| !e.finished(now_ms, p.window_ms));
+            if shard.len() >= MAX_ENTRIES_PER_SHARD {
+                // Still full of active entries (a spray of failures over many
+                // emails): drop the eighth whose windows started first, so the
+                // table stays bounded and this pass stays rare.
+                let mut starts: Vec<u64> = shard.values().map(|e| e.window_start_ms).collect();
+                let cut = starts.len() / 8;
+                let (_, threshold, _) = starts.select_nth_unstable(cut);
+                let threshold = *threshold;
+                shard.retain(|_, e| e.window_start_ms > threshold);
+            }
         }
         let e = shard.entry(key.to_owned()).or_default();
         if e.lock_count > 0 && now_ms > e.locked_until_ms.saturating_add(p.window_ms) {

@@ -199,6 +199,10 @@ impl UserStore for EmbeddedStore {
         self.committer.ping()
     }
 
+    fn is_broken(&self) -> bool {
+        self.committer.broken()
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         self.committer.run(Op::Sync).await?.unit()
     }
@@ -262,6 +266,13 @@ impl TokenStore for EmbeddedStore {
             .rotated()
     }
 
+    async fn refresh_chain_key(&self, candidate: [u8; 32]) -> StoreResult<[u8; 32]> {
+        let dir = self.keys_dir.clone();
+        tokio::task::spawn_blocking(move || keyfiles::secret(&dir, "refresh-chain", candidate))
+            .await
+            .map_err(|e| StoreError::Backend(format!("secret loading task failed: {e}")))?
+    }
+
     async fn lockout_status(&self, key: &str, now_ms: u64) -> StoreResult<LockoutStatus> {
         Ok(self.lockout.status(key, now_ms))
     }
@@ -304,13 +315,39 @@ impl TokenStore for EmbeddedStore {
     }
 
     async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64> {
-        let removed_locks = self.lockout.purge(now_ms);
-        let removed = self.committer.run(Op::Purge(now_ms)).await?.count()?;
-        Ok(removed + removed_locks)
+        let mut removed = self.lockout.purge(now_ms);
+        // Scan on a blocking thread, not on the writer: writes keep flowing.
+        // Each chunk of expired keys is then one small writer operation.
+        let sessions = self.tables.sessions.clone();
+        let expired = tokio::task::spawn_blocking(move || -> StoreResult<Vec<[u8; 32]>> {
+            let mut keys = Vec::new();
+            for item in sessions.iter() {
+                let (k, v) = item.into_inner().map_err(fjall_err)?;
+                let live = codec::decode_session(&v).is_ok_and(|s| s.is_live(now_ms));
+                if !live && let Ok(key) = <[u8; 32]>::try_from(&*k) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("session scan task failed: {e}")))??;
+        for chunk in expired.chunks(committer::PURGE_CHUNK) {
+            removed += self
+                .committer
+                .run(Op::DeleteExpired(chunk.to_vec(), now_ms))
+                .await?
+                .count()?;
+        }
+        Ok(removed)
     }
 
     async fn ping(&self) -> StoreResult<()> {
         self.committer.ping()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.committer.broken()
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -121,12 +121,20 @@ fn chunked_bodies() {
     let (body, n) = decode_chunked(raw).unwrap().unwrap();
     assert_eq!(body, b"Wikipedia");
     assert_eq!(&raw[n..], b"NEXT");
-    let raw = b"4\r\nWiki\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let raw = b"4;name=value\r\nWiki\r\n0\r\n\r\n";
     assert_eq!(decode_chunked(raw).unwrap().unwrap().0, b"Wiki");
+    // Trailers are refused rather than guessed at.
+    assert!(decode_chunked(b"4\r\nWiki\r\n0\r\nX-Trailer: 1\r\n\r\n").is_err());
     for partial in [&b"4\r\nWi"[..], b"4\r\nWiki\r\n", b"4\r\nWiki\r\n0\r\n"] {
         assert_eq!(decode_chunked(partial).unwrap(), None);
     }
     assert!(decode_chunked(b"zz\r\n").is_err());
+    // Smuggling shapes: empty size, bare LF in an extension or after the size.
+    assert!(decode_chunked(b"\r\nWiki").is_err());
+    assert!(decode_chunked(b";ext\r\n").is_err());
+    assert!(decode_chunked(b"2;\nxx\r\n").is_err());
+    assert!(decode_chunked(b"2\nxx\r\n0\r\n\r\n").is_err());
+    assert!(decode_chunked(b"2 \r\nxx\r\n0\r\n\r\n").is_err());
     assert!(decode_chunked(b"4\r\nWikiXX").is_err());
     let huge = format!("{:x}\r\n", MAX_BODY_BYTES + 1);
     assert_eq!(
@@ -134,4 +142,44 @@ fn chunked_bodies() {
         FrameError::BodyTooLarge
     );
     assert!(decode_chunked(b"ffffffffffffffff\r\n").is_err());
+}
+
+#[test]
+fn chunked_decoding_resumes_byte_by_byte() {
+    let raw = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n";
+    let mut d = ChunkDecoder::default();
+    for n in 1..raw.len() {
+        assert_eq!(d.feed(&raw[..n]).unwrap(), None, "prefix of {n} bytes");
+    }
+    assert_eq!(d.feed(raw).unwrap(), Some(raw.len()));
+    assert_eq!(d.body(), b"Wikipedia");
+}
+
+#[test]
+fn transfer_coding_and_expect_are_ascii_strict() {
+    let raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\u{a0}\r\n\r\n";
+    assert_eq!(
+        head(raw.as_bytes()).unwrap_err(),
+        FrameError::UnsupportedTransferEncoding
+    );
+    let raw = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n";
+    assert_eq!(head(raw).unwrap_err(), FrameError::ExpectationFailed);
+    assert_eq!(FrameError::ExpectationFailed.status(), 417);
+    let raw = b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    assert!(
+        !head(raw).unwrap().unwrap().4,
+        "HTTP/1.0 expectations are ignored"
+    );
+}
+
+#[test]
+fn head_end_is_found_incrementally() {
+    let raw = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY";
+    assert_eq!(head_end(raw, 0), Some(raw.len() - 4));
+    for n in 0..raw.len() - 4 {
+        assert_eq!(head_end(&raw[..n], 0), None);
+        assert_eq!(head_end(&raw[..n], n.saturating_sub(1)), None);
+    }
+    assert_eq!(head_end(raw, 20), Some(raw.len() - 4));
+    assert_eq!(head_end(b"GET / HTTP/1.0\n\nX", 0), Some(16));
 }
