@@ -163,6 +163,7 @@ struct User {
 
 struct Outcome {
     name: String,
+    steal_pct: f64,
     concurrency: usize,
     ok: u64,
     errors: BTreeMap<u16, u64>,
@@ -186,6 +187,7 @@ where
     F: Fn(&mut User, &mut Conn) -> u16 + Sync,
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let steal0 = steal_ticks();
     let cpu0 = process_cpu(srv.pid).unwrap();
     let cpup0 = process_cpu_precise(srv.pid).unwrap();
     let t0 = Instant::now();
@@ -213,6 +215,11 @@ where
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let secs = t0.elapsed().as_secs_f64();
+    let steal_pct = (steal_ticks() - steal0) as f64
+        / portcullis_benches::clock_ticks() as f64
+        / secs
+        / std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+        * 100.0;
     let cpu = process_cpu(srv.pid).unwrap() - cpu0;
     let cpu_precise = process_cpu_precise(srv.pid).unwrap() - cpup0;
     let mut lat_us = Vec::new();
@@ -231,6 +238,7 @@ where
     lat_us.sort_unstable();
     Outcome {
         name: name.to_owned(),
+        steal_pct,
         concurrency: users.len(),
         ok,
         errors,
@@ -239,6 +247,57 @@ where
         cpu_precise,
         lat_us,
     }
+}
+
+/// Ticks the hypervisor stole from this machine so far (`steal` in /proc/stat).
+fn steal_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(8).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// CPU time of one Ed25519 signature on this thread right now (ring, the
+/// server's signer): the yardstick for how fast this shared machine is at
+/// the moment of the run.
+fn reference_sign() -> Duration {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let msg = [7u8; 300];
+    let n = 2_000u32;
+    let t = thread_cpu();
+    for _ in 0..n {
+        std::hint::black_box(pair.sign(&msg));
+    }
+    (thread_cpu() - t) / n
+}
+
+/// CPU time of one cross-thread wake-up round trip (two threads handing a
+/// token back and forth through channels): the yardstick for what switching
+/// threads costs on this machine right now, which the engine's hand-offs pay.
+fn reference_wakeup() -> Duration {
+    let n = 20_000u32;
+    let (to_b, from_a) = std::sync::mpsc::channel::<u32>();
+    let (to_a, from_b) = std::sync::mpsc::channel::<u32>();
+    let b = std::thread::spawn(move || {
+        let t = thread_cpu();
+        while let Ok(x) = from_a.recv() {
+            if to_a.send(x).is_err() {
+                break;
+            }
+        }
+        thread_cpu() - t
+    });
+    let t = thread_cpu();
+    for i in 0..n {
+        to_b.send(i).unwrap();
+        from_b.recv().unwrap();
+    }
+    let a = thread_cpu() - t;
+    drop(to_b);
+    (a + b.join().unwrap()) / n
 }
 
 fn seed(srv: &Server, n: usize, tag: &str) -> Vec<User> {
@@ -340,7 +399,7 @@ fn print(o: &Outcome) {
             .join(",")
     };
     println!(
-        "| {:<34} | {:>4} | {:>8} | {:>9.0} | {:>7.2} | {:>7.2} | {:>10.1} | {:>10.1} | {:<8} |",
+        "| {:<34} | {:>4} | {:>8} | {:>9.0} | {:>7.2} | {:>7.2} | {:>10.1} | {:>10.1} | {:>6.1} | {:<8} |",
         o.name,
         o.concurrency,
         o.ok,
@@ -349,6 +408,7 @@ fn print(o: &Outcome) {
         p99,
         o.cpu_us_per_op(),
         o.cpu_precise_us_per_op(),
+        o.steal_pct,
         errors
     );
 }
@@ -389,13 +449,24 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "| {:<34} | {:>4} | {:>8} | {:>9} | {:>7} | {:>7} | {:>10} | {:>10} | {:<8} |",
-        "phase", "conc", "ok ops", "ops/s", "p50 ms", "p99 ms", "CPU µs/op", "CPU µs/op*", "errors"
+        "| {:<34} | {:>4} | {:>8} | {:>9} | {:>7} | {:>7} | {:>10} | {:>10} | {:>6} | {:<8} |",
+        "phase",
+        "conc",
+        "ok ops",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/op",
+        "CPU µs/op*",
+        "steal%",
+        "errors"
     );
     println!(
-        "|{:-<36}|{:->6}|{:->10}|{:->11}|{:->9}|{:->9}|{:->12}|{:->12}|{:-<10}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<36}|{:->6}|{:->10}|{:->11}|{:->9}|{:->9}|{:->12}|{:->12}|{:->8}|{:-<10}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
+    let sign_before = reference_sign();
+    let wake_before = reference_wakeup();
 
     let want = |p: &str| phases.split(',').any(|x| x == p);
     let mut summary = Vec::new();
@@ -504,9 +575,24 @@ fn main() -> Result<()> {
         ));
     }
 
+    let sign_after = reference_sign();
+    let sign = (sign_before + sign_after) / 2;
+    let wake_after = reference_wakeup();
     println!();
     println!(
-        "CPU µs/op: server utime+stime from /proc/<pid>/stat (tick resolution); CPU µs/op*: sum of /proc/<pid>/task/*/schedstat (ns)."
+        "CPU µs/op: server utime+stime from /proc/<pid>/stat (tick resolution); CPU µs/op*: sum of /proc/<pid>/task/*/schedstat (ns); steal%: hypervisor steal during the phase."
+    );
+    println!(
+        "yardstick: one ring Ed25519 signature costs {:.1} µs CPU on this machine now (before {:.1}, after {:.1}); every refresh and login signs one access token",
+        sign.as_secs_f64() * 1e6,
+        sign_before.as_secs_f64() * 1e6,
+        sign_after.as_secs_f64() * 1e6
+    );
+    println!(
+        "yardstick: one cross-thread wake-up round trip costs {:.1} µs CPU now (before {:.1}, after {:.1}); a refresh makes about four hand-offs",
+        (wake_before + wake_after).as_secs_f64() * 1e6 / 2.0,
+        wake_before.as_secs_f64() * 1e6,
+        wake_after.as_secs_f64() * 1e6
     );
     for line in summary {
         println!("{line}");
