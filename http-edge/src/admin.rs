@@ -67,29 +67,17 @@ impl Handler for Admin {
     }
 
     fn reject(&self, error: FrameError) -> Handled {
-        let request_id = self.ids.generate();
-        Handled {
-            response: problem(EdgeError::Frame(error), &request_id),
-            request_id,
-        }
+        self.ids.answer(EdgeError::Frame(error))
     }
 
     fn timeout(&self) -> Handled {
-        let request_id = self.ids.generate();
-        Handled {
-            response: problem(EdgeError::Timeout, &request_id),
-            request_id,
-        }
+        self.ids.answer(EdgeError::Timeout)
     }
 
     fn overloaded(&self) -> Handled {
-        let request_id = self.ids.generate();
-        let busy = portcullis_engine::AuthError::Overloaded {
-            retry_after_secs: 1,
-        };
-        Handled {
-            response: problem(EdgeError::Auth(busy), &request_id),
-            request_id,
-        }
+        self.ids
+            .answer(EdgeError::Auth(portcullis_engine::AuthError::Overloaded {
+                retry_after_secs: 1,
+            }))
     }
 }

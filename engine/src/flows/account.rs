@@ -15,16 +15,7 @@ use crate::views::session_view;
 /// Ends the token's session.
 pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
-    // Tombstone first: nothing cached may outlive the delete.
-    core.read.revoke_session(access.user_id, access.session_id);
-    core.token_op(
-        "delete_session",
-        core.tokens
-            .delete_session(access.user_id, access.session_id),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("delete_session", e))?;
-    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout").increment(1);
+    super::end_session(&core, access.user_id, access.session_id, "logout").await?;
     Ok(Outcome::Done)
 }
 
@@ -145,17 +136,8 @@ pub(crate) async fn delete_session(
     let Some(target) = target else {
         return Err(AuthError::NotFound);
     };
-    core.read.revoke_session(access.user_id, target);
-    let existed = core
-        .token_op(
-            "delete_session",
-            core.tokens.delete_session(access.user_id, target),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("delete_session", e))?;
-    if !existed {
+    if !super::end_session(&core, access.user_id, target, "deleted").await? {
         return Err(AuthError::NotFound);
     }
-    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "deleted").increment(1);
     Ok(Outcome::Done)
 }

@@ -15,7 +15,7 @@ pub(crate) mod register;
 
 use std::sync::Arc;
 
-use portcullis_storage::{SessionRecord, UserId};
+use portcullis_storage::{SessionId, SessionRecord, UserId};
 
 use crate::command::{ClientInfo, TokenGrant};
 use crate::core::Core;
@@ -53,6 +53,29 @@ pub(crate) async fn authorize(core: &Core, access: &VerifiedAccess) -> Result<()
             Err(AuthError::Unauthenticated(TokenProblem::Revoked))
         }
     }
+}
+
+/// Ends a session: tombstone in the read model first (so nothing cached
+/// outlives the delete, even if this operation is abandoned), then the store
+/// delete. Counts the revocation under `reason` when the session existed.
+pub(crate) async fn end_session(
+    core: &Core,
+    user_id: UserId,
+    session_id: SessionId,
+    reason: &'static str,
+) -> Result<bool, AuthError> {
+    core.read.revoke_session(user_id, session_id);
+    let existed = core
+        .token_op(
+            "delete_session",
+            core.tokens.delete_session(user_id, session_id),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("delete_session", e))?;
+    if existed {
+        metrics::counter!(crate::metrics::SESSIONS_REVOKED_TOTAL, "reason" => reason).increment(1);
+    }
+    Ok(existed)
 }
 
 /// Opens a session for `user_id` and issues its tokens.

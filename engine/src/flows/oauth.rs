@@ -5,17 +5,9 @@ use std::sync::Arc;
 use crate::command::{Introspection, Outcome, Reply};
 use crate::core::Core;
 use crate::error::AuthError;
-use crate::metrics as m;
 use crate::tokens::VerifiedAccess;
 use crate::tokens::refresh::{Lineage, ParsedRefresh};
 use portcullis_storage::SessionRecord;
-
-/// Whether `token` is its session's current refresh token.
-fn is_current(core: &Core, token: &ParsedRefresh, s: &SessionRecord) -> bool {
-    core.token_svc
-        .chain()
-        .is_ok_and(|c| c.lineage(token, &s.refresh_hash, s.generation) == Lineage::Current)
-}
 
 /// An access token is active while it verifies and its session is live.
 pub(crate) async fn introspect_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
@@ -40,8 +32,11 @@ pub(crate) fn active_access(access: &VerifiedAccess) -> Introspection {
     }
 }
 
-/// A refresh token is active while it is its live session's current token.
-pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) -> Reply {
+/// The session whose current refresh token `token` is, if any.
+async fn current_session(
+    core: &Core,
+    token: &ParsedRefresh,
+) -> Result<Option<SessionRecord>, AuthError> {
     let now = core.now_ms();
     let session = core
         .token_op(
@@ -51,8 +46,14 @@ pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) ->
         )
         .await
         .map_err(|e| AuthError::from_store("get_session", e))?;
-    let answer = match session {
-        Some(s) if is_current(&core, &token, &s) => Introspection::Active {
+    let chain = core.token_svc.chain()?;
+    Ok(session.filter(|s| chain.lineage(token, &s.refresh_hash, s.generation) == Lineage::Current))
+}
+
+/// A refresh token is active while it is its live session's current token.
+pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) -> Reply {
+    let answer = match current_session(&core, &token).await? {
+        Some(s) => Introspection::Active {
             token_type: "refresh_token",
             sub: s.user_id.to_uuid_string(),
             sid: s.id.to_b64(),
@@ -62,51 +63,22 @@ pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) ->
             aud: None,
             jti: None,
         },
-        _ => Introspection::Inactive,
+        None => Introspection::Inactive,
     };
     Ok(Outcome::Introspection(answer))
 }
 
 /// Revoking an access token ends its session.
 pub(crate) async fn revoke_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
-    core.read.revoke_session(access.user_id, access.session_id);
-    let existed = core
-        .token_op(
-            "delete_session",
-            core.tokens
-                .delete_session(access.user_id, access.session_id),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("delete_session", e))?;
-    if existed {
-        metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "revoke").increment(1);
-    }
+    super::end_session(&core, access.user_id, access.session_id, "revoke").await?;
     Ok(Outcome::Done)
 }
 
 /// Revoking a session's current refresh token ends the session; any other
 /// token is ignored (RFC 7009 answers 200 either way).
 pub(crate) async fn revoke_refresh(core: Arc<Core>, token: ParsedRefresh) -> Reply {
-    let now = core.now_ms();
-    let session = core
-        .token_op(
-            "get_session",
-            core.tokens
-                .get_session(token.user_id, token.session_id, now),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("get_session", e))?;
-    if let Some(s) = session
-        && is_current(&core, &token, &s)
-    {
-        core.read.revoke_session(s.user_id, s.id);
-        core.token_op(
-            "delete_session",
-            core.tokens.delete_session(s.user_id, s.id),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("delete_session", e))?;
-        metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "revoke").increment(1);
+    if let Some(s) = current_session(&core, &token).await? {
+        super::end_session(&core, s.user_id, s.id, "revoke").await?;
     }
     Ok(Outcome::Done)
 }

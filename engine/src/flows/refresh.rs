@@ -51,11 +51,9 @@ async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, F
             if rotations == 1 && now.saturating_sub(session.rotated_at_ms) <= grace {
                 return Err(("superseded", AuthError::InvalidGrant));
             }
-            core.read.revoke_session(uid, sid);
-            core.token_op("delete_session", core.tokens.delete_session(uid, sid))
+            super::end_session(core, uid, sid, "reuse")
                 .await
-                .map_err(store_error("delete_session"))?;
-            metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "reuse").increment(1);
+                .map_err(|e| ("error", e))?;
             tracing::warn!(
                 user_id = %uid,
                 session_id = %sid,

@@ -51,6 +51,24 @@ fn validation(errors: Vec<FieldError>) -> EdgeError {
     }
 }
 
+/// Validates an email and a password together, reporting both fields' problems.
+fn credentials(
+    email: &str,
+    password: Zeroizing<String>,
+    mut errors: Vec<FieldError>,
+) -> Result<(Email, Password), EdgeError> {
+    let email = Email::parse("email", email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = Password::parse("password", password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    match (email, password) {
+        (Some(e), Some(p)) if errors.is_empty() => Ok((e, p)),
+        _ => Err(validation(errors)),
+    }
+}
+
 fn tokens_response(status: u16, outcome: Outcome) -> Result<Response, EdgeError> {
     match outcome {
         Outcome::Granted(g) => json(status, &TokenResponse::from(&g)),
@@ -86,24 +104,13 @@ pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
         &[required("email"), required("password"), optional("name")],
     )?;
     let mut errors = Vec::new();
-    let email = Email::parse("email", &b.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let password = Password::parse("password", b.password)
-        .map_err(|e| errors.push(e))
-        .ok();
     let name = match b.name.as_deref() {
         None => None,
         Some(n) => domain::parse_name("name", n)
             .map_err(|e| errors.push(e))
             .ok(),
     };
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(validation(errors));
-    };
-    if !errors.is_empty() {
-        return Err(validation(errors));
-    }
+    let (email, password) = credentials(&b.email, b.password, errors)?;
     match call(
         app,
         Command::Register {
@@ -139,16 +146,7 @@ pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Login)?;
     let b: LoginRequest = body::parse(req, &[required("email"), required("password")])?;
-    let mut errors = Vec::new();
-    let email = Email::parse("email", &b.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let password = Password::parse("password", b.password)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(validation(errors));
-    };
+    let (email, password) = credentials(&b.email, b.password, Vec::new())?;
     tokens_response(
         200,
         call(

@@ -101,36 +101,24 @@ impl Handler for App {
     }
 
     fn reject(&self, error: FrameError) -> Handled {
-        let request_id = self.ids.generate();
         let unmatched = routes::Matched {
             route: None,
             method: None,
         };
         self.metrics
             .record(unmatched, error.status(), Stopwatch::start());
-        Handled {
-            response: problem(EdgeError::Frame(error), &request_id),
-            request_id,
-        }
+        self.ids.answer(EdgeError::Frame(error))
     }
 
     fn timeout(&self) -> Handled {
-        let request_id = self.ids.generate();
-        Handled {
-            response: problem(EdgeError::Timeout, &request_id),
-            request_id,
-        }
+        self.ids.answer(EdgeError::Timeout)
     }
 
     fn overloaded(&self) -> Handled {
-        let request_id = self.ids.generate();
-        let busy = portcullis_engine::AuthError::Overloaded {
-            retry_after_secs: 1,
-        };
-        Handled {
-            response: problem(EdgeError::Auth(busy), &request_id),
-            request_id,
-        }
+        self.ids
+            .answer(EdgeError::Auth(portcullis_engine::AuthError::Overloaded {
+                retry_after_secs: 1,
+            }))
     }
 }
 
@@ -201,6 +189,15 @@ impl RequestIds {
         RequestIds {
             seed: u64::from_le_bytes(seed),
             counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A problem answer under a new request id (requests that never reached a handler).
+    pub(crate) fn answer(&self, err: EdgeError) -> Handled {
+        let request_id = self.generate();
+        Handled {
+            response: problem(err, &request_id),
+            request_id,
         }
     }
 
