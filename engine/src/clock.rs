@@ -93,3 +93,14 @@ impl Stopwatch {
         self.0.elapsed().as_secs_f64()
     }
 }
+
+/// CPU time the calling thread has run, in nanoseconds
+/// (`CLOCK_THREAD_CPUTIME_ID`, which includes the slice now running: the
+/// kernel's schedstat counters lag by up to a scheduler tick).
+pub fn thread_cpu_ns() -> Option<u64> {
+    use nix::time::{ClockId, clock_gettime};
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u64::try_from(t.tv_nsec()).ok()?;
+    Some(secs * 1_000_000_000 + nanos)
+}

@@ -9,6 +9,9 @@ pub const HASH_QUEUE_DEPTH: &str = "portcullis_hash_queue_depth";
 pub const HASH_QUEUE_WAIT_SECONDS: &str = "portcullis_hash_queue_wait_seconds";
 /// Time a hash job ran (histogram, seconds; label `op` = hash | verify | dummy_verify).
 pub const HASH_DURATION_SECONDS: &str = "portcullis_hash_duration_seconds";
+/// CPU time spent inside hash jobs (counter, microseconds; label `op`). With
+/// the process's CPU time it gives the engine's overhead per hash.
+pub const HASH_CPU_MICROSECONDS_TOTAL: &str = "portcullis_hash_cpu_microseconds_total";
 /// Hash jobs refused because the pool was saturated (counter).
 pub const HASH_REJECTED_TOTAL: &str = "portcullis_hash_rejected_total";
 /// Logins by result (counter; label `result` = ok | invalid | locked | mfa_required | error).
