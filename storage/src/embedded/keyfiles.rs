@@ -41,17 +41,7 @@ pub(crate) fn save(dir: &Path, key: &SigningKeyRecord) -> StoreResult<()> {
     valid_kid(&key.kid)?;
     let path = dir.join(format!("{}{KEY_SUFFIX}", key.kid));
     let tmp = dir.join(format!(".{}.tmp", key.kid));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    f.write_all(&codec::encode_key(key))
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    drop(f);
+    write_private(&tmp, &codec::encode_key(key))?;
     fs::rename(&tmp, &path).map_err(io(format!("cannot rename to {}", path.display())))?;
     sync_dir(dir)
 }
@@ -108,17 +98,7 @@ pub(crate) fn secret(dir: &Path, name: &str, candidate: [u8; 32]) -> StoreResult
     // A name of its own per caller: concurrent first calls must not share it.
     let tag: String = candidate[..6].iter().map(|b| format!("{b:02x}")).collect();
     let tmp = dir.join(format!(".{name}.secret.{tag}.tmp"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    f.write_all(&candidate)
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    drop(f);
+    write_private(&tmp, &candidate)?;
     // hard_link fails if the target exists: the first writer wins.
     match fs::hard_link(&tmp, &path) {
         Ok(()) => {
@@ -132,6 +112,20 @@ pub(crate) fn secret(dir: &Path, name: &str, candidate: [u8; 32]) -> StoreResult
         }
         Err(e) => Err(io(format!("cannot create {}", path.display()))(e)),
     }
+}
+
+/// Writes `bytes` to a new owner-only (0600) file and fsyncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> StoreResult<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("cannot write {}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("cannot write {}", path.display())))
 }
 
 fn sync_dir(dir: &Path) -> StoreResult<()> {
