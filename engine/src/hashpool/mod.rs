@@ -108,7 +108,7 @@ pub struct PoolSize {
 /// The hash pool.
 pub struct HashPool {
     _pool: rayon::ThreadPool,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     scheme: HashScheme,
     size: PoolSize,
     in_flight: Arc<AtomicUsize>,
@@ -159,7 +159,7 @@ impl HashPool {
         .map_err(|e| HashError::Params(e.to_string()))?;
         Ok(HashPool {
             _pool: pool,
-            jobs: Mutex::new(jobs),
+            jobs,
             scheme,
             size: PoolSize {
                 threads,
@@ -276,11 +276,7 @@ impl HashPool {
             drop(release);
             let _ = tx.send(result);
         });
-        let sent = self
-            .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(job);
+        let sent = self.jobs.send(job);
         if sent.is_err() {
             // The workers are gone; the job (and its slot) was dropped with the error.
             return Err(PoolError::Closed);
