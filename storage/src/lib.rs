@@ -3,7 +3,9 @@
 //!
 //! Storage knows nothing of HTTP, JSON DTOs or actors: it stores records and
 //! performs the few compound operations that must be atomic in the backend
-//! (email-unique user creation, refresh-token rotation, lockout counting).
+//! (email-unique user creation, refresh-token rotation, lockout and rate-limit
+//! counting). Backends: [`embedded`] (fjall, the default) and [`redis`]
+//! (Redis Cluster, tokens only).
 //! Every operation that depends on time takes `now_ms` from the caller, whose
 //! clock is injected, so tests control time.
 
@@ -13,6 +15,8 @@ mod codec;
 pub mod embedded;
 mod error;
 mod model;
+pub mod redis;
+mod stopwatch;
 mod traits;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -20,8 +24,8 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::{
-    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
-    SigningKeyRecord, TokenHash, UserId, UserRecord,
+    LockoutPolicy, LockoutStatus, RateLimit, RotateOutcome, RotateRequest, SessionId,
+    SessionRecord, SigningKeyRecord, TokenHash, UserId, UserRecord,
 };
 pub use traits::{TokenStore, UserStore};
 

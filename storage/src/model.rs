@@ -297,6 +297,25 @@ impl LockoutPolicy {
     }
 }
 
+/// A rate limit shared by every pod: `count` requests per `period_ms`, in
+/// bursts of up to `burst` (GCRA, like the in-process limiter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per period.
+    pub count: u32,
+    /// The period (ms).
+    pub period_ms: u64,
+    /// Largest burst.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Time between two admitted requests at the steady rate (ms).
+    pub fn emission_interval_ms(&self) -> f64 {
+        self.period_ms as f64 / f64::from(self.count.max(1))
+    }
+}
+
 /// Lockout state of one login key after an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LockoutStatus {

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::StoreResult;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
-    SigningKeyRecord, UserId, UserRecord,
+    LockoutPolicy, LockoutStatus, RateLimit, RotateOutcome, RotateRequest, SessionId,
+    SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 
 /// Users: the email partition (`normalized email -> user id`) and the user
@@ -102,6 +102,19 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets the failures of `key` (after a successful login).
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Admits one request under a limit shared by every process using this
+    /// store, or returns the milliseconds to wait. `key` names the limiter
+    /// (route and client address). Stores with one process (the embedded
+    /// backend) admit everything: the in-process limiter is the only line.
+    async fn rate_limit(
+        &self,
+        _key: &str,
+        _now_ms: u64,
+        _limit: &RateLimit,
+    ) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
 
     /// Every stored signing key.
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
