@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use portcullis_storage::LockoutPolicy;
+pub use portcullis_storage::redis::RedisClusterConfig;
+pub use portcullis_storage::{LockoutPolicy, RateLimit};
 
 use crate::hashpool::HashScheme;
 
@@ -21,6 +22,8 @@ pub enum UserStoreConfig {
 pub enum TokenStoreConfig {
     /// The embedded store in the data directory.
     Embedded,
+    /// A Redis Cluster shared by every pod.
+    RedisCluster(RedisClusterConfig),
 }
 
 /// Everything the engine needs to start.
@@ -70,6 +73,12 @@ pub struct EngineConfig {
     pub operation_timeout: Duration,
     /// How often expired sessions and lockout entries are purged.
     pub purge_interval: Duration,
+    /// Per-address limit on register, login and refresh enforced across every
+    /// pod through a shared token store (Redis Cluster). Ignored with the
+    /// embedded store, where the edge's in-process limiter is the only line.
+    pub shared_rate_limit: Option<RateLimit>,
+    /// How long start-up keeps retrying a store that cannot be reached.
+    pub store_connect_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -97,6 +106,8 @@ impl EngineConfig {
             read_cache: 100_000,
             operation_timeout: Duration::from_secs(30),
             purge_interval: Duration::from_secs(600),
+            shared_rate_limit: None,
+            store_connect_timeout: Duration::from_secs(60),
         }
     }
 

@@ -5,6 +5,7 @@
 //! of UTF-8, never trimmed, and zeroized when dropped.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 
 use zeroize::Zeroizing;
 
@@ -120,6 +121,21 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
+    }
+}
+
+/// The address a per-client rate limit counts: IPv4 as is (IPv4-mapped IPv6
+/// included), IPv6 by its /64, which one subscriber usually owns whole.
+pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 

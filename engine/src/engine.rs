@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_storage::embedded::EmbeddedStore;
+use portcullis_storage::redis::RedisClusterStore;
 use portcullis_storage::{TokenStore, UserId, UserStore};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
@@ -59,6 +60,8 @@ struct Background {
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ping_counter: AtomicU64,
+    /// When the signing keys were last reloaded on demand (Unix ms).
+    key_reload_at: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -77,18 +80,24 @@ impl Engine {
         clock: SharedClock,
         handle: Handle,
     ) -> Result<Engine, StartError> {
-        let (users, tokens): (Arc<dyn UserStore>, Arc<dyn TokenStore>) =
-            match (&cfg.user_store, &cfg.token_store) {
-                (UserStoreConfig::Embedded, TokenStoreConfig::Embedded) => {
-                    let store = Arc::new(EmbeddedStore::open(&cfg.data_dir).map_err(|source| {
-                        StartError::Store {
-                            store: "embedded",
-                            source,
-                        }
-                    })?);
-                    (store.clone(), store)
-                }
-            };
+        let UserStoreConfig::Embedded = cfg.user_store;
+        let embedded =
+            Arc::new(
+                EmbeddedStore::open(&cfg.data_dir).map_err(|source| StartError::Store {
+                    store: "embedded",
+                    source,
+                })?,
+            );
+        let users: Arc<dyn UserStore> = embedded.clone();
+        let tokens: Arc<dyn TokenStore> = match &cfg.token_store {
+            TokenStoreConfig::Embedded => embedded,
+            TokenStoreConfig::RedisCluster(rc) => Arc::new(
+                connect_with_retry("redis-cluster", cfg.store_connect_timeout, || {
+                    RedisClusterStore::connect(rc.clone())
+                })
+                .await?,
+            ),
+        };
         Self::start_with_stores(cfg, clock, handle, users, tokens).await
     }
 
@@ -158,6 +167,7 @@ impl Engine {
                 stop,
                 tasks: Default::default(),
                 ping_counter: AtomicU64::new(0),
+                key_reload_at: AtomicU64::new(0),
             }),
         };
         engine.spawn_background();
@@ -266,19 +276,19 @@ impl Engine {
             }
             Command::Refresh {
                 refresh_token,
-                client: _,
+                client,
             } => match refresh_token::parse(&refresh_token) {
                 None => {
                     metrics::counter!(m::REFRESHES_TOTAL, "result" => "invalid").increment(1);
                     reply.send(Err(AuthError::InvalidGrant));
                 }
                 Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
-                    refresh::run(c, t)
+                    refresh::run(c, t, client)
                 }),
             },
-            Command::Me { bearer } => match self.verify(bearer.as_deref()) {
-                Err(e) => reply.send(Err(e)),
-                Ok(access) => {
+            Command::Me { bearer } => self.with_access(bearer, reply, |engine, access, reply| {
+                let core = &engine.core;
+                {
                     let now = core.now_ms();
                     let known = core.read.session(access.user_id, access.session_id, now);
                     let cached = match known {
@@ -295,7 +305,7 @@ impl Engine {
                         }),
                     }
                 }
-            },
+            }),
             Command::Logout { bearer } => self.authed(bearer, reply, account::logout),
             Command::LogoutAll { bearer } => self.authed(bearer, reply, account::logout_all),
             Command::ListSessions { bearer } => self.authed(bearer, reply, account::list_sessions),
@@ -383,14 +393,58 @@ impl Engine {
         F: FnOnce(Arc<Core>, crate::tokens::VerifiedAccess) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Reply> + Send + 'static,
     {
-        match self.verify(bearer.as_deref()) {
-            Err(e) => reply.send(Err(e)),
-            Ok(access) => self
+        self.with_access(bearer, reply, move |engine, access, reply| {
+            engine
                 .core
                 .dispatch(PartitionKey::User(access.user_id), reply, move |c| {
                     flow(c, access)
-                }),
+                });
+        });
+    }
+
+    /// Verifies the bearer token, then hands it to `then`. A token signed by
+    /// a key this process has not loaded yet (another pod created it moments
+    /// ago, with a shared token store) triggers one reload of the keys, at
+    /// most once a second, and a second verification.
+    fn with_access<F>(&self, bearer: Option<String>, reply: Responder, then: F)
+    where
+        F: FnOnce(&Engine, crate::tokens::VerifiedAccess, Responder) + Send + 'static,
+    {
+        match self.verify(bearer.as_deref()) {
+            Ok(access) => then(self, access, reply),
+            Err(AuthError::Unauthenticated(TokenProblem::Invalid))
+                if !self.core.tokens.is_local_authority()
+                    && bearer
+                        .as_deref()
+                        .is_some_and(|t| self.core.token_svc.names_unknown_key(t))
+                    && self.claim_key_reload() =>
+            {
+                let engine = self.clone();
+                self.core.handle.spawn(async move {
+                    metrics::counter!(m::KEY_RELOADS_TOTAL).increment(1);
+                    if let Err(e) = reload_keys(&engine.core).await {
+                        tracing::warn!(error = %e, "reloading signing keys failed");
+                    }
+                    match engine.verify(bearer.as_deref()) {
+                        Ok(access) => then(&engine, access, reply),
+                        Err(e) => reply.send(Err(e)),
+                    }
+                });
+            }
+            Err(e) => reply.send(Err(e)),
         }
+    }
+
+    /// Whether this caller may reload the keys now (at most once a second).
+    fn claim_key_reload(&self) -> bool {
+        let now = self.core.now_ms();
+        let last = self.background.key_reload_at.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= 1000
+            && self
+                .background
+                .key_reload_at
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Submits a command and awaits the reply (tests, benchmarks, async callers).
@@ -462,6 +516,32 @@ impl Engine {
     }
 }
 
+/// Connects a store, retrying transient failures with backoff until `limit`
+/// (a cluster that is still starting, a DNS name not yet published).
+async fn connect_with_retry<S, F, Fut>(
+    store: &'static str,
+    limit: Duration,
+    mut connect: F,
+) -> Result<S, StartError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<S, portcullis_storage::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match connect().await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(store, error = %e, retry_in_ms = backoff.as_millis() as u64, "store not reachable yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(source) => return Err(StartError::Store { store, source }),
+        }
+    }
+}
+
 async fn readiness(core: &Core) -> Reply {
     let limit = Duration::from_secs(2);
     let users = matches!(
@@ -492,6 +572,21 @@ async fn readiness(core: &Core) -> Reply {
             ok: !closing,
         },
     ]))
+}
+
+/// Reloads the key ring from the store as it is (keys other pods created).
+async fn reload_keys(core: &Core) -> Result<(), String> {
+    let records = core
+        .tokens
+        .load_signing_keys()
+        .await
+        .map_err(|e| e.to_string())?;
+    let ring = KeyRing::load(records, core.now_ms());
+    if ring.signer(core.now_ms()).is_none() {
+        return Err("no usable signing key in the store".into());
+    }
+    core.token_svc.set_keys(ring);
+    Ok(())
 }
 
 /// Brings the stored keys in line with the rotation schedule and reloads the ring.

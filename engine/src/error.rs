@@ -18,6 +18,12 @@ pub enum AuthError {
         /// Seconds until the lock ends.
         retry_after_secs: u64,
     },
+    /// The client address exceeded a rate limit shared by every pod.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a retry can pass.
+        retry_after_secs: u64,
+    },
     /// The email address is already registered.
     #[error("email address is already registered")]
     EmailTaken,

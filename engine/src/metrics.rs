@@ -30,6 +30,11 @@ pub const SHARD_REJECTED_TOTAL: &str = "portcullis_shard_rejected_total";
 pub const STORE_OP_SECONDS: &str = "portcullis_store_operation_duration_seconds";
 /// Storage errors (counter; labels `store`, `kind` = unavailable | timeout | other).
 pub const STORE_ERRORS_TOTAL: &str = "portcullis_store_errors_total";
+/// Requests refused by the limit shared across pods (counter; label `route`).
+pub const SHARED_RATE_LIMITED_TOTAL: &str = "portcullis_engine_shared_rate_limited_total";
+/// Signing-key reloads triggered by a token signed with a key this process
+/// did not know yet (counter).
+pub const KEY_RELOADS_TOTAL: &str = "portcullis_tokens_key_reloads_total";
 /// Access-token verifications (counter; label `cache` = hit | miss, `result` = ok | invalid).
 pub const TOKEN_VERIFICATIONS_TOTAL: &str = "portcullis_tokens_verifications_total";
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use portcullis_engine::EngineConfig;
-use portcullis_engine::config::LockoutPolicy;
+use portcullis_engine::config::{LockoutPolicy, RedisClusterConfig, TokenStoreConfig};
 use portcullis_engine::hashpool::HashScheme;
 
 use crate::clientip::TrustedProxies;
@@ -43,6 +43,14 @@ settings! {
     DATA_DIR: "data-dir", "PORTCULLIS_DATA_DIR", "./data", "DIR", "Data directory of the embedded store and signing keys";
     LISTEN: "listen", "PORTCULLIS_LISTEN", "0.0.0.0:8080", "ADDR", "API listen address";
     ADMIN_LISTEN: "admin-listen", "PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9090", "ADDR", "Admin listen address (/metrics, /healthz, /readyz)";
+    TOKEN_STORE: "token-store", "PORTCULLIS_TOKEN_STORE", "embedded", "STORE", "Where sessions, refresh tokens, lockout and rate-limit counters live: embedded or redis-cluster";
+    REDIS_NODES: "redis-nodes", "PORTCULLIS_REDIS_NODES", "", "URLS", "Redis Cluster seed nodes, comma-separated (redis://h1:6379,redis://:password@h2:6379)";
+    REDIS_KEY_PREFIX: "redis-key-prefix", "PORTCULLIS_REDIS_KEY_PREFIX", "portcullis", "PREFIX", "Prefix of every Redis key (one per deployment sharing a cluster)";
+    REDIS_CONNECT_TIMEOUT: "redis-connect-timeout", "PORTCULLIS_REDIS_CONNECT_TIMEOUT", "1s", "DURATION", "Longest wait for a connection to a Redis node";
+    REDIS_COMMAND_TIMEOUT: "redis-command-timeout", "PORTCULLIS_REDIS_COMMAND_TIMEOUT", "1s", "DURATION", "Longest wait for one Redis answer (the request answers 503 after it)";
+    REDIS_WAIT_REPLICAS: "redis-wait-replicas", "PORTCULLIS_REDIS_WAIT_REPLICAS", "0", "N", "Replicas that must acknowledge each refresh-token rotation (WAIT); 0 turns it off";
+    REDIS_WAIT_TIMEOUT: "redis-wait-timeout", "PORTCULLIS_REDIS_WAIT_TIMEOUT", "50ms", "DURATION", "Longest WAIT for replica acknowledgement of a rotation";
+    STORE_CONNECT_TIMEOUT: "store-connect-timeout", "PORTCULLIS_STORE_CONNECT_TIMEOUT", "60s", "DURATION", "At start-up, how long to keep retrying a store that cannot be reached";
     ISSUER: "issuer", "PORTCULLIS_ISSUER", "http://localhost:8080", "URL", "JWT issuer (iss) and public base URL";
     AUDIENCE: "audience", "PORTCULLIS_AUDIENCE", "portcullis", "AUD", "JWT audience (aud)";
     REFRESH_REUSE_GRACE_MS: "refresh-reuse-grace-ms", "PORTCULLIS_REFRESH_REUSE_GRACE_MS", "2000", "MS", "A rotated refresh token presented within this window is refused without revoking the session";
@@ -288,12 +296,60 @@ impl Config {
             base_lock_ms: ms(r.duration(&LOCKOUT_DURATION)?),
             max_lock_ms: ms(r.duration(&LOCKOUT_MAX_DURATION)?),
         };
+        engine.store_connect_timeout = r.duration(&STORE_CONNECT_TIMEOUT)?;
+        engine.token_store = match r.raw(&TOKEN_STORE).as_str() {
+            "embedded" => TokenStoreConfig::Embedded,
+            "redis-cluster" => {
+                let nodes: Vec<String> = r
+                    .raw(&REDIS_NODES)
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(ConfigError(format!(
+                        "--{} redis-cluster needs --{} / {} (e.g. redis://h1:6379,redis://h2:6379)",
+                        TOKEN_STORE.flag, REDIS_NODES.flag, REDIS_NODES.env
+                    )));
+                }
+                if let Some(bad) = nodes
+                    .iter()
+                    .find(|n| !(n.starts_with("redis://") || n.starts_with("rediss://")))
+                {
+                    return Err(ConfigError(format!(
+                        "invalid --{} / {}: '{}' is not a redis:// URL",
+                        REDIS_NODES.flag,
+                        REDIS_NODES.env,
+                        redact_url(bad)
+                    )));
+                }
+                let mut rc = RedisClusterConfig::new(nodes);
+                rc.key_prefix = r.raw(&REDIS_KEY_PREFIX);
+                rc.connect_timeout = r.duration(&REDIS_CONNECT_TIMEOUT)?;
+                rc.command_timeout = r.duration(&REDIS_COMMAND_TIMEOUT)?;
+                rc.wait_replicas = u32::try_from(r.num(&REDIS_WAIT_REPLICAS)?).unwrap_or(u32::MAX);
+                rc.wait_timeout = r.duration(&REDIS_WAIT_TIMEOUT)?;
+                rc.validate().map_err(|e| {
+                    ConfigError(format!("invalid --{}: {e}", REDIS_KEY_PREFIX.flag))
+                })?;
+                TokenStoreConfig::RedisCluster(rc)
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "invalid --{} / {}: '{other}' (expected embedded or redis-cluster)",
+                    TOKEN_STORE.flag, TOKEN_STORE.env
+                )));
+            }
+        };
+        let ip_rate_limit: RateSpec = r.parse(&IP_RATE_LIMIT, str::parse)?;
+        engine.shared_rate_limit = ip_rate_limit.shared();
         let edge = EdgeConfig {
             listen: r.parse(&LISTEN, parse_addr)?,
             admin_listen: r.parse(&ADMIN_LISTEN, parse_addr)?,
             issuer,
             trusted_proxies: r.parse(&TRUSTED_PROXIES, str::parse)?,
-            ip_rate_limit: r.parse(&IP_RATE_LIMIT, str::parse)?,
+            ip_rate_limit,
             server: ServerConfig {
                 max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
                 keepalive_timeout: r.duration(&KEEPALIVE_TIMEOUT)?,
@@ -317,6 +373,16 @@ impl Config {
             )));
         }
         Ok(Config { edge, engine })
+    }
+}
+
+/// A node URL for an error message, without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -46,6 +46,9 @@ impl From<AuthError> for EdgeError {
                 detail: "one or more fields are invalid".into(),
                 errors,
             },
+            AuthError::RateLimited { retry_after_secs } => {
+                EdgeError::RateLimited { retry_after_secs }
+            }
             other => EdgeError::Auth(other),
         }
     }
@@ -116,6 +119,16 @@ impl Mapped {
     }
 }
 
+fn rate_limited(retry_after_secs: u64) -> Mapped {
+    mapped(
+        429,
+        "rate_limited",
+        "Too many requests",
+        "too many requests from this address; slow down",
+    )
+    .header("Retry-After", retry_after_secs.to_string())
+}
+
 fn map(err: EdgeError, request_id: &str) -> Mapped {
     match err {
         EdgeError::Auth(e) => match e {
@@ -135,6 +148,7 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "the email or password is wrong",
             )
             .header("WWW-Authenticate", REALM.into()),
+            AuthError::RateLimited { retry_after_secs } => rate_limited(retry_after_secs),
             AuthError::TooManyAttempts { retry_after_secs } => mapped(
                 429,
                 "too_many_attempts",
@@ -228,13 +242,7 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
             errors,
             ..mapped(400, "invalid_request", "Invalid request", detail)
         },
-        EdgeError::RateLimited { retry_after_secs } => mapped(
-            429,
-            "rate_limited",
-            "Too many requests",
-            "too many requests from this address; slow down",
-        )
-        .header("Retry-After", retry_after_secs.to_string()),
+        EdgeError::RateLimited { retry_after_secs } => rate_limited(retry_after_secs),
     }
 }
 

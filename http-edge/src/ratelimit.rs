@@ -1,7 +1,7 @@
 //! Per-IP rate limits (GCRA, via `governor`) on register, login and refresh:
 //! the first, in-process line of defence. IPv6 clients are keyed by their /64.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
@@ -66,6 +66,20 @@ impl FromStr for RateSpec {
             ));
         }
         Ok(RateSpec::Limit { count, per, burst })
+    }
+}
+
+impl RateSpec {
+    /// The same limit, enforced across pods by a shared token store.
+    pub fn shared(self) -> Option<portcullis_engine::config::RateLimit> {
+        match self {
+            RateSpec::Off => None,
+            RateSpec::Limit { count, per, burst } => Some(portcullis_engine::config::RateLimit {
+                count,
+                period_ms: u64::try_from(per.as_millis()).unwrap_or(u64::MAX),
+                burst,
+            }),
+        }
     }
 }
 
@@ -139,16 +153,7 @@ impl IpLimits {
 
 /// IPv6 clients usually own a whole /64: limit them by it.
 fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
+    portcullis_engine::domain::rate_limit_key(ip)
 }
 
 #[cfg(test)]

@@ -50,6 +50,12 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
                         m::STORE_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Prefix("portcullis_redis_".into()),
+                        m::STORE_BUCKETS,
+                    )
+                })
                 .map_err(|e| format!("cannot configure metrics: {e}"))?;
             let handle = builder
                 .install_recorder()

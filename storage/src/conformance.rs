@@ -491,6 +491,15 @@ pub async fn lockout_counts_locks_and_backs_off(b: &Backends) {
     }
     let st = b.tokens.record_login_failure(key, now, &p).await.unwrap();
     assert_eq!(st.locked_until_ms, Some(now + 60_000));
+    assert_eq!(st.failures, 5, "the locking failure is counted");
+    // A failure during the lock is not counted and does not extend it.
+    let during = b
+        .tokens
+        .record_login_failure(key, now + 1, &p)
+        .await
+        .unwrap();
+    assert_eq!(during.failures, 0);
+    assert_eq!(during.locked_until_ms, Some(now + 60_000));
     let status = b.tokens.lockout_status(key, now + 59_999).await.unwrap();
     assert_eq!(status.locked_until_ms, Some(now + 60_000));
     assert_eq!(

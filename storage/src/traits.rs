@@ -92,7 +92,9 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn lockout_status(&self, key: &str, now_ms: u64) -> StoreResult<LockoutStatus>;
 
     /// Counts one failed login for `key` atomically and locks the key when the
-    /// policy says so. Returns the state afterwards.
+    /// policy says so. Returns the state afterwards: `failures` counted in the
+    /// window including this one, or 0 when the key was already locked (a
+    /// failure during a lock is not counted).
     async fn record_login_failure(
         &self,
         key: &str,

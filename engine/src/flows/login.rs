@@ -36,13 +36,26 @@ pub(crate) async fn run(core: Arc<Core>, req: Login) -> Reply {
 async fn login(core: &Arc<Core>, req: Login) -> Reply {
     let key = req.email.as_str().to_owned();
     let now = core.now_ms();
-    let status = core
-        .token_op("lockout_status", core.tokens.lockout_status(&key, now))
+    super::shared_rate_limit(core, "login", &req.client).await?;
+    // The attempt counts as a failure before the password is checked, in
+    // one atomic store operation, and a success clears it: attempts racing
+    // on several pods cannot verify more passwords than the policy allows.
+    let attempt = core
+        .token_op(
+            "record_login_failure",
+            core.tokens
+                .record_login_failure(&key, now, &core.cfg.lockout),
+        )
         .await
-        .map_err(|e| AuthError::from_store("lockout_status", e))?;
-    if let Some(until) = status.locked_until_ms {
+        .map_err(|e| AuthError::from_store("record_login_failure", e))?;
+    // An attempt that took the last allowed failure is still checked, and
+    // clears the lock if the password is right; one made while the key was
+    // already locked (failures 0) is refused unchecked.
+    if let Some(until) = attempt.locked_until_ms
+        && attempt.failures == 0
+    {
         return Err(AuthError::TooManyAttempts {
-            retry_after_secs: (until - now).div_ceil(1000).max(1),
+            retry_after_secs: until.saturating_sub(now).div_ceil(1000).max(1),
         });
     }
     // Unknown emails go through the same steps with a dummy hash, and lock
@@ -67,17 +80,9 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
         None => core.hash.dummy_verify(password).await?,
     };
     let Some(user) = user.filter(|_| verified.ok) else {
-        let after = core
-            .token_op(
-                "record_login_failure",
-                core.tokens
-                    .record_login_failure(&key, core.now_ms(), &core.cfg.lockout),
-            )
-            .await
-            .map_err(|e| AuthError::from_store("record_login_failure", e))?;
-        if after.locked_until_ms.is_some() {
+        if attempt.locked_until_ms.is_some() {
             tracing::warn!(
-                failures = after.failures,
+                failures = attempt.failures,
                 "login key locked after repeated failures"
             );
         }

@@ -26,6 +26,40 @@ use crate::tokens::VerifiedAccess;
 /// Longest user agent kept with a session.
 const USER_AGENT_MAX_CHARS: usize = 256;
 
+/// Admits the request under the per-address limit shared by every pod
+/// (a Redis Cluster token store), after the edge's in-process limiter.
+/// Does nothing with a local store or without a client address.
+pub(crate) async fn shared_rate_limit(
+    core: &Core,
+    route: &'static str,
+    client: &ClientInfo,
+) -> Result<(), AuthError> {
+    let (Some(limit), Some(ip)) = (core.cfg.shared_rate_limit, client.ip) else {
+        return Ok(());
+    };
+    if core.tokens.is_local_authority() {
+        return Ok(());
+    }
+    let key = format!("{route}:{}", crate::domain::rate_limit_key(ip));
+    let wait = core
+        .token_op(
+            "rate_limit",
+            core.tokens.rate_limit(&key, core.now_ms(), &limit),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("rate_limit", e))?;
+    match wait {
+        None => Ok(()),
+        Some(ms) => {
+            metrics::counter!(crate::metrics::SHARED_RATE_LIMITED_TOTAL, "route" => route)
+                .increment(1);
+            Err(AuthError::RateLimited {
+                retry_after_secs: ms.div_ceil(1000).max(1),
+            })
+        }
+    }
+}
+
 /// Checks that a verified access token's session is still live (the read
 /// model when it knows, else the store) and returns it when read.
 pub(crate) async fn authorize(core: &Core, access: &VerifiedAccess) -> Result<(), AuthError> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use portcullis_storage::{RotateOutcome, RotateRequest};
 
-use crate::command::{Outcome, Reply, TokenGrant};
+use crate::command::{ClientInfo, Outcome, Reply, TokenGrant};
 use crate::core::Core;
 use crate::error::AuthError;
 use crate::metrics as m;
@@ -19,7 +19,16 @@ use crate::tokens::refresh::{self, Lineage, ParsedRefresh};
 type Failure = (&'static str, AuthError);
 
 /// Runs in `User(token.user_id)`.
-pub(crate) async fn run(core: Arc<Core>, token: ParsedRefresh) -> Reply {
+pub(crate) async fn run(core: Arc<Core>, token: ParsedRefresh, client: ClientInfo) -> Reply {
+    if let Err(e) = super::shared_rate_limit(&core, "refresh", &client).await {
+        let label = if matches!(e, AuthError::RateLimited { .. }) {
+            "rate_limited"
+        } else {
+            "error"
+        };
+        metrics::counter!(m::REFRESHES_TOTAL, "result" => label).increment(1);
+        return Err(e);
+    }
     let (label, result) = match rotate(&core, &token).await {
         Ok(grant) => ("ok", Ok(Outcome::Granted(grant))),
         Err((label, e)) => (label, Err(e)),
@@ -38,12 +47,35 @@ async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, F
     // Whatever happens next, cached liveness must not outlive it, even if
     // this operation is abandoned midway.
     core.read.forget_session(uid, sid);
+    let chain = core.token_svc.chain().map_err(|e| ("error", e))?;
+    let next = chain.next(sid, token.generation, &token.secret);
+    let new_expires_at_ms = now.saturating_add(super::ms(core.cfg.refresh_ttl));
+    // The common case, the current token, is one compare-and-set: if the
+    // presented (hash, generation) is the stored one, it rotates.
+    let optimistic = RotateRequest {
+        user_id: uid,
+        session_id: sid,
+        expected_hash: refresh::hash_secret(&token.secret),
+        expected_generation: token.generation,
+        new_hash: refresh::hash_secret(&next),
+        now_ms: now,
+        new_expires_at_ms,
+    };
+    match core
+        .token_op("rotate_refresh", core.tokens.rotate_refresh(&optimistic))
+        .await
+        .map_err(store_error("rotate_refresh"))?
+    {
+        RotateOutcome::Rotated(s) => return grant(core, token, &next, &s, now),
+        RotateOutcome::Invalid => return Err(("invalid", AuthError::InvalidGrant)),
+        // Not the current token: find out what it is.
+        RotateOutcome::Conflict => {}
+    }
     let session = core
         .token_op("get_session", core.tokens.get_session(uid, sid, now))
         .await
         .map_err(store_error("get_session"))?
         .ok_or(("invalid", AuthError::InvalidGrant))?;
-    let chain = core.token_svc.chain().map_err(|e| ("error", e))?;
     match chain.lineage(token, &session.refresh_hash, session.generation) {
         Lineage::Current => {}
         Lineage::Ancestor { rotations } => {
@@ -64,27 +96,20 @@ async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, F
         }
         Lineage::Unknown => return Err(("invalid", AuthError::InvalidGrant)),
     }
-    let next = chain.next(sid, token.generation, &token.secret);
-    let request = RotateRequest {
-        user_id: uid,
-        session_id: sid,
-        expected_hash: session.refresh_hash,
-        expected_generation: session.generation,
-        new_hash: refresh::hash_secret(&next),
-        now_ms: now,
-        new_expires_at_ms: now.saturating_add(super::ms(core.cfg.refresh_ttl)),
-    };
-    let rotated = match core
-        .token_op("rotate_refresh", core.tokens.rotate_refresh(&request))
-        .await
-        .map_err(store_error("rotate_refresh"))?
-    {
-        RotateOutcome::Rotated(s) => s,
-        // Another process rotated this token first: a concurrent refresh.
-        RotateOutcome::Conflict => return Err(("superseded", AuthError::InvalidGrant)),
-        RotateOutcome::Invalid => return Err(("invalid", AuthError::InvalidGrant)),
-    };
-    core.read.put_session(&rotated, now);
+    // `Current` here means the compare-and-set above lost to a rotation
+    // that has since been undone (the session was replaced): a lost race.
+    Err(("superseded", AuthError::InvalidGrant))
+}
+
+fn grant(
+    core: &Core,
+    token: &ParsedRefresh,
+    next: &[u8; 32],
+    rotated: &portcullis_storage::SessionRecord,
+    now: u64,
+) -> Result<TokenGrant, Failure> {
+    let (uid, sid) = (token.user_id, token.session_id);
+    core.read.put_session(rotated, now);
     let access = core
         .token_svc
         .issue_access(uid, sid, now, &["pwd"])
@@ -92,7 +117,7 @@ async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, F
     Ok(TokenGrant {
         access_token: access.token,
         expires_in: access.expires_in,
-        refresh_token: refresh::encode(uid, sid, rotated.generation, &next),
+        refresh_token: refresh::encode(uid, sid, rotated.generation, next),
         refresh_expires_in: rotated.expires_at_ms.saturating_sub(now) / 1000,
         session_id: sid.to_b64(),
     })

@@ -31,6 +31,7 @@ pub(crate) async fn run(core: Arc<Core>, req: Register) -> Reply {
 }
 
 async fn register(core: &Arc<Core>, req: Register) -> Reply {
+    super::shared_rate_limit(core, "register", &req.client).await?;
     let email = req.email.as_str();
     let existing = core
         .user_op(

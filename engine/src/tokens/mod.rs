@@ -210,6 +210,20 @@ impl TokenService {
         Ok(SessionId(sid))
     }
 
+    /// Whether `token` is a well-formed JWT naming a key id this process has
+    /// not loaded (so reloading the shared keys might let it verify).
+    pub fn names_unknown_key(&self, token: &str) -> bool {
+        if token.len() > MAX_ACCESS_TOKEN_LEN {
+            return false;
+        }
+        match jsonwebtoken::decode_header(token) {
+            Ok(h) => h
+                .kid
+                .is_some_and(|kid| self.keys().verifier(&kid).is_none()),
+            Err(_) => false,
+        }
+    }
+
     /// Verifies an access token's signature, issuer, audience and expiry.
     /// Verified tokens are cached, so repeated calls cost a map lookup.
     /// Session liveness is the caller's check.

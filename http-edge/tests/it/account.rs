@@ -4,9 +4,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[test]
-fn profile_patch_sets_clears_and_validates() {
-    let srv = TestServer::start();
+fn profile_patch_sets_clears_and_validates(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let reg = srv.register("me@example.com", "password-1");
     let t = s(&reg["access_token"]);
@@ -65,9 +64,8 @@ fn profile_patch_sets_clears_and_validates() {
     );
 }
 
-#[test]
-fn sessions_are_listed_and_deleted_one_by_one() {
-    let srv = TestServer::start();
+fn sessions_are_listed_and_deleted_one_by_one(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let first = srv.register("sess@example.com", "password-1");
     srv.clock.advance(std::time::Duration::from_secs(1));
@@ -154,9 +152,8 @@ fn sessions_are_listed_and_deleted_one_by_one() {
     c.get("/v1/sessions", None).problem(401, "missing_token");
 }
 
-#[test]
-fn introspection_reports_live_tokens_only() {
-    let srv = TestServer::start();
+fn introspection_reports_live_tokens_only(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let reg = srv.register("intro@example.com", "password-1");
     let access = s(&reg["access_token"]);
@@ -205,9 +202,8 @@ fn introspection_reports_live_tokens_only() {
         .problem(400, "invalid_request");
 }
 
-#[test]
-fn revocation_ends_the_session_and_always_answers_200() {
-    let srv = TestServer::start();
+fn revocation_ends_the_session_and_always_answers_200(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let a = srv.register("rev@example.com", "password-1");
     let r = c.request(
@@ -241,3 +237,10 @@ fn revocation_ends_the_session_and_always_answers_200() {
         200
     );
 }
+
+on_both_token_stores!(
+    profile_patch_sets_clears_and_validates,
+    sessions_are_listed_and_deleted_one_by_one,
+    introspection_reports_live_tokens_only,
+    revocation_ends_the_session_and_always_answers_200,
+);

@@ -6,9 +6,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[test]
-fn register_returns_the_user_and_a_working_session() {
-    let srv = TestServer::start();
+fn register_returns_the_user_and_a_working_session(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let r = srv.client().post_json(
         "/v1/auth/register",
         &json!({"email": "  Ada@Example.COM ", "password": "correct horse", "name": "Ada"}),
@@ -36,9 +35,8 @@ fn register_returns_the_user_and_a_working_session() {
     assert_eq!(me.json(), *user);
 }
 
-#[test]
-fn a_taken_email_is_409_whatever_its_case() {
-    let srv = TestServer::start();
+fn a_taken_email_is_409_whatever_its_case(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     srv.register("dup@example.com", "password-1");
     let r = srv.client().post_json(
         "/v1/auth/register",
@@ -98,9 +96,8 @@ fn fifty_concurrent_registrations_of_one_email_create_one_user() {
     }
 }
 
-#[test]
-fn wrong_password_and_unknown_email_answer_the_same() {
-    let srv = TestServer::start();
+fn wrong_password_and_unknown_email_answer_the_same(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     srv.register("known@example.com", "right-password");
     let a = srv.login("known@example.com", "wrong-password");
     let b = srv.login("unknown@example.com", "wrong-password");
@@ -114,9 +111,8 @@ fn wrong_password_and_unknown_email_answer_the_same() {
     assert!(ok.json()["access_token"].is_string());
 }
 
-#[test]
-fn repeated_failures_lock_the_account_until_time_passes() {
-    let srv = TestServer::start();
+fn repeated_failures_lock_the_account_until_time_passes(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     srv.register("lock@example.com", "right-password");
     for _ in 0..5 {
         srv.login("lock@example.com", "wrong-password")
@@ -141,9 +137,8 @@ fn repeated_failures_lock_the_account_until_time_passes() {
         .problem(429, "too_many_attempts");
 }
 
-#[test]
-fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session() {
-    let srv = TestServer::start();
+fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let reg = srv.register("rot@example.com", "password-1");
     let old = s(&reg["refresh_token"]).to_owned();
@@ -185,9 +180,8 @@ fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session() {
     assert_eq!(srv.login("rot@example.com", "password-1").status, 200);
 }
 
-#[test]
-fn garbage_refresh_tokens_are_invalid_grant() {
-    let srv = TestServer::start();
+fn garbage_refresh_tokens_are_invalid_grant(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     for t in [
         "",
         "nope",
@@ -199,9 +193,8 @@ fn garbage_refresh_tokens_are_invalid_grant() {
     }
 }
 
-#[test]
-fn logout_ends_the_session_at_once() {
-    let srv = TestServer::start();
+fn logout_ends_the_session_at_once(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let reg = srv.register("out@example.com", "password-1");
     let access = s(&reg["access_token"]);
@@ -223,9 +216,8 @@ fn logout_ends_the_session_at_once() {
         .problem(401, "missing_token");
 }
 
-#[test]
-fn logout_all_ends_every_session_of_the_user_only() {
-    let srv = TestServer::start();
+fn logout_all_ends_every_session_of_the_user_only(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let c = srv.client();
     let a = srv.register("all@example.com", "password-1");
     let b = srv.login("all@example.com", "password-1").json();
@@ -252,9 +244,8 @@ fn logout_all_ends_every_session_of_the_user_only() {
     );
 }
 
-#[test]
-fn access_tokens_expire() {
-    let srv = TestServer::start();
+fn access_tokens_expire(tokens: Tokens) {
+    let srv = TestServer::on(tokens);
     let reg = srv.register("exp@example.com", "password-1");
     srv.clock.advance(Duration::from_secs(899));
     assert_eq!(
@@ -366,3 +357,15 @@ fn forwarded_addresses_count_only_behind_trusted_proxies() {
     let sessions = c.get("/v1/sessions", Some(s(&t["access_token"]))).json();
     assert_eq!(sessions["sessions"][0]["ip"], "203.0.113.77");
 }
+
+on_both_token_stores!(
+    register_returns_the_user_and_a_working_session,
+    a_taken_email_is_409_whatever_its_case,
+    wrong_password_and_unknown_email_answer_the_same,
+    repeated_failures_lock_the_account_until_time_passes,
+    refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session,
+    garbage_refresh_tokens_are_invalid_grant,
+    logout_ends_the_session_at_once,
+    logout_all_ends_every_session_of_the_user_only,
+    access_tokens_expire,
+);

@@ -6,6 +6,7 @@ mod account;
 mod auth;
 mod bad_input;
 mod binary;
+mod cluster;
 mod framing;
 mod operations;
 mod support;

@@ -8,12 +8,51 @@ use std::time::Duration;
 use portcullis_edge::config::EdgeConfig;
 use portcullis_edge::config::{Config, Flags};
 use portcullis_engine::clock::ManualClock;
+use portcullis_engine::config::TokenStoreConfig;
 use portcullis_engine::hashpool::HashScheme;
 use portcullis_engine::{Engine, EngineConfig};
+use portcullis_storage::UserStore;
+use portcullis_storage::redis::RedisClusterStore;
+use portcullis_storage::redis::fixture::RedisCluster;
 use serde_json::{Value, json};
 
 /// Cheap hashing for tests that are not about hashing.
 pub const CHEAP: HashScheme = HashScheme::Argon2id { m: 64, t: 1, p: 1 };
+
+/// Which token store a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// The embedded default.
+    Embedded,
+    /// The Redis Cluster shared by this test process (own key prefix per server).
+    RedisCluster,
+}
+
+impl Tokens {
+    /// The engine configuration for this store.
+    pub fn config(self, name: &str) -> TokenStoreConfig {
+        match self {
+            Tokens::Embedded => TokenStoreConfig::Embedded,
+            Tokens::RedisCluster => TokenStoreConfig::RedisCluster(
+                RedisCluster::shared().config(&RedisCluster::unique_prefix(name)),
+            ),
+        }
+    }
+}
+
+/// Runs each named test function (taking a [`Tokens`]) once per token store,
+/// as `embedded::<name>` and `redis_cluster::<name>`.
+macro_rules! on_both_token_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name(crate::support::Tokens::Embedded) } )*
+        }
+        mod redis_cluster {
+            $( #[test] fn $name() { super::$name(crate::support::Tokens::RedisCluster) } )*
+        }
+    };
+}
+pub(crate) use on_both_token_stores;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -29,7 +68,46 @@ impl TestServer {
         TestServer::with(|_, _| {})
     }
 
+    /// A server whose token store is `tokens`.
+    pub fn on(tokens: Tokens) -> TestServer {
+        TestServer::on_with(tokens, |_, _| {})
+    }
+
+    /// A server whose token store is `tokens`, with more settings changed.
+    pub fn on_with(
+        tokens: Tokens,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+    ) -> TestServer {
+        TestServer::with(|engine, edge| {
+            engine.token_store = tokens.config("http");
+            tweak(engine, edge);
+        })
+    }
+
     pub fn with(tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig)) -> TestServer {
+        TestServer::build(tweak, None)
+    }
+
+    /// One of several pods: its token store is `tokens` (a Redis Cluster),
+    /// its users are `users`, shared with the other pods (as ScyllaDB would be).
+    pub fn pod(
+        users: Arc<dyn UserStore>,
+        tokens: TokenStoreConfig,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+    ) -> TestServer {
+        TestServer::build(
+            |engine, edge| {
+                engine.token_store = tokens;
+                tweak(engine, edge);
+            },
+            Some(users),
+        )
+    }
+
+    fn build(
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+        users: Option<Arc<dyn UserStore>>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::resolve(&Flags::new(), &std::collections::HashMap::new()).unwrap();
         cfg.engine.data_dir = dir.path().to_owned();
@@ -38,19 +116,36 @@ impl TestServer {
         cfg.engine.hash_threads = 2;
         cfg.edge.ip_rate_limit = "off".parse().unwrap();
         tweak(&mut cfg.engine, &mut cfg.edge);
+        cfg.engine.shared_rate_limit = cfg.edge.ip_rate_limit.shared();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let clock = ManualClock::starting_now();
-        let engine = rt
-            .block_on(Engine::start(
-                cfg.engine,
-                clock.clone(),
-                rt.handle().clone(),
-            ))
-            .unwrap();
+        let engine = match users {
+            None => rt
+                .block_on(Engine::start(
+                    cfg.engine,
+                    clock.clone(),
+                    rt.handle().clone(),
+                ))
+                .unwrap(),
+            Some(users) => {
+                let TokenStoreConfig::RedisCluster(rc) = cfg.engine.token_store.clone() else {
+                    panic!("pods share a Redis Cluster token store");
+                };
+                let tokens = rt.block_on(RedisClusterStore::connect(rc)).unwrap();
+                rt.block_on(Engine::start_with_stores(
+                    cfg.engine,
+                    clock.clone(),
+                    rt.handle().clone(),
+                    users,
+                    Arc::new(tokens),
+                ))
+                .unwrap()
+            }
+        };
         let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let metrics = portcullis_edge::telemetry::install_metrics().ok();

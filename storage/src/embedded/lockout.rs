@@ -95,6 +95,13 @@ impl Lockouts {
             }
         }
         let e = shard.entry(key.to_owned()).or_default();
+        if e.locked_until_ms > now_ms {
+            // Locked: the attempt should not have been made; it is not counted.
+            return LockoutStatus {
+                failures: 0,
+                locked_until_ms: Some(e.locked_until_ms),
+            };
+        }
         if e.lock_count > 0 && now_ms > e.locked_until_ms.saturating_add(p.window_ms) {
             // Quiet for a whole window after the last lock: start over.
             e.lock_count = 0;

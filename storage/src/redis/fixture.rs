@@ -26,6 +26,9 @@ pub struct Node {
     /// Its client port on 127.0.0.1 (the cluster bus is port + 10000).
     pub port: u16,
     child: Mutex<Option<Child>>,
+    server: String,
+    dir: std::path::PathBuf,
+    pid_file: std::path::PathBuf,
 }
 
 impl Node {
@@ -40,6 +43,49 @@ impl Node {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    fn spawn(server: &str, port: u16, dir: &Path) -> Child {
+        Command::new(server)
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", "1000"])
+            .args(["--appendonly", "no"])
+            .args(["--save", ""])
+            .args(["--protected-mode", "no"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {server}: {e}. Install it: apt-get install -y redis-server")
+            })
+    }
+
+    /// Starts the node again on its port and directory (it rejoins the
+    /// cluster from its `nodes.conf`; its data is gone: no persistence).
+    pub fn restart(&self) {
+        let mut slot = self.child.lock().unwrap();
+        assert!(slot.is_none(), "node {} is still running", self.port);
+        let child = Node::spawn(&self.server, self.port, &self.dir);
+        // The watchdog reads the PIDs from this file when it fires.
+        let mut pids = std::fs::read_to_string(&self.pid_file).unwrap_or_default();
+        pids.push_str(&format!(" {}", child.id()));
+        std::fs::write(&self.pid_file, pids).unwrap();
+        *slot = Some(child);
+        drop(slot);
+        wait_until(
+            &format!("restarted redis-server on port {} answers", self.port),
+            Duration::from_secs(20),
+            || command(self.port, &["PING"]).is_ok_and(|r| r == "PONG"),
+        );
     }
 }
 
@@ -141,36 +187,18 @@ impl RedisCluster {
             let p = free_port_pair(&ports);
             ports.push(p);
         }
+        let pid_file = dir.path().join("pids");
         let mut nodes = Vec::new();
         for &p in &ports {
             let node_dir = dir.path().join(p.to_string());
             std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new(&server)
-                .args(["--port", &p.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "1000"])
-                .args(["--appendonly", "no"])
-                .args(["--save", ""])
-                .args(["--protected-mode", "no"])
-                .args(["--daemonize", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .arg("--logfile")
-                .arg(node_dir.join("redis.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start {server}: {e}. Install it: apt-get install -y redis-server"
-                    )
-                });
+            let child = Node::spawn(&server, p, &node_dir);
             nodes.push(Node {
                 port: p,
                 child: Mutex::new(Some(child)),
+                server: server.clone(),
+                dir: node_dir,
+                pid_file: pid_file.clone(),
             });
         }
         let watchdog = Self::watchdog(&nodes, dir.path());
@@ -222,10 +250,10 @@ impl RedisCluster {
             .filter_map(Node::pid)
             .map(|p| p.to_string())
             .collect();
+        std::fs::write(dir.join("pids"), pids.join(" ")).unwrap();
         let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 0.2; done; kill -9 {pids} 2>/dev/null; rm -rf '{dir}'",
+            "while kill -0 {parent} 2>/dev/null; do sleep 0.2; done; kill -9 $(cat '{dir}/pids') 2>/dev/null; rm -rf '{dir}'",
             parent = std::process::id(),
-            pids = pids.join(" "),
             dir = dir.display(),
         );
         Command::new("sh")

@@ -106,6 +106,7 @@ local f = tonumber(v[1]) or 0
 local ws = tonumber(v[2]) or 0
 local lu = tonumber(v[3]) or 0
 local lc = tonumber(v[4]) or 0
+if lu > now then return {0, lu} end
 if lc > 0 and now > lu + window then lc = 0 end
 if now - ws >= window then
   f = 0
