@@ -91,3 +91,80 @@ fn durations() {
     assert!(parse_duration("").is_err());
     assert!(parse_duration("1y").is_err());
 }
+
+#[test]
+fn the_token_store_is_chosen_by_flag_or_variable() {
+    let c = Config::resolve(&Flags::new(), &env(&[])).unwrap();
+    assert_eq!(c.engine.token_store, TokenStoreConfig::Embedded);
+    let e = env(&[
+        ("PORTCULLIS_TOKEN_STORE", "redis-cluster"),
+        (
+            "PORTCULLIS_REDIS_NODES",
+            "redis://10.0.0.1:6379, redis://:secret@10.0.0.2:6379",
+        ),
+        ("PORTCULLIS_REDIS_WAIT_REPLICAS", "1"),
+        ("PORTCULLIS_REDIS_COMMAND_TIMEOUT", "250ms"),
+    ]);
+    let c = Config::resolve(&Flags::new(), &e).unwrap();
+    let TokenStoreConfig::RedisCluster(rc) = &c.engine.token_store else {
+        panic!(
+            "expected the Redis Cluster store, got {:?}",
+            c.engine.token_store
+        );
+    };
+    assert_eq!(
+        rc.nodes,
+        vec!["redis://10.0.0.1:6379", "redis://:secret@10.0.0.2:6379"]
+    );
+    assert_eq!(rc.key_prefix, "portcullis");
+    assert_eq!(rc.wait_replicas, 1);
+    assert_eq!(rc.command_timeout, Duration::from_millis(250));
+    // The shared limit follows the per-IP limit.
+    assert_eq!(
+        c.engine.shared_rate_limit,
+        Some(portcullis_engine::config::RateLimit {
+            count: 10,
+            period_ms: 1000,
+            burst: 20
+        })
+    );
+    let f = flags_of(&[
+        "portcullis",
+        "serve",
+        "--token-store",
+        "redis-cluster",
+        "--redis-nodes",
+        "redis://h1:6379",
+    ]);
+    let c = Config::resolve(&f, &env(&[])).unwrap();
+    assert!(matches!(
+        c.engine.token_store,
+        TokenStoreConfig::RedisCluster(_)
+    ));
+}
+
+#[test]
+fn bad_token_store_settings_name_the_setting_and_hide_passwords() {
+    let err = |pairs: &[(&str, &str)]| Config::resolve(&Flags::new(), &env(pairs)).unwrap_err().0;
+    let e = err(&[("PORTCULLIS_TOKEN_STORE", "memcached")]);
+    assert!(
+        e.contains("PORTCULLIS_TOKEN_STORE") && e.contains("memcached"),
+        "{e}"
+    );
+    let e = err(&[("PORTCULLIS_TOKEN_STORE", "redis-cluster")]);
+    assert!(e.contains("PORTCULLIS_REDIS_NODES"), "{e}");
+    let e = err(&[
+        ("PORTCULLIS_TOKEN_STORE", "redis-cluster"),
+        ("PORTCULLIS_REDIS_NODES", "http://:hunter2@h1:6379"),
+    ]);
+    assert!(
+        e.contains("not a redis:// URL") && !e.contains("hunter2"),
+        "{e}"
+    );
+    let e = err(&[
+        ("PORTCULLIS_TOKEN_STORE", "redis-cluster"),
+        ("PORTCULLIS_REDIS_NODES", "redis://h1:6379"),
+        ("PORTCULLIS_REDIS_KEY_PREFIX", "a{b}"),
+    ]);
+    assert!(e.contains("redis-key-prefix"), "{e}");
+}

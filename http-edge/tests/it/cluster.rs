@@ -305,4 +305,13 @@ fn a_cluster_that_is_down_answers_503_and_readiness_follows_it() {
     let l = srv.login("down@example.com", "password-1");
     assert_eq!(l.status, 200, "{}", l.text());
     assert_eq!(refresh(&srv, s(&l.json()["refresh_token"])).status, 200);
+    // The outage is visible in the metrics.
+    let m = admin.get("/metrics", None).text();
+    for name in [
+        "portcullis_redis_reconnections_total",
+        "portcullis_redis_errors_total{kind=",
+        "portcullis_redis_command_seconds_bucket{op=\"rotate\"",
+    ] {
+        assert!(m.contains(name), "{name} missing from /metrics");
+    }
 }
