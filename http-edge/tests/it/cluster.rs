@@ -209,6 +209,7 @@ fn refreshes_survive_a_master_failover_without_restarting() {
                             return;
                         }
                         other => {
+                            eprintln!("unexpected answer {other}: {}", r.text());
                             t.other.push(other);
                             return;
                         }

@@ -108,6 +108,11 @@ impl TestServer {
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
         users: Option<Arc<dyn UserStore>>,
     ) -> TestServer {
+        // Warnings and errors go to the test's captured output, shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::resolve(&Flags::new(), &std::collections::HashMap::new()).unwrap();
         cfg.engine.data_dir = dir.path().to_owned();

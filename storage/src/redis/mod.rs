@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{ErrorKind, RedisError, Script, ScriptInvocation, ServerErrorKind, Value};
 
 use crate::codec;
 use crate::model::{
@@ -143,15 +143,31 @@ impl redis::io::AsyncDNSResolver for CountingResolver {
     }
 }
 
+/// A script and its source: the source is loaded on the node that owns the
+/// keys when that node answers `NOSCRIPT`.
+struct Lua {
+    script: Script,
+    source: &'static str,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Lua {
+        Lua {
+            script: Script::new(source),
+            source,
+        }
+    }
+}
+
 struct Scripts {
-    create: Script,
-    list: Script,
-    delete: Script,
-    delete_all: Script,
-    rotate: Script,
-    failure: Script,
-    rate: Script,
-    get_or_set: Script,
+    create: Lua,
+    list: Lua,
+    delete: Lua,
+    delete_all: Lua,
+    rotate: Lua,
+    failure: Lua,
+    rate: Lua,
+    get_or_set: Lua,
 }
 
 /// The Redis Cluster token store.
@@ -350,14 +366,14 @@ impl RedisClusterStore {
             next_acked: AtomicUsize::new(0),
             cfg,
             scripts: Scripts {
-                create: Script::new(scripts::CREATE_SESSION),
-                list: Script::new(scripts::LIST_SESSIONS),
-                delete: Script::new(scripts::DELETE_SESSION),
-                delete_all: Script::new(scripts::DELETE_ALL_SESSIONS),
-                rotate: Script::new(scripts::ROTATE),
-                failure: Script::new(scripts::RECORD_FAILURE),
-                rate: Script::new(scripts::RATE_LIMIT),
-                get_or_set: Script::new(scripts::GET_OR_SET),
+                create: Lua::new(scripts::CREATE_SESSION),
+                list: Lua::new(scripts::LIST_SESSIONS),
+                delete: Lua::new(scripts::DELETE_SESSION),
+                delete_all: Lua::new(scripts::DELETE_ALL_SESSIONS),
+                rotate: Lua::new(scripts::ROTATE),
+                failure: Lua::new(scripts::RECORD_FAILURE),
+                rate: Lua::new(scripts::RATE_LIMIT),
+                get_or_set: Lua::new(scripts::GET_OR_SET),
             },
         };
         store.ping().await?;
@@ -417,6 +433,40 @@ impl RedisClusterStore {
         self.timed(op, cmd.query_async(&mut conn)).await
     }
 
+    /// Runs `lua` by SHA with `key` as its first key and the rest from `build`.
+    ///
+    /// On `NOSCRIPT` the driver loads the script on the primaries it knows
+    /// and retries; right after a failover it may not know the new master
+    /// yet, which then answers `NOSCRIPT` again. So the script is loaded on
+    /// the master that owns `key`, and run once more.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        lua: &Lua,
+        key: &str,
+        conn: &mut ClusterConnection,
+        build: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> StoreResult<T> {
+        let mut inv = lua.script.key(key);
+        build(&mut inv);
+        self.timed(op, async {
+            match inv.invoke_async(&mut *conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    let owner =
+                        SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                    conn.route_command(
+                        redis::cmd("SCRIPT").arg("LOAD").arg(lua.source).clone(),
+                        RoutingInfo::SingleNode(owner),
+                    )
+                    .await?;
+                    inv.invoke_async(&mut *conn).await
+                }
+                r => r,
+            }
+        })
+        .await
+    }
+
     /// Reads the session and parses it; `None` when absent.
     async fn read_session(
         &self,
@@ -469,36 +519,41 @@ impl TokenStore for RedisClusterStore {
         let end = s.expires_at_ms.min(s.max_expires_at_ms);
         let ttl = end.saturating_sub(s.last_used_at_ms).max(1);
         let sid = s.id.to_b64();
-        let mut inv = self.scripts.create.prepare_invoke();
-        inv.key(self.session_key(s.user_id, s.id))
-            .key(self.index_key(s.user_id))
-            .arg(s.last_used_at_ms)
-            .arg(ttl)
-            .arg(end)
-            .arg(&sid)
-            .arg("c")
-            .arg(s.created_at_ms)
-            .arg("u")
-            .arg(s.last_used_at_ms)
-            .arg("e")
-            .arg(s.expires_at_ms)
-            .arg("m")
-            .arg(s.max_expires_at_ms)
-            .arg("h")
-            .arg(&s.refresh_hash[..])
-            .arg("g")
-            .arg(s.generation)
-            .arg("r")
-            .arg(s.rotated_at_ms);
-        if let Some(ip) = &s.ip {
-            inv.arg("ip").arg(ip);
-        }
-        if let Some(ua) = &s.user_agent {
-            inv.arg("ua").arg(ua);
-        }
-        let mut conn = self.conn.clone();
+        let key = self.session_key(s.user_id, s.id);
         let _: Value = self
-            .timed("create_session", inv.invoke_async(&mut conn))
+            .eval(
+                "create_session",
+                &self.scripts.create,
+                &key,
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.key(self.index_key(s.user_id))
+                        .arg(s.last_used_at_ms)
+                        .arg(ttl)
+                        .arg(end)
+                        .arg(&sid)
+                        .arg("c")
+                        .arg(s.created_at_ms)
+                        .arg("u")
+                        .arg(s.last_used_at_ms)
+                        .arg("e")
+                        .arg(s.expires_at_ms)
+                        .arg("m")
+                        .arg(s.max_expires_at_ms)
+                        .arg("h")
+                        .arg(&s.refresh_hash[..])
+                        .arg("g")
+                        .arg(s.generation)
+                        .arg("r")
+                        .arg(s.rotated_at_ms);
+                    if let Some(ip) = &s.ip {
+                        inv.arg("ip").arg(ip);
+                    }
+                    if let Some(ua) = &s.user_agent {
+                        inv.arg("ua").arg(ua);
+                    }
+                },
+            )
             .await?;
         Ok(())
     }
@@ -516,13 +571,16 @@ impl TokenStore for RedisClusterStore {
     }
 
     async fn list_sessions(&self, user_id: UserId, now_ms: u64) -> StoreResult<Vec<SessionRecord>> {
-        let mut inv = self.scripts.list.prepare_invoke();
-        inv.key(self.index_key(user_id))
-            .arg(self.session_prefix(user_id))
-            .arg(now_ms);
-        let mut conn = self.conn.clone();
         let v: Value = self
-            .timed("list_sessions", inv.invoke_async(&mut conn))
+            .eval(
+                "list_sessions",
+                &self.scripts.list,
+                &self.index_key(user_id),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.arg(self.session_prefix(user_id)).arg(now_ms);
+                },
+            )
             .await?;
         let Value::Array(items) = v else {
             return Err(corrupt("session listing is not an array"));
@@ -547,24 +605,31 @@ impl TokenStore for RedisClusterStore {
     }
 
     async fn delete_session(&self, user_id: UserId, session_id: SessionId) -> StoreResult<bool> {
-        let mut inv = self.scripts.delete.prepare_invoke();
-        inv.key(self.session_key(user_id, session_id))
-            .key(self.index_key(user_id))
-            .arg(session_id.to_b64());
-        let mut conn = self.conn.clone();
         let n: i64 = self
-            .timed("delete_session", inv.invoke_async(&mut conn))
+            .eval(
+                "delete_session",
+                &self.scripts.delete,
+                &self.session_key(user_id, session_id),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.key(self.index_key(user_id)).arg(session_id.to_b64());
+                },
+            )
             .await?;
         Ok(n == 1)
     }
 
     async fn delete_all_sessions(&self, user_id: UserId) -> StoreResult<Vec<SessionId>> {
-        let mut inv = self.scripts.delete_all.prepare_invoke();
-        inv.key(self.index_key(user_id))
-            .arg(self.session_prefix(user_id));
-        let mut conn = self.conn.clone();
         let ids: Vec<String> = self
-            .timed("delete_all_sessions", inv.invoke_async(&mut conn))
+            .eval(
+                "delete_all_sessions",
+                &self.scripts.delete_all,
+                &self.index_key(user_id),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.arg(self.session_prefix(user_id));
+                },
+            )
             .await?;
         ids.iter()
             .map(|s| SessionId::from_b64(s).ok_or_else(|| corrupt("session id is malformed")))
@@ -573,23 +638,24 @@ impl TokenStore for RedisClusterStore {
 
     async fn rotate_refresh(&self, r: &RotateRequest) -> StoreResult<RotateOutcome> {
         let key = self.session_key(r.user_id, r.session_id);
-        let mut inv = self.scripts.rotate.prepare_invoke();
-        inv.key(&key)
-            .key(self.index_key(r.user_id))
-            .arg(r.now_ms)
-            .arg(&r.expected_hash[..])
-            .arg(r.expected_generation)
-            .arg(&r.new_hash[..])
-            .arg(r.expected_generation.saturating_add(1))
-            .arg(r.new_expires_at_ms)
-            .arg(r.session_id.to_b64());
         let mut conn = if self.acked.is_empty() {
             self.conn.clone()
         } else {
             let i = self.next_acked.fetch_add(1, Ordering::Relaxed) % self.acked.len();
             self.acked[i].clone()
         };
-        let v: Value = self.timed("rotate", inv.invoke_async(&mut conn)).await?;
+        let v: Value = self
+            .eval("rotate", &self.scripts.rotate, &key, &mut conn, |inv| {
+                inv.key(self.index_key(r.user_id))
+                    .arg(r.now_ms)
+                    .arg(&r.expected_hash[..])
+                    .arg(r.expected_generation)
+                    .arg(&r.new_hash[..])
+                    .arg(r.expected_generation.saturating_add(1))
+                    .arg(r.new_expires_at_ms)
+                    .arg(r.session_id.to_b64());
+            })
+            .await?;
         let Value::Array(items) = v else {
             return Err(corrupt("rotation reply is not an array"));
         };
@@ -614,12 +680,16 @@ impl TokenStore for RedisClusterStore {
     }
 
     async fn refresh_chain_key(&self, candidate: [u8; 32]) -> StoreResult<[u8; 32]> {
-        let mut inv = self.scripts.get_or_set.prepare_invoke();
-        inv.key(format!("{}:refresh-chain", self.cfg.key_prefix))
-            .arg(&candidate[..]);
-        let mut conn = self.conn.clone();
         let v: Vec<u8> = self
-            .timed("refresh_chain_key", inv.invoke_async(&mut conn))
+            .eval(
+                "refresh_chain_key",
+                &self.scripts.get_or_set,
+                &format!("{}:refresh-chain", self.cfg.key_prefix),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.arg(&candidate[..]);
+                },
+            )
             .await?;
         v.as_slice()
             .try_into()
@@ -656,16 +726,20 @@ impl TokenStore for RedisClusterStore {
         now_ms: u64,
         p: &LockoutPolicy,
     ) -> StoreResult<LockoutStatus> {
-        let mut inv = self.scripts.failure.prepare_invoke();
-        inv.key(self.lockout_key(key))
-            .arg(now_ms)
-            .arg(p.window_ms)
-            .arg(p.max_failures)
-            .arg(p.base_lock_ms)
-            .arg(p.max_lock_ms);
-        let mut conn = self.conn.clone();
         let (counted, locked_until): (u64, u64) = self
-            .timed("record_login_failure", inv.invoke_async(&mut conn))
+            .eval(
+                "record_login_failure",
+                &self.scripts.failure,
+                &self.lockout_key(key),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.arg(now_ms)
+                        .arg(p.window_ms)
+                        .arg(p.max_failures)
+                        .arg(p.base_lock_ms)
+                        .arg(p.max_lock_ms);
+                },
+            )
             .await?;
         Ok(LockoutStatus {
             failures: u32::try_from(counted).unwrap_or(u32::MAX),
@@ -691,14 +765,18 @@ impl TokenStore for RedisClusterStore {
     ) -> StoreResult<Option<u64>> {
         let emission = limit.emission_interval_ms();
         let tolerance = emission * f64::from(limit.burst.saturating_sub(1));
-        let mut inv = self.scripts.rate.prepare_invoke();
-        inv.key(format!("{}:rl:{key}", self.cfg.key_prefix))
-            .arg(now_ms)
-            .arg(format!("{emission:.3}"))
-            .arg(format!("{tolerance:.3}"));
-        let mut conn = self.conn.clone();
         let wait: u64 = self
-            .timed("rate_limit", inv.invoke_async(&mut conn))
+            .eval(
+                "rate_limit",
+                &self.scripts.rate,
+                &format!("{}:rl:{key}", self.cfg.key_prefix),
+                &mut self.conn.clone(),
+                |inv| {
+                    inv.arg(now_ms)
+                        .arg(format!("{emission:.3}"))
+                        .arg(format!("{tolerance:.3}"));
+                },
+            )
             .await?;
         Ok((wait > 0).then_some(wait))
     }
