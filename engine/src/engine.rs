@@ -288,22 +288,20 @@ impl Engine {
             },
             Command::Me { bearer } => self.with_access(bearer, reply, |engine, access, reply| {
                 let core = &engine.core;
-                {
-                    let now = core.now_ms();
-                    let known = core.read.session(access.user_id, access.session_id, now);
-                    let cached = match known {
-                        Known::Live => core.read.user(access.user_id),
-                        _ => None,
-                    };
-                    match (known, cached) {
-                        (_, Some(user)) => reply.send(Ok(Outcome::User(user))),
-                        (Known::Revoked, None) => {
-                            reply.send(Err(AuthError::Unauthenticated(TokenProblem::Revoked)))
-                        }
-                        _ => core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
-                            account::me(c, access)
-                        }),
+                let now = core.now_ms();
+                let known = core.read.session(access.user_id, access.session_id, now);
+                let cached = match known {
+                    Known::Live => core.read.user(access.user_id),
+                    _ => None,
+                };
+                match (known, cached) {
+                    (_, Some(user)) => reply.send(Ok(Outcome::User(user))),
+                    (Known::Revoked, None) => {
+                        reply.send(Err(AuthError::Unauthenticated(TokenProblem::Revoked)))
                     }
+                    _ => core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
+                        account::me(c, access)
+                    }),
                 }
             }),
             Command::Logout { bearer } => self.authed(bearer, reply, account::logout),
@@ -581,9 +579,18 @@ async fn reload_keys(core: &Core) -> Result<(), String> {
         .load_signing_keys()
         .await
         .map_err(|e| e.to_string())?;
-    let ring = KeyRing::load(records, core.now_ms());
-    if ring.signer(core.now_ms()).is_none() {
-        return Err("no usable signing key in the store".into());
+    install_keys(core, records, core.now_ms())
+}
+
+/// Loads `records` into the token service, if one of them can sign at `now`.
+fn install_keys(
+    core: &Core,
+    records: Vec<portcullis_storage::SigningKeyRecord>,
+    now: u64,
+) -> Result<(), String> {
+    let ring = KeyRing::load(records, now);
+    if ring.signer(now).is_none() {
+        return Err("no usable signing key".into());
     }
     core.token_svc.set_keys(ring);
     Ok(())
@@ -625,10 +632,5 @@ async fn maintain_keys(core: &Core) -> Result<(), String> {
             }
         }
     }
-    let ring = KeyRing::load(records, now);
-    if ring.signer(now).is_none() {
-        return Err("no usable signing key".into());
-    }
-    core.token_svc.set_keys(ring);
-    Ok(())
+    install_keys(core, records, now)
 }

@@ -133,11 +133,13 @@ impl IpLimits {
             return Ok(());
         };
         let limiter = &limiters[route as usize];
-        limiter.check_key(&key(ip)).map_err(|not_until| {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        limiter
+            .check_key(&portcullis_engine::domain::rate_limit_key(ip))
+            .map_err(|not_until| {
+                use governor::clock::Clock;
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
     }
 
     /// Forgets addresses whose limits have fully recovered (bounds memory).
@@ -149,11 +151,6 @@ impl IpLimits {
             }
         }
     }
-}
-
-/// IPv6 clients usually own a whole /64: limit them by it.
-fn key(ip: IpAddr) -> IpAddr {
-    portcullis_engine::domain::rate_limit_key(ip)
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
     // The attempt counts as a failure before the password is checked, in
     // one atomic store operation, and a success clears it: attempts racing
     // on several pods cannot verify more passwords than the policy allows.
+    // An attempt the hash pool then refuses (503 overloaded) stays counted:
+    // counting is what bounds the guesses, so it cannot wait for the verify.
     let attempt = core
         .token_op(
             "record_login_failure",

@@ -20,16 +20,7 @@ type Failure = (&'static str, AuthError);
 
 /// Runs in `User(token.user_id)`.
 pub(crate) async fn run(core: Arc<Core>, token: ParsedRefresh, client: ClientInfo) -> Reply {
-    if let Err(e) = super::shared_rate_limit(&core, "refresh", &client).await {
-        let label = if matches!(e, AuthError::RateLimited { .. }) {
-            "rate_limited"
-        } else {
-            "error"
-        };
-        metrics::counter!(m::REFRESHES_TOTAL, "result" => label).increment(1);
-        return Err(e);
-    }
-    let (label, result) = match rotate(&core, &token).await {
+    let (label, result) = match rotate(&core, &token, &client).await {
         Ok(grant) => ("ok", Ok(Outcome::Granted(grant))),
         Err((label, e)) => (label, Err(e)),
     };
@@ -41,7 +32,17 @@ fn store_error(op: &'static str) -> impl FnOnce(portcullis_storage::StoreError) 
     move |e| ("error", AuthError::from_store(op, e))
 }
 
-async fn rotate(core: &Arc<Core>, token: &ParsedRefresh) -> Result<TokenGrant, Failure> {
+async fn rotate(
+    core: &Arc<Core>,
+    token: &ParsedRefresh,
+    client: &ClientInfo,
+) -> Result<TokenGrant, Failure> {
+    super::shared_rate_limit(core, "refresh", client)
+        .await
+        .map_err(|e| match e {
+            AuthError::RateLimited { .. } => ("rate_limited", e),
+            e => ("error", e),
+        })?;
     let (uid, sid) = (token.user_id, token.session_id);
     let now = core.now_ms();
     // Whatever happens next, cached liveness must not outlive it, even if
