@@ -10,6 +10,15 @@ use portcullis_edge::telemetry;
 use portcullis_engine::Engine;
 use portcullis_engine::clock::SystemClock;
 
+/// mimalloc rather than glibc malloc: under refresh load glibc's
+/// `malloc`/`free`/`malloc_consolidate` took about a sixth of the server's
+/// CPU (perf, `target/release/e2e --phases redis`); mimalloc's per-thread
+/// free lists make the many small, short-lived allocations of a request
+/// (headers, JSON, futures, driver frames) cheap, including frees on another
+/// thread than the allocation (coroutines and tasks migrate).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let matches = match config::cli().try_get_matches() {
         Ok(m) => m,
