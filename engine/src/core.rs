@@ -78,6 +78,56 @@ impl Core {
         let _ = admission.send(key, Box::pin(async move { reply.send(flow(core).await) }));
     }
 
+    /// Runs `flow` at once on the runtime, outside the partition order, when
+    /// the token store is shared by several pods (Redis Cluster); otherwise
+    /// exactly like [`Core::dispatch`].
+    ///
+    /// Only for flows whose effects are single atomic token-store operations
+    /// (refresh: one compare-and-set, then at most a read and a delete). With
+    /// a shared store the partition order cannot protect such a flow anyway,
+    /// since other pods run the same user's operations concurrently; the
+    /// store's atomicity does. Skipping the shard saves two actor hand-offs
+    /// per operation. Admission is still bounded by `key`'s shard capacity,
+    /// and the operation timeout still applies.
+    pub(crate) fn dispatch_unordered<F, Fut>(
+        self: &Arc<Self>,
+        key: PartitionKey,
+        reply: Responder,
+        flow: F,
+    ) where
+        F: FnOnce(Arc<Core>) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        if self.tokens.is_local_authority() {
+            return self.dispatch(key, reply, flow);
+        }
+        if self.closing.load(Ordering::Acquire) {
+            reply.send(Err(AuthError::Unavailable {
+                retry_after_secs: 1,
+            }));
+            return;
+        }
+        let permit = match self.shards.route(&key).permit() {
+            Ok(p) => p,
+            Err(r) => {
+                reply.send(Err(refused(r)));
+                return;
+            }
+        };
+        let core = self.clone();
+        let timeout = self.cfg.operation_timeout;
+        self.handle.spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(timeout, flow(core)).await {
+                Ok(r) => reply.send(r),
+                // The responder, dropped unanswered, answers `unavailable`.
+                Err(_) => {
+                    tracing::error!("operation exceeded the operation timeout and was abandoned")
+                }
+            }
+        });
+    }
+
     /// Admits `fut` to run in `key`'s partition.
     pub(crate) fn run_in(
         &self,

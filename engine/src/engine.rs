@@ -282,9 +282,11 @@ impl Engine {
                     metrics::counter!(m::REFRESHES_TOTAL, "result" => "invalid").increment(1);
                     reply.send(Err(AuthError::InvalidGrant));
                 }
-                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
-                    refresh::run(c, t, client)
-                }),
+                Some(t) => {
+                    core.dispatch_unordered(PartitionKey::User(t.user_id), reply, move |c| {
+                        refresh::run(c, t, client)
+                    })
+                }
             },
             Command::Me { bearer } => self.with_access(bearer, reply, |engine, access, reply| {
                 let core = &engine.core;

@@ -230,6 +230,20 @@ impl ShardRef {
         })
     }
 
+    /// Reserves room for one operation that runs outside the partition
+    /// order (see `Core::dispatch_unordered`), or refuses at once when the
+    /// shard is at capacity. The room is released when the permit drops, so
+    /// such operations count toward the same bound and the same drain.
+    pub(crate) fn permit(&self) -> Result<Permit, Refused> {
+        if self.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Full);
+        }
+        Ok(Permit {
+            depth: self.depth.clone(),
+        })
+    }
+
     /// Admits `task` for `key`, or refuses at once.
     #[cfg(test)]
     pub(crate) fn submit(&self, key: PartitionKey, task: Task) -> Result<(), Refused> {
@@ -264,6 +278,17 @@ impl Drop for Admission<'_> {
         if !self.used {
             self.shard.depth.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// Room in a shard for one operation running outside the partition order.
+pub(crate) struct Permit {
+    depth: Arc<AtomicUsize>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.depth.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -125,6 +125,37 @@ async fn a_full_shard_refuses_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unordered_permits_share_the_shard_bound_and_release_on_drop() {
+    let shards = Shards::spawn(1, 2, Duration::from_secs(5), &Handle::current())
+        .await
+        .unwrap();
+    let key = PartitionKey::User(UserId([7; 16]));
+    let shard = shards.route(&key);
+    let first = shard.permit().unwrap();
+    let (release_tx, mut release_rx) = tokio::sync::watch::channel(false);
+    shard
+        .submit(
+            key.clone(),
+            task(async move {
+                let _ = release_rx.wait_for(|v| *v).await;
+            }),
+        )
+        .unwrap();
+    assert_eq!(shard.depth(), 2);
+    assert!(matches!(shard.permit(), Err(Refused::Full)));
+    assert_eq!(
+        shard.submit(key.clone(), task(async {})),
+        Err(Refused::Full)
+    );
+    drop(first);
+    assert_eq!(shard.depth(), 1);
+    let second = shard.permit().unwrap();
+    assert_eq!(shard.depth(), 2);
+    drop(second);
+    release_tx.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_past_its_timeout_is_abandoned_and_releases_the_partition() {
     let shards = Shards::spawn(1, 10, Duration::from_millis(50), &Handle::current())
         .await
