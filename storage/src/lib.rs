@@ -4,8 +4,8 @@
 //! Storage knows nothing of HTTP, JSON DTOs or actors: it stores records and
 //! performs the few compound operations that must be atomic in the backend
 //! (email-unique user creation, refresh-token rotation, lockout and rate-limit
-//! counting). Backends: [`embedded`] (fjall, the default) and [`redis`]
-//! (Redis Cluster, tokens only).
+//! counting). Backends: [`embedded`] (fjall, the default), [`redis`]
+//! (Redis Cluster, tokens only) and [`scylla`] (ScyllaDB, users only).
 //! Every operation that depends on time takes `now_ms` from the caller, whose
 //! clock is injected, so tests control time.
 
@@ -16,6 +16,7 @@ pub mod embedded;
 mod error;
 mod model;
 pub mod redis;
+pub mod scylla;
 mod stopwatch;
 mod traits;
 

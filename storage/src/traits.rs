@@ -22,7 +22,9 @@ pub trait UserStore: Send + Sync + 'static {
     /// email already belongs to a user; nothing is written then.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
 
-    /// Resolves a normalized email to its user id.
+    /// Resolves a normalized email to its user id. After an interrupted email
+    /// change a backend may still resolve the old email to the user for a
+    /// while: callers compare the record's email with the one they looked up.
     async fn find_user_id_by_email(&self, email: &str) -> StoreResult<Option<UserId>>;
 
     /// Reads a user by id.
@@ -35,6 +37,17 @@ pub trait UserStore: Send + Sync + 'static {
     /// Fails with `VersionConflict` when the stored version differs and with
     /// `NotFound` when there is no such user.
     async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()>;
+
+    /// Replaces a user record *and its email* if its stored version is still
+    /// `expected_version`: the new email is claimed before the record changes
+    /// and the old one is released after, so at no moment can another user
+    /// take either, and a lookup of the new email finds the user only once
+    /// the record carries it. `user.version` must be `expected_version + 1`.
+    ///
+    /// Fails with `EmailTaken` when another user owns the new email,
+    /// `VersionConflict` when the stored version differs and `NotFound` when
+    /// there is no such user; nothing changes then.
+    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()>;
 
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;

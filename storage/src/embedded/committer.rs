@@ -32,6 +32,7 @@ pub(crate) const PURGE_CHUNK: usize = 1000;
 pub(crate) enum Op {
     CreateUser(UserRecord),
     UpdateUser(UserRecord, u64),
+    ChangeEmail(UserRecord, u64),
     PutSession(Box<SessionRecord>),
     DeleteSession(UserId, SessionId),
     DeleteAllSessions(UserId),
@@ -231,6 +232,30 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             t.users
                 .insert(u.id.0, codec::encode_user(&u))
                 .map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::ChangeEmail(u, expected) => {
+            let Some(bytes) = t.users.get(u.id.0).map_err(fjall_err)? else {
+                return Err(StoreError::NotFound);
+            };
+            let stored = codec::decode_user(&bytes)?;
+            if stored.version != expected {
+                return Err(StoreError::VersionConflict { expected });
+            }
+            if let Some(owner) = t.emails.get(u.email.as_bytes()).map_err(fjall_err)?
+                && owner.as_ref() != u.id.0.as_slice()
+            {
+                return Err(StoreError::EmailTaken);
+            }
+            // One batch: the record, the new index entry and the removal of
+            // the old one become durable together.
+            let mut b = t.db.batch();
+            b.insert(&t.users, u.id.0, codec::encode_user(&u));
+            if stored.email != u.email {
+                b.remove(&t.emails, stored.email.as_bytes());
+            }
+            b.insert(&t.emails, u.email.as_bytes(), u.id.0);
+            b.commit().map_err(fjall_err)?;
             Ok(Done::Unit)
         }
         Op::PutSession(s) => {

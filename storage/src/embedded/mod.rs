@@ -195,6 +195,13 @@ impl UserStore for EmbeddedStore {
             .unit()
     }
 
+    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        self.committer
+            .run(Op::ChangeEmail(user.clone(), expected_version))
+            .await?
+            .unit()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.committer.ping()
     }

@@ -1,0 +1,165 @@
+//! Rows of the `users` table and their mapping to [`UserRecord`].
+
+use scylla::DeserializeRow;
+use uuid::Uuid;
+
+use crate::model::{UserId, UserRecord};
+use crate::{StoreError, StoreResult};
+
+/// A `users` row as read (columns matched by name).
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub(crate) struct UserRow {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub picture_url: Option<String>,
+    pub email_verified: Option<bool>,
+    pub mfa_enabled: Option<bool>,
+    pub created_at_ms: Option<i64>,
+    pub updated_at_ms: Option<i64>,
+    pub version: Option<i64>,
+}
+
+/// CQL has no unsigned integers: times and versions are stored as `bigint`.
+pub(crate) fn to_bigint(what: &str, v: u64) -> StoreResult<i64> {
+    i64::try_from(v)
+        .map_err(|_| StoreError::Backend(format!("{what} {v} does not fit a CQL bigint")))
+}
+
+fn from_bigint(what: &str, v: Option<i64>) -> StoreResult<u64> {
+    let v = v.ok_or_else(|| StoreError::Corrupt(format!("user row without {what}")))?;
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("user row with negative {what} {v}")))
+}
+
+pub(crate) fn uuid(id: UserId) -> Uuid {
+    Uuid::from_bytes(id.0)
+}
+
+pub(crate) fn user_id(id: Uuid) -> UserId {
+    UserId(id.into_bytes())
+}
+
+impl UserRow {
+    /// The row's domain record; a row missing what every user has is corrupt.
+    pub(crate) fn into_record(self) -> StoreResult<UserRecord> {
+        let email = self
+            .email
+            .ok_or_else(|| StoreError::Corrupt(format!("user row {} without email", self.id)))?;
+        let password_hash = self.password_hash.ok_or_else(|| {
+            StoreError::Corrupt(format!("user row {} without password hash", self.id))
+        })?;
+        let version = from_bigint("version", self.version)?;
+        if version == 0 {
+            return Err(StoreError::Corrupt(format!(
+                "user row {} with version 0",
+                self.id
+            )));
+        }
+        Ok(UserRecord {
+            id: user_id(self.id),
+            email,
+            password_hash,
+            name: self.name,
+            picture_url: self.picture_url,
+            email_verified: self.email_verified.unwrap_or(false),
+            mfa_enabled: self.mfa_enabled.unwrap_or(false),
+            created_at_ms: from_bigint("created_at_ms", self.created_at_ms)?,
+            updated_at_ms: from_bigint("updated_at_ms", self.updated_at_ms)?,
+            version,
+        })
+    }
+}
+
+/// The values of `INSERT_USER`, in its column order.
+pub(crate) type InsertValues<'a> = (
+    Uuid,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+    bool,
+    i64,
+    i64,
+    i64,
+);
+
+pub(crate) fn insert_values(u: &UserRecord) -> StoreResult<InsertValues<'_>> {
+    Ok((
+        uuid(u.id),
+        &u.email,
+        &u.password_hash,
+        u.name.as_deref(),
+        u.picture_url.as_deref(),
+        u.email_verified,
+        u.mfa_enabled,
+        to_bigint("created_at_ms", u.created_at_ms)?,
+        to_bigint("updated_at_ms", u.updated_at_ms)?,
+        to_bigint("version", u.version)?,
+    ))
+}
+
+/// The values of `UPDATE_USER` (`SET` fields, key, then the conditions).
+pub(crate) type UpdateValues<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+    bool,
+    i64,
+    i64,
+    Uuid,
+    i64,
+    &'a str,
+);
+
+pub(crate) fn update_values(
+    u: &UserRecord,
+    expected_version: u64,
+) -> StoreResult<UpdateValues<'_>> {
+    Ok((
+        &u.password_hash,
+        u.name.as_deref(),
+        u.picture_url.as_deref(),
+        u.email_verified,
+        u.mfa_enabled,
+        to_bigint("updated_at_ms", u.updated_at_ms)?,
+        to_bigint("version", u.version)?,
+        uuid(u.id),
+        to_bigint("version", expected_version)?,
+        &u.email,
+    ))
+}
+
+/// The values of `UPDATE_USER_EMAIL` (`SET` fields, key, then the condition).
+pub(crate) type UpdateEmailValues<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+    bool,
+    i64,
+    i64,
+    Uuid,
+    i64,
+);
+
+pub(crate) fn update_email_values(
+    u: &UserRecord,
+    expected_version: u64,
+) -> StoreResult<UpdateEmailValues<'_>> {
+    Ok((
+        &u.email,
+        &u.password_hash,
+        u.name.as_deref(),
+        u.picture_url.as_deref(),
+        u.email_verified,
+        u.mfa_enabled,
+        to_bigint("updated_at_ms", u.updated_at_ms)?,
+        to_bigint("version", u.version)?,
+        uuid(u.id),
+        to_bigint("version", expected_version)?,
+    ))
+}

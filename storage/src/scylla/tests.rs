@@ -1,0 +1,612 @@
+//! Unit tests of everything that needs no server, and the conformance suite
+//! against a real ScyllaDB node when `PORTCULLIS_TEST_SCYLLA=host:port` names
+//! one (each check in a fresh keyspace, dropped afterwards).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ::scylla::errors::{
+    BrokenConnectionErrorKind, DbError, ExecutionError, RequestAttemptError, WriteType,
+};
+use ::scylla::policies::retry::RetryDecision;
+use ::scylla::statement::Consistency;
+
+use super::config::*;
+use super::retry::{MAX_RETRIES, Session};
+use super::row::UserRow;
+use super::*;
+use crate::conformance::{Backends, sample_user};
+use crate::embedded::EmbeddedStore;
+
+// ---------------------------------------------------------------- rows
+
+fn row_of(u: &UserRecord) -> UserRow {
+    UserRow {
+        id: row::uuid(u.id),
+        email: Some(u.email.clone()),
+        password_hash: Some(u.password_hash.clone()),
+        name: u.name.clone(),
+        picture_url: u.picture_url.clone(),
+        email_verified: Some(u.email_verified),
+        mfa_enabled: Some(u.mfa_enabled),
+        created_at_ms: Some(i64::try_from(u.created_at_ms).unwrap()),
+        updated_at_ms: Some(i64::try_from(u.updated_at_ms).unwrap()),
+        version: Some(i64::try_from(u.version).unwrap()),
+    }
+}
+
+#[test]
+fn a_user_round_trips_through_its_row_and_values() {
+    let mut u = sample_user(3, "row@example.com");
+    u.picture_url = Some("https://example.com/p.png".into());
+    u.email_verified = true;
+    u.version = 7;
+    assert_eq!(row_of(&u).into_record().unwrap(), u);
+    let v = row::insert_values(&u).unwrap();
+    assert_eq!(v.0, row::uuid(u.id));
+    assert_eq!((v.1, v.2), (u.email.as_str(), u.password_hash.as_str()));
+    assert_eq!((v.5, v.6, v.9), (true, false, 7));
+    let up = row::update_values(&u, 6).unwrap();
+    // SET ..., version = 7 WHERE id = ? IF version = 6 AND email = ?
+    assert_eq!(
+        (up.6, up.7, up.8, up.9),
+        (7, row::uuid(u.id), 6, u.email.as_str())
+    );
+    let ch = row::update_email_values(&u, 6).unwrap();
+    assert_eq!(
+        (ch.0, ch.7, ch.8, ch.9),
+        (u.email.as_str(), 7, row::uuid(u.id), 6)
+    );
+    assert_eq!(row::user_id(row::uuid(u.id)), u.id);
+}
+
+#[test]
+fn missing_booleans_read_as_false_but_missing_essentials_are_corrupt() {
+    let u = sample_user(4, "nulls@example.com");
+    let mut r = row_of(&u);
+    r.email_verified = None;
+    r.mfa_enabled = None;
+    let back = r.into_record().unwrap();
+    assert!(!back.email_verified && !back.mfa_enabled);
+
+    for broken in [
+        UserRow {
+            email: None,
+            ..row_of(&u)
+        },
+        UserRow {
+            password_hash: None,
+            ..row_of(&u)
+        },
+        UserRow {
+            version: None,
+            ..row_of(&u)
+        },
+        UserRow {
+            version: Some(0),
+            ..row_of(&u)
+        },
+        UserRow {
+            created_at_ms: Some(-1),
+            ..row_of(&u)
+        },
+    ] {
+        let err = broken.into_record().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+}
+
+#[test]
+fn values_beyond_a_cql_bigint_are_refused_not_wrapped() {
+    let mut u = sample_user(5, "big@example.com");
+    u.version = u64::MAX;
+    assert!(matches!(
+        row::insert_values(&u),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+// ---------------------------------------------------------------- migrations
+
+fn test_config() -> ScyllaConfig {
+    let mut c = ScyllaConfig::new(vec!["127.0.0.1:9042".into()]);
+    c.keyspace = "portcullis_prod".into();
+    c.replication = vec![("eu-west".into(), 3), ("us-east".into(), 3)];
+    c
+}
+
+#[test]
+fn migrations_are_numbered_from_one_without_gaps_and_have_statements() {
+    for (i, m) in schema::MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version, i32::try_from(i + 1).unwrap(), "{}", m.name);
+        assert!(!m.statements.is_empty());
+        for s in m.statements {
+            assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+            assert!(s.contains("{ks}."), "not keyspace-qualified: {s}");
+        }
+    }
+    assert_eq!(
+        schema::current_version(),
+        schema::MIGRATIONS.last().unwrap().version
+    );
+}
+
+#[test]
+fn plan_applies_pending_migrations_in_order_and_nothing_twice() {
+    const M: &[schema::Migration] = &[
+        schema::Migration {
+            version: 1,
+            name: "one",
+            statements: &["CREATE TABLE IF NOT EXISTS {ks}.a (k int PRIMARY KEY)"],
+        },
+        schema::Migration {
+            version: 2,
+            name: "two",
+            statements: &["CREATE TABLE IF NOT EXISTS {ks}.b (k int PRIMARY KEY)"],
+        },
+        schema::Migration {
+            version: 3,
+            name: "three",
+            statements: &["CREATE TABLE IF NOT EXISTS {ks}.c (k int PRIMARY KEY)"],
+        },
+    ];
+    let versions = |p: Vec<&schema::Migration>| p.iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(versions(schema::plan(M, &[]).unwrap()), vec![1, 2, 3]);
+    let done = vec![(2, M[1].checksum()), (1, M[0].checksum())];
+    assert_eq!(versions(schema::plan(M, &done).unwrap()), vec![3]);
+    let all: Vec<_> = M.iter().map(|m| (m.version, m.checksum())).collect();
+    assert!(
+        schema::plan(M, &all).unwrap().is_empty(),
+        "a second run applies nothing"
+    );
+}
+
+#[test]
+fn plan_refuses_an_edited_migration_and_a_newer_keyspace() {
+    const M: &[schema::Migration] = &[schema::Migration {
+        version: 1,
+        name: "one",
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.a (k int PRIMARY KEY)"],
+    }];
+    let err = schema::plan(M, &[(1, "0000".into())]).unwrap_err();
+    assert!(
+        matches!(err, schema::PlanError::Modified { version: 1, .. }),
+        "{err}"
+    );
+    let err = schema::plan(M, &[(1, M[0].checksum()), (2, "x".into())]).unwrap_err();
+    assert_eq!(
+        err,
+        schema::PlanError::Unknown {
+            version: 2,
+            known: 1
+        }
+    );
+    assert!(err.to_string().contains("newer Portcullis"));
+}
+
+#[test]
+fn checksums_are_stable_and_change_with_the_text() {
+    let m = schema::MIGRATIONS[0];
+    assert_eq!(m.checksum(), m.checksum());
+    assert_eq!(m.checksum().len(), 64);
+    let edited = schema::Migration {
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.x (k int PRIMARY KEY)"],
+        ..m
+    };
+    assert_ne!(edited.checksum(), m.checksum());
+}
+
+#[test]
+fn migrate_print_contains_the_keyspace_tables_keys_lwt_and_ttl() {
+    let cql = schema::print(&test_config());
+    let must = [
+        // keyspace and per-DC replication
+        "CREATE KEYSPACE IF NOT EXISTS portcullis_prod WITH replication = {'class': 'NetworkTopologyStrategy', 'eu-west': 3, 'us-east': 3} AND tablets = {'enabled': false};",
+        // the migration record
+        "CREATE TABLE IF NOT EXISTS portcullis_prod.schema_migrations (",
+        "version int PRIMARY KEY",
+        // tables and their partition keys
+        "CREATE TABLE IF NOT EXISTS portcullis_prod.users (",
+        "id uuid PRIMARY KEY",
+        "CREATE TABLE IF NOT EXISTS portcullis_prod.users_by_email (",
+        "email text PRIMARY KEY",
+        "user_id uuid",
+        // LWT: uniqueness, optimistic concurrency, safe release
+        "INSERT INTO portcullis_prod.users_by_email (email, user_id, claimed_at_ms) VALUES (?, ?, ?) IF NOT EXISTS;",
+        "IF version = ? AND email = ?",
+        "DELETE FROM portcullis_prod.users_by_email WHERE email = ? IF user_id = ?",
+        // TTL: reservations expire, finalization removes the TTL
+        "IF NOT EXISTS USING TTL ?",
+        "UPDATE portcullis_prod.users_by_email USING TTL 0 SET",
+        "TTL(user_id)",
+        // the record of migration 1 with its checksum
+        &format!(
+            "VALUES (1, 'users and the email index', '{}', toTimestamp(now())) IF NOT EXISTS;",
+            schema::MIGRATIONS[0].checksum()
+        ),
+    ];
+    for m in must {
+        assert!(cql.contains(m), "missing {m:?} in:\n{cql}");
+    }
+    assert!(!cql.contains("{ks}"), "unsubstituted keyspace");
+    // The prepared statements are comments: piping the output into cqlsh
+    // runs only the schema.
+    for line in cql.lines().filter(|l| l.contains("?")) {
+        assert!(
+            line.starts_with("--"),
+            "a statement with bind markers is not commented: {line}"
+        );
+    }
+}
+
+#[test]
+fn keyspace_clause_follows_the_tablets_setting() {
+    let mut c = test_config();
+    c.tablets = Tablets::ServerDefault;
+    assert!(!schema::keyspace_statement(&c).contains("tablets"));
+    c.tablets = Tablets::On;
+    assert!(schema::keyspace_statement(&c).ends_with("AND tablets = {'enabled': true}"));
+}
+
+#[test]
+fn settings_are_validated() {
+    let ok = test_config();
+    assert!(ok.validate().is_ok());
+    let bad = |f: &dyn Fn(&mut ScyllaConfig)| {
+        let mut c = test_config();
+        f(&mut c);
+        c.validate().unwrap_err()
+    };
+    assert!(bad(&|c| c.keyspace = "Bad-Name".into()).contains("keyspace"));
+    assert!(bad(&|c| c.keyspace = "x; DROP KEYSPACE y".into()).contains("keyspace"));
+    assert!(bad(&|c| c.nodes.clear()).contains("nodes"));
+    assert!(bad(&|c| c.replication = vec![("dc1".into(), 0)]).contains("at least 1"));
+    assert!(bad(&|c| c.replication = vec![("dc'1".into(), 3)]).contains("not valid"));
+    assert!(bad(&|c| c.username = Some("u".into())).contains("together"));
+    assert!(
+        bad(&|c| {
+            c.tls = Some(ScyllaTls {
+                ca_file: "/ca.pem".into(),
+                server_name: None,
+                client_cert: Some("/c.pem".into()),
+                client_key: None,
+            })
+        })
+        .contains("key")
+    );
+    assert_eq!(
+        parse_replication("dc1:3, dc2:5").unwrap(),
+        vec![("dc1".into(), 3), ("dc2".into(), 5)]
+    );
+    assert!(parse_replication("dc1").is_err());
+    assert!(parse_replication("").is_err());
+    assert_eq!(
+        parse_consistency("LOCAL_QUORUM").unwrap(),
+        Consistency::LocalQuorum
+    );
+    assert!(parse_consistency("serial").is_err());
+    assert_eq!(
+        parse_serial_consistency("serial").unwrap(),
+        ::scylla::statement::SerialConsistency::Serial
+    );
+    assert_eq!(parse_tablets("default").unwrap(), Tablets::ServerDefault);
+}
+
+#[test]
+fn the_password_is_not_in_debug_output() {
+    let mut c = test_config();
+    c.username = Some("portcullis".into());
+    c.password = Some("hunter2-secret".into());
+    let text = format!("{c:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("portcullis"));
+}
+
+#[test]
+fn tls_settings_fail_clearly_on_a_missing_ca_file() {
+    let tls = ScyllaTls {
+        ca_file: "/nonexistent/ca.pem".into(),
+        server_name: Some("scylla.example.com".into()),
+        client_cert: None,
+        client_key: None,
+    };
+    let err = tls::client_config(&tls).unwrap_err().to_string();
+    assert!(
+        err.contains("CA file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- errors
+
+fn db(e: DbError) -> ExecutionError {
+    ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "msg".into()))
+}
+
+fn broken() -> RequestAttemptError {
+    RequestAttemptError::BrokenConnectionError(
+        BrokenConnectionErrorKind::KeepaliveTimeout("10.0.0.1".parse().unwrap()).into(),
+    )
+}
+
+fn write_timeout(write_type: WriteType) -> DbError {
+    DbError::WriteTimeout {
+        consistency: Consistency::LocalQuorum,
+        received: 1,
+        required: 2,
+        write_type,
+    }
+}
+
+#[test]
+fn a_degraded_cluster_maps_to_transient_errors() {
+    let t = Duration::from_millis(2000);
+    let transient = [
+        db(DbError::Unavailable {
+            consistency: Consistency::LocalQuorum,
+            required: 2,
+            alive: 1,
+        }),
+        db(DbError::Overloaded),
+        db(DbError::IsBootstrapping),
+        db(write_timeout(WriteType::Cas)),
+        db(DbError::ReadTimeout {
+            consistency: Consistency::LocalQuorum,
+            received: 1,
+            required: 2,
+            data_present: false,
+        }),
+        ExecutionError::RequestTimeout(t),
+        ExecutionError::EmptyPlan,
+        ExecutionError::LastAttemptError(broken()),
+    ];
+    for e in transient {
+        let mapped = errmap::execution(&e, t);
+        assert!(mapped.is_transient(), "{e} -> {mapped:?}");
+    }
+    assert!(matches!(
+        errmap::execution(&ExecutionError::RequestTimeout(t), t),
+        StoreError::Timeout(2000)
+    ));
+    assert!(matches!(
+        errmap::execution(&db(write_timeout(WriteType::Simple)), t),
+        StoreError::Timeout(2000)
+    ));
+}
+
+#[test]
+fn schema_and_credential_problems_are_not_transient_and_say_what_to_do() {
+    let t = Duration::from_secs(2);
+    let e = errmap::execution(&db(DbError::Invalid), t);
+    assert!(!e.is_transient());
+    assert!(e.to_string().contains("portcullis migrate"), "{e}");
+    let e = errmap::execution(&db(DbError::Unauthorized), t);
+    assert!(matches!(e, StoreError::Backend(_)));
+    assert!(e.to_string().contains("credentials"), "{e}");
+}
+
+#[test]
+fn only_errors_after_sending_leave_the_outcome_unknown() {
+    assert!(errmap::outcome_unknown(&ExecutionError::RequestTimeout(
+        Duration::from_secs(1)
+    )));
+    assert!(errmap::outcome_unknown(&db(write_timeout(WriteType::Cas))));
+    assert!(errmap::outcome_unknown(&ExecutionError::LastAttemptError(
+        broken()
+    )));
+    assert!(!errmap::outcome_unknown(&db(DbError::Unavailable {
+        consistency: Consistency::LocalQuorum,
+        required: 2,
+        alive: 1
+    })));
+    assert!(!errmap::outcome_unknown(&ExecutionError::EmptyPlan));
+    assert!(!errmap::outcome_unknown(&db(DbError::Invalid)));
+}
+
+// ---------------------------------------------------------------- retries
+
+fn attempt(e: DbError) -> RequestAttemptError {
+    RequestAttemptError::DbError(e, String::new())
+}
+
+#[test]
+fn non_idempotent_writes_are_never_retried_once_they_may_have_run() {
+    let q = Consistency::LocalQuorum;
+    let may_have_run = [
+        broken(),
+        attempt(write_timeout(WriteType::Cas)),
+        attempt(write_timeout(WriteType::Simple)),
+        attempt(DbError::Overloaded),
+        attempt(DbError::ServerError),
+    ];
+    for e in may_have_run {
+        assert_eq!(
+            Session::default().decide(&e, false, q),
+            RetryDecision::DontRetry,
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn what_the_coordinator_refused_is_retried_once_on_the_next_node() {
+    let q = Consistency::LocalQuorum;
+    let unavailable = attempt(DbError::Unavailable {
+        consistency: q,
+        required: 2,
+        alive: 1,
+    });
+    for idempotent in [false, true] {
+        assert_eq!(
+            Session::default().decide(&unavailable, idempotent, q),
+            RetryDecision::RetryNextTarget(None)
+        );
+        assert_eq!(
+            Session::default().decide(&attempt(DbError::IsBootstrapping), idempotent, q),
+            RetryDecision::RetryNextTarget(None)
+        );
+    }
+}
+
+#[test]
+fn idempotent_statements_are_retried_after_transient_failures() {
+    let q = Consistency::LocalQuorum;
+    let mut s = Session::default();
+    assert_eq!(
+        s.decide(&broken(), true, q),
+        RetryDecision::RetryNextTarget(None)
+    );
+    assert_eq!(
+        Session::default().decide(&attempt(write_timeout(WriteType::Simple)), true, q),
+        RetryDecision::RetryNextTarget(None)
+    );
+    // A CAS write is never retried, even when marked idempotent.
+    assert_eq!(
+        Session::default().decide(&attempt(write_timeout(WriteType::Cas)), true, q),
+        RetryDecision::DontRetry
+    );
+    // A read that timed out with enough replies but no data: same node again.
+    let rt = attempt(DbError::ReadTimeout {
+        consistency: q,
+        received: 2,
+        required: 2,
+        data_present: false,
+    });
+    assert_eq!(
+        Session::default().decide(&rt, true, q),
+        RetryDecision::RetrySameTarget(None)
+    );
+    let rt_short = attempt(DbError::ReadTimeout {
+        consistency: q,
+        received: 1,
+        required: 2,
+        data_present: false,
+    });
+    assert_eq!(
+        Session::default().decide(&rt_short, true, q),
+        RetryDecision::DontRetry
+    );
+}
+
+#[test]
+fn retries_per_request_are_bounded() {
+    let q = Consistency::LocalQuorum;
+    let mut s = Session::default();
+    for _ in 0..MAX_RETRIES {
+        assert_ne!(s.decide(&broken(), true, q), RetryDecision::DontRetry);
+    }
+    assert_eq!(s.decide(&broken(), true, q), RetryDecision::DontRetry);
+    s = Session::default();
+    assert_eq!(
+        s.decide(&attempt(DbError::Invalid), true, q),
+        RetryDecision::DontRetry
+    );
+    assert_eq!(
+        s.decide(&attempt(DbError::SyntaxError), true, q),
+        RetryDecision::DontRetry
+    );
+}
+
+#[test]
+fn every_statement_is_keyspace_qualified_and_writes_are_conditional_where_they_must_be() {
+    for (name, cql) in statements::ALL {
+        assert!(cql.contains("{ks}."), "{name}");
+    }
+    assert!(statements::CLAIM_EMAIL.ends_with("IF NOT EXISTS"));
+    assert!(statements::RESERVE_EMAIL.contains("IF NOT EXISTS USING TTL ?"));
+    assert!(statements::UPDATE_USER.ends_with("IF version = ? AND email = ?"));
+    assert!(statements::UPDATE_USER_EMAIL.ends_with("IF version = ?"));
+    assert!(statements::RELEASE_EMAIL.ends_with("IF user_id = ?"));
+    assert!(
+        statements::FINALIZE_EMAIL.contains("USING TTL 0")
+            && statements::FINALIZE_EMAIL.ends_with("IF user_id = ?")
+    );
+}
+
+// ---------------------------------------------------------------- conformance
+
+/// The node named by `PORTCULLIS_TEST_SCYLLA`, if any.
+fn test_node() -> Option<String> {
+    std::env::var("PORTCULLIS_TEST_SCYLLA")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Drops the check's keyspace when the check ends.
+struct DropKeyspace(ScyllaConfig);
+
+impl Drop for DropKeyspace {
+    fn drop(&mut self) {
+        let cfg = self.0.clone();
+        tokio::task::block_in_place(|| {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(drop_keyspace(&cfg));
+                }
+            })
+            .join();
+        });
+    }
+}
+
+static KEYSPACES: AtomicUsize = AtomicUsize::new(0);
+
+/// Fresh stores for one check: a new keyspace, migrated, on the node named
+/// by `PORTCULLIS_TEST_SCYLLA`; `None` (after saying so on the terminal, past
+/// the test harness' capture) when it names none.
+async fn fresh(check: &str) -> Option<Backends> {
+    let Some(node) = test_node() else {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "NOT RUN: ScyllaDB conformance check `{check}` (set PORTCULLIS_TEST_SCYLLA=host:port to run it; see README)"
+        );
+        return None;
+    };
+    let mut cfg = ScyllaConfig::new(vec![node]);
+    cfg.keyspace = format!(
+        "portcullis_test_{}_{}",
+        std::process::id(),
+        KEYSPACES.fetch_add(1, Ordering::Relaxed)
+    );
+    cfg.replication = vec![(
+        std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| "datacenter1".into()),
+        1,
+    )];
+    cfg.local_dc = Some(cfg.replication[0].0.clone());
+    cfg.request_timeout = Duration::from_secs(10);
+    let report = migrate(&cfg).await.expect("migrate a fresh keyspace");
+    assert_eq!(report.version, schema::current_version());
+    // A second run applies nothing.
+    assert!(migrate(&cfg).await.unwrap().applied.is_empty());
+    let guard = DropKeyspace(cfg.clone());
+    let users = ScyllaUserStore::connect(cfg).await.expect("connect");
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    Some(Backends {
+        users: Arc::new(users),
+        tokens,
+        guard: Box::new((guard, dir)),
+    })
+}
+
+crate::conformance_suite!(@users_if_available fresh);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_unmigrated_keyspace() {
+    let Some(node) = test_node() else {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "NOT RUN: ScyllaDB check `serve_refuses_an_unmigrated_keyspace` (set PORTCULLIS_TEST_SCYLLA=host:port)"
+        );
+        return;
+    };
+    let mut cfg = ScyllaConfig::new(vec![node]);
+    cfg.keyspace = format!("portcullis_absent_{}", std::process::id());
+    let err = ScyllaUserStore::connect(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("portcullis migrate"), "{err}");
+}
