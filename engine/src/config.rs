@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use portcullis_storage::redis::RedisClusterConfig;
+/// The ScyllaDB backend: settings parsers, `migrate` and the schema (for `portcullis migrate`).
+pub use portcullis_storage::scylla;
+pub use portcullis_storage::scylla::{ScyllaConfig, ScyllaTls, Tablets};
 pub use portcullis_storage::{LockoutPolicy, RateLimit};
 
 use crate::hashpool::HashScheme;
@@ -15,6 +18,8 @@ use crate::hashpool::HashScheme;
 pub enum UserStoreConfig {
     /// The embedded store in the data directory.
     Embedded,
+    /// A ScyllaDB cluster shared by every pod.
+    Scylla(Box<ScyllaConfig>),
 }
 
 /// Where sessions, refresh-token state, lockout counters and keys live.

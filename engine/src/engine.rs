@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use portcullis_storage::embedded::EmbeddedStore;
 use portcullis_storage::redis::RedisClusterStore;
+use portcullis_storage::scylla::ScyllaUserStore;
 use portcullis_storage::{TokenStore, UserId, UserStore};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
@@ -80,17 +81,32 @@ impl Engine {
         clock: SharedClock,
         handle: Handle,
     ) -> Result<Engine, StartError> {
-        let UserStoreConfig::Embedded = cfg.user_store;
-        let embedded =
-            Arc::new(
-                EmbeddedStore::open(&cfg.data_dir).map_err(|source| StartError::Store {
+        // The embedded store is opened only when one of the stores is it.
+        let mut embedded: Option<Arc<EmbeddedStore>> = None;
+        let mut open_embedded = || -> Result<Arc<EmbeddedStore>, StartError> {
+            if let Some(e) = &embedded {
+                return Ok(e.clone());
+            }
+            let e = Arc::new(EmbeddedStore::open(&cfg.data_dir).map_err(|source| {
+                StartError::Store {
                     store: "embedded",
                     source,
-                })?,
-            );
-        let users: Arc<dyn UserStore> = embedded.clone();
+                }
+            })?);
+            embedded = Some(e.clone());
+            Ok(e)
+        };
+        let users: Arc<dyn UserStore> = match &cfg.user_store {
+            UserStoreConfig::Embedded => open_embedded()?,
+            UserStoreConfig::Scylla(sc) => Arc::new(
+                connect_with_retry("scylla", cfg.store_connect_timeout, || {
+                    ScyllaUserStore::connect((**sc).clone())
+                })
+                .await?,
+            ),
+        };
         let tokens: Arc<dyn TokenStore> = match &cfg.token_store {
-            TokenStoreConfig::Embedded => embedded,
+            TokenStoreConfig::Embedded => open_embedded()?,
             TokenStoreConfig::RedisCluster(rc) => Arc::new(
                 connect_with_retry("redis-cluster", cfg.store_connect_timeout, || {
                     RedisClusterStore::connect(rc.clone())
@@ -98,6 +114,13 @@ impl Engine {
                 .await?,
             ),
         };
+        if matches!(cfg.user_store, UserStoreConfig::Scylla(_))
+            && matches!(cfg.token_store, TokenStoreConfig::Embedded)
+        {
+            tracing::warn!(
+                "users are in ScyllaDB but sessions in this pod's embedded store: run a single pod, or use --token-store redis-cluster so every pod shares sessions"
+            );
+        }
         Self::start_with_stores(cfg, clock, handle, users, tokens).await
     }
 

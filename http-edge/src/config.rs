@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use portcullis_engine::EngineConfig;
-use portcullis_engine::config::{LockoutPolicy, RedisClusterConfig, TokenStoreConfig};
+use portcullis_engine::config::scylla::config as scylla_cfg;
+use portcullis_engine::config::{
+    LockoutPolicy, RedisClusterConfig, ScyllaConfig, ScyllaTls, TokenStoreConfig, UserStoreConfig,
+};
 use portcullis_engine::hashpool::HashScheme;
 
 use crate::clientip::TrustedProxies;
@@ -43,6 +46,22 @@ settings! {
     DATA_DIR: "data-dir", "PORTCULLIS_DATA_DIR", "./data", "DIR", "Data directory of the embedded store and signing keys";
     LISTEN: "listen", "PORTCULLIS_LISTEN", "0.0.0.0:8080", "ADDR", "API listen address";
     ADMIN_LISTEN: "admin-listen", "PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9090", "ADDR", "Admin listen address (/metrics, /healthz, /readyz)";
+    USER_STORE: "user-store", "PORTCULLIS_USER_STORE", "embedded", "STORE", "Where users live: embedded or scylla";
+    SCYLLA_NODES: "scylla-nodes", "PORTCULLIS_SCYLLA_NODES", "", "HOSTS", "ScyllaDB contact points, comma-separated host:port (h1:9042,h2:9042)";
+    SCYLLA_KEYSPACE: "scylla-keyspace", "PORTCULLIS_SCYLLA_KEYSPACE", "portcullis", "NAME", "ScyllaDB keyspace of Portcullis' tables";
+    SCYLLA_LOCAL_DC: "scylla-local-dc", "PORTCULLIS_SCYLLA_LOCAL_DC", "", "DC", "ScyllaDB datacenter of this pod: requests stay in it and LOCAL_* consistencies count its replicas";
+    SCYLLA_USERNAME: "scylla-username", "PORTCULLIS_SCYLLA_USERNAME", "", "USER", "ScyllaDB username (password authentication)";
+    SCYLLA_PASSWORD: "scylla-password", "PORTCULLIS_SCYLLA_PASSWORD", "", "PASSWORD", "ScyllaDB password (prefer the variable, from a Secret)";
+    SCYLLA_TLS_CA: "scylla-tls-ca", "PORTCULLIS_SCYLLA_TLS_CA", "", "FILE", "PEM CA certificates of the ScyllaDB nodes; setting it turns TLS on";
+    SCYLLA_TLS_SERVER_NAME: "scylla-tls-server-name", "PORTCULLIS_SCYLLA_TLS_SERVER_NAME", "", "NAME", "DNS name the nodes' certificates carry (else they must carry the node IPs)";
+    SCYLLA_TLS_CERT: "scylla-tls-cert", "PORTCULLIS_SCYLLA_TLS_CERT", "", "FILE", "PEM client certificate chain for mutual TLS";
+    SCYLLA_TLS_KEY: "scylla-tls-key", "PORTCULLIS_SCYLLA_TLS_KEY", "", "FILE", "PEM client private key for mutual TLS";
+    SCYLLA_CONSISTENCY: "scylla-consistency", "PORTCULLIS_SCYLLA_CONSISTENCY", "local_quorum", "LEVEL", "Consistency of ScyllaDB reads and writes";
+    SCYLLA_SERIAL_CONSISTENCY: "scylla-serial-consistency", "PORTCULLIS_SCYLLA_SERIAL_CONSISTENCY", "local_serial", "LEVEL", "Serial consistency of lightweight transactions (email uniqueness, versioned updates)";
+    SCYLLA_REQUEST_TIMEOUT: "scylla-request-timeout", "PORTCULLIS_SCYLLA_REQUEST_TIMEOUT", "2s", "DURATION", "Longest wait for one ScyllaDB request, retries included (the request answers 503 after it)";
+    SCYLLA_SPECULATIVE_DELAY: "scylla-speculative-delay", "PORTCULLIS_SCYLLA_SPECULATIVE_DELAY", "100ms", "DURATION", "After this, an idempotent read is also sent to a second replica; off turns it off";
+    SCYLLA_REPLICATION: "scylla-replication", "PORTCULLIS_SCYLLA_REPLICATION", "", "DC:RF,...", "Replication of the keyspace migrate creates (NetworkTopologyStrategy; default: <local dc>:3)";
+    SCYLLA_TABLETS: "scylla-tablets", "PORTCULLIS_SCYLLA_TABLETS", "off", "MODE", "Tablets of the keyspace migrate creates: off (LWT works on every ScyllaDB), on, or default (no clause; Cassandra, ScyllaDB < 6)";
     TOKEN_STORE: "token-store", "PORTCULLIS_TOKEN_STORE", "embedded", "STORE", "Where sessions, refresh tokens, lockout and rate-limit counters live: embedded or redis-cluster";
     REDIS_NODES: "redis-nodes", "PORTCULLIS_REDIS_NODES", "", "URLS", "Redis Cluster seed nodes, comma-separated (redis://h1:6379,redis://:password@h2:6379)";
     REDIS_KEY_PREFIX: "redis-key-prefix", "PORTCULLIS_REDIS_KEY_PREFIX", "portcullis", "PREFIX", "Prefix of every Redis key (one per deployment sharing a cluster)";
@@ -76,7 +95,7 @@ settings! {
     WORKERS: "workers", "PORTCULLIS_WORKERS", "0", "N", "HTTP coroutine worker threads (0: one per core)";
     RUNTIME_THREADS: "runtime-threads", "PORTCULLIS_RUNTIME_THREADS", "0", "N", "Engine runtime threads (0: one per core)";
     SHUTDOWN_DRAIN: "shutdown-drain", "PORTCULLIS_SHUTDOWN_DRAIN", "10s", "DURATION", "On SIGTERM, how long in-flight requests may take to finish";
-    LOG: "log", "PORTCULLIS_LOG", "info,fjall=warn,lsm_tree=warn,may=warn", "FILTER", "Log filter (tracing EnvFilter syntax)";
+    LOG: "log", "PORTCULLIS_LOG", "info,fjall=warn,lsm_tree=warn,may=warn,scylla=warn", "FILTER", "Log filter (tracing EnvFilter syntax)";
     LOG_FORMAT: "log-format", "PORTCULLIS_LOG_FORMAT", "json", "FORMAT", "Log format: json (one object per line) or text";
 }
 
@@ -297,6 +316,16 @@ impl Config {
             max_lock_ms: ms(r.duration(&LOCKOUT_MAX_DURATION)?),
         };
         engine.store_connect_timeout = r.duration(&STORE_CONNECT_TIMEOUT)?;
+        engine.user_store = match r.raw(&USER_STORE).as_str() {
+            "embedded" => UserStoreConfig::Embedded,
+            "scylla" => UserStoreConfig::Scylla(Box::new(scylla(&r, true)?)),
+            other => {
+                return Err(ConfigError(format!(
+                    "invalid --{} / {}: '{other}' (expected embedded or scylla)",
+                    USER_STORE.flag, USER_STORE.env
+                )));
+            }
+        };
         engine.token_store = match r.raw(&TOKEN_STORE).as_str() {
             "embedded" => TokenStoreConfig::Embedded,
             "redis-cluster" => {
@@ -376,6 +405,70 @@ impl Config {
     }
 }
 
+/// The ScyllaDB settings alone (`portcullis migrate` needs nothing else).
+/// `need_nodes`: whether contact points are required (not for `--print`).
+pub fn resolve_scylla(
+    flags: &Flags,
+    source: &dyn Source,
+    need_nodes: bool,
+) -> Result<ScyllaConfig, ConfigError> {
+    scylla(&Resolver { flags, source }, need_nodes)
+}
+
+fn scylla(r: &Resolver<'_>, need_nodes: bool) -> Result<ScyllaConfig, ConfigError> {
+    let nodes: Vec<String> = r
+        .raw(&SCYLLA_NODES)
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if nodes.is_empty() && need_nodes {
+        return Err(ConfigError(format!(
+            "--{} scylla needs --{} / {} (e.g. h1:9042,h2:9042)",
+            USER_STORE.flag, SCYLLA_NODES.flag, SCYLLA_NODES.env
+        )));
+    }
+    let placeholder = || vec!["127.0.0.1:9042".to_owned()];
+    let mut c = ScyllaConfig::new(if nodes.is_empty() {
+        placeholder()
+    } else {
+        nodes
+    });
+    let opt = |s: &Setting| Some(r.raw(s)).filter(|v| !v.trim().is_empty());
+    c.keyspace = r.raw(&SCYLLA_KEYSPACE);
+    c.local_dc = opt(&SCYLLA_LOCAL_DC);
+    c.username = opt(&SCYLLA_USERNAME);
+    c.password = opt(&SCYLLA_PASSWORD);
+    c.tls = opt(&SCYLLA_TLS_CA).map(|ca| ScyllaTls {
+        ca_file: PathBuf::from(ca),
+        server_name: opt(&SCYLLA_TLS_SERVER_NAME),
+        client_cert: opt(&SCYLLA_TLS_CERT).map(PathBuf::from),
+        client_key: opt(&SCYLLA_TLS_KEY).map(PathBuf::from),
+    });
+    c.consistency = r.parse(&SCYLLA_CONSISTENCY, scylla_cfg::parse_consistency)?;
+    c.serial_consistency = r.parse(
+        &SCYLLA_SERIAL_CONSISTENCY,
+        scylla_cfg::parse_serial_consistency,
+    )?;
+    c.request_timeout = r.duration(&SCYLLA_REQUEST_TIMEOUT)?;
+    c.speculative_delay = r.parse(&SCYLLA_SPECULATIVE_DELAY, |v| match v {
+        "off" => Ok(None),
+        v => parse_duration(v).map(Some),
+    })?;
+    c.replication = match opt(&SCYLLA_REPLICATION) {
+        Some(_) => r.parse(&SCYLLA_REPLICATION, scylla_cfg::parse_replication)?,
+        None => vec![(
+            c.local_dc.clone().unwrap_or_else(|| "datacenter1".into()),
+            3,
+        )],
+    };
+    c.tablets = r.parse(&SCYLLA_TABLETS, scylla_cfg::parse_tablets)?;
+    c.validate()
+        .map_err(|e| ConfigError(format!("invalid ScyllaDB settings: {e}")))?;
+    Ok(c)
+}
+
 /// A node URL for an error message, without its password.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -412,6 +505,35 @@ pub fn serve_command() -> clap::Command {
     cmd
 }
 
+/// The `migrate` subcommand's arguments: the ScyllaDB settings and `--print`.
+pub fn migrate_command() -> clap::Command {
+    let mut cmd = clap::Command::new("migrate")
+        .about("Create or upgrade the ScyllaDB schema (idempotent), or print its CQL with --print")
+        .arg(
+            clap::Arg::new("print")
+                .long("print")
+                .action(clap::ArgAction::SetTrue)
+                .help("Write the CQL to stdout without connecting"),
+        );
+    for s in SETTINGS.iter().filter(|s| s.flag.starts_with("scylla-")) {
+        let default = if s.default.is_empty() {
+            "none"
+        } else {
+            s.default
+        };
+        cmd = cmd.arg(
+            clap::Arg::new(s.flag)
+                .long(s.flag)
+                .value_name(s.value_name)
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    s.help, s.env, default
+                )),
+        );
+    }
+    cmd
+}
+
 /// The whole command line.
 pub fn cli() -> clap::Command {
     clap::Command::new("portcullis")
@@ -420,15 +542,19 @@ pub fn cli() -> clap::Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(serve_command())
+        .subcommand(migrate_command())
 }
 
-/// Flag values of a parsed `serve` invocation.
+/// Flag values of a parsed `serve` or `migrate` invocation.
 pub fn flags(matches: &clap::ArgMatches) -> Flags {
     SETTINGS
         .iter()
         .filter_map(|s| {
+            // `try_`: a subcommand defines only some of the settings.
             matches
-                .get_one::<String>(s.flag)
+                .try_get_one::<String>(s.flag)
+                .ok()
+                .flatten()
                 .map(|v| (s.flag, v.clone()))
         })
         .collect()

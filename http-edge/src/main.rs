@@ -41,6 +41,7 @@ fn main() -> ExitCode {
     };
     match matches.subcommand() {
         Some(("serve", sub)) => serve(&config::flags(sub)),
+        Some(("migrate", sub)) => migrate(&config::flags(sub), sub.get_flag("print")),
         _ => {
             eprintln!("portcullis: unknown command (try portcullis --help)");
             ExitCode::from(2)
@@ -52,6 +53,51 @@ fn main() -> ExitCode {
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("portcullis: {msg}");
     ExitCode::from(code)
+}
+
+/// `portcullis migrate [--print]`: creates or upgrades the ScyllaDB schema,
+/// or prints its CQL without connecting.
+fn migrate(flags: &config::Flags, print: bool) -> ExitCode {
+    use portcullis_engine::config::scylla;
+    let cfg = match config::resolve_scylla(flags, &ProcessEnv, !print) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if print {
+        print!("{}", scylla::schema::print(&cfg));
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = telemetry::init_tracing("info", config::LogFormat::Text) {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start a runtime: {e}")),
+    };
+    match rt.block_on(scylla::migrate(&cfg)) {
+        Ok(report) => {
+            if report.applied.is_empty() {
+                println!(
+                    "keyspace {} is up to date (schema version {})",
+                    cfg.keyspace, report.version
+                );
+            } else {
+                println!(
+                    "keyspace {}: applied migrations {:?}; schema version {}",
+                    cfg.keyspace, report.applied, report.version
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, format!("migrate failed: {e}")),
+    }
 }
 
 fn serve(flags: &config::Flags) -> ExitCode {
@@ -122,7 +168,14 @@ fn serve(flags: &config::Flags) -> ExitCode {
         rt.handle().clone(),
     )) {
         Ok(e) => e,
-        Err(e) => return fail(1, format!("{e} (data directory {})", data_dir.display())),
+        Err(
+            e @ portcullis_engine::StartError::Store {
+                store: "embedded", ..
+            },
+        ) => {
+            return fail(1, format!("{e} (data directory {})", data_dir.display()));
+        }
+        Err(e) => return fail(1, e),
     };
     let running = match portcullis_edge::serve(engine, api, admin, &cfg.edge, Some(metrics)) {
         Ok(r) => r,

@@ -73,7 +73,10 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
         Some(id) => core
             .user_op("get_user", core.users.get_user(id))
             .await
-            .map_err(|e| AuthError::from_store("get_user", e))?,
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            // A shared store may still resolve an email the user has just
+            // changed away from: only the record's own email logs in.
+            .filter(|u| u.email == key),
         None => None,
     };
     let password: Zeroizing<String> = req.password.into_secret();

@@ -168,3 +168,141 @@ fn bad_token_store_settings_name_the_setting_and_hide_passwords() {
     ]);
     assert!(e.contains("redis-key-prefix"), "{e}");
 }
+
+#[test]
+fn the_user_store_is_chosen_by_flag_or_variable_with_every_scylla_setting() {
+    let c = Config::resolve(&Flags::new(), &env(&[])).unwrap();
+    assert_eq!(c.engine.user_store, UserStoreConfig::Embedded);
+    let e = env(&[
+        ("PORTCULLIS_USER_STORE", "scylla"),
+        ("PORTCULLIS_SCYLLA_NODES", "10.0.0.1:9042, 10.0.0.2:9042"),
+        ("PORTCULLIS_SCYLLA_KEYSPACE", "auth_prod"),
+        ("PORTCULLIS_SCYLLA_LOCAL_DC", "eu-west"),
+        ("PORTCULLIS_SCYLLA_USERNAME", "portcullis"),
+        ("PORTCULLIS_SCYLLA_PASSWORD", "s3cret"),
+        ("PORTCULLIS_SCYLLA_TLS_CA", "/etc/scylla/ca.pem"),
+        ("PORTCULLIS_SCYLLA_TLS_SERVER_NAME", "scylla.internal"),
+        ("PORTCULLIS_SCYLLA_CONSISTENCY", "quorum"),
+        ("PORTCULLIS_SCYLLA_REQUEST_TIMEOUT", "750ms"),
+        ("PORTCULLIS_SCYLLA_SPECULATIVE_DELAY", "off"),
+    ]);
+    let c = Config::resolve(&Flags::new(), &e).unwrap();
+    let UserStoreConfig::Scylla(sc) = &c.engine.user_store else {
+        panic!("expected ScyllaDB, got {:?}", c.engine.user_store);
+    };
+    assert_eq!(sc.nodes, vec!["10.0.0.1:9042", "10.0.0.2:9042"]);
+    assert_eq!(sc.keyspace, "auth_prod");
+    assert_eq!(sc.local_dc.as_deref(), Some("eu-west"));
+    assert_eq!(sc.username.as_deref(), Some("portcullis"));
+    assert_eq!(sc.password.as_deref(), Some("s3cret"));
+    let tls = sc.tls.as_ref().unwrap();
+    assert_eq!(tls.ca_file, PathBuf::from("/etc/scylla/ca.pem"));
+    assert_eq!(tls.server_name.as_deref(), Some("scylla.internal"));
+    assert_eq!(
+        sc.consistency,
+        portcullis_engine::config::scylla::config::parse_consistency("quorum").unwrap()
+    );
+    assert_eq!(sc.request_timeout, Duration::from_millis(750));
+    assert_eq!(sc.speculative_delay, None);
+    // Replication defaults to the local datacenter, RF 3.
+    assert_eq!(sc.replication, vec![("eu-west".to_owned(), 3)]);
+    assert!(!format!("{:?}", c.engine).contains("s3cret"));
+
+    let f = flags_of(&[
+        "portcullis",
+        "serve",
+        "--user-store",
+        "scylla",
+        "--scylla-nodes",
+        "h1:9042,h2:9042",
+        "--scylla-keyspace",
+        "portcullis",
+        "--scylla-local-dc",
+        "dc1",
+    ]);
+    let c = Config::resolve(&f, &env(&[])).unwrap();
+    let UserStoreConfig::Scylla(sc) = &c.engine.user_store else {
+        panic!("expected ScyllaDB");
+    };
+    assert_eq!(sc.nodes, vec!["h1:9042", "h2:9042"]);
+    assert_eq!(sc.local_dc.as_deref(), Some("dc1"));
+}
+
+#[test]
+fn bad_scylla_settings_name_the_setting() {
+    let err = |pairs: &[(&str, &str)]| Config::resolve(&Flags::new(), &env(pairs)).unwrap_err().0;
+    let e = err(&[("PORTCULLIS_USER_STORE", "postgres")]);
+    assert!(
+        e.contains("PORTCULLIS_USER_STORE") && e.contains("scylla"),
+        "{e}"
+    );
+    let e = err(&[("PORTCULLIS_USER_STORE", "scylla")]);
+    assert!(e.contains("PORTCULLIS_SCYLLA_NODES"), "{e}");
+    let scylla = [
+        ("PORTCULLIS_USER_STORE", "scylla"),
+        ("PORTCULLIS_SCYLLA_NODES", "h1:9042"),
+    ];
+    for (key, value, needle) in [
+        (
+            "PORTCULLIS_SCYLLA_CONSISTENCY",
+            "strong",
+            "PORTCULLIS_SCYLLA_CONSISTENCY",
+        ),
+        (
+            "PORTCULLIS_SCYLLA_SERIAL_CONSISTENCY",
+            "local_quorum",
+            "PORTCULLIS_SCYLLA_SERIAL_CONSISTENCY",
+        ),
+        (
+            "PORTCULLIS_SCYLLA_REPLICATION",
+            "dc1",
+            "PORTCULLIS_SCYLLA_REPLICATION",
+        ),
+        (
+            "PORTCULLIS_SCYLLA_TABLETS",
+            "maybe",
+            "PORTCULLIS_SCYLLA_TABLETS",
+        ),
+        ("PORTCULLIS_SCYLLA_KEYSPACE", "Bad-Name", "keyspace"),
+        ("PORTCULLIS_SCYLLA_USERNAME", "lonely", "password"),
+    ] {
+        let mut pairs = scylla.to_vec();
+        pairs.push((key, value));
+        let e = err(&pairs);
+        assert!(e.contains(needle), "{key}={value}: {e}");
+    }
+}
+
+#[test]
+fn migrate_takes_only_scylla_settings_and_print() {
+    let m = cli()
+        .try_get_matches_from([
+            "portcullis",
+            "migrate",
+            "--print",
+            "--scylla-keyspace",
+            "ks1",
+            "--scylla-replication",
+            "dc1:3,dc2:2",
+        ])
+        .unwrap();
+    let (name, sub) = m.subcommand().unwrap();
+    assert_eq!(name, "migrate");
+    assert!(sub.get_flag("print"));
+    let sc = resolve_scylla(&flags(sub), &env(&[]), false).unwrap();
+    assert_eq!(sc.keyspace, "ks1");
+    assert_eq!(
+        sc.replication,
+        vec![("dc1".to_owned(), 3), ("dc2".to_owned(), 2)]
+    );
+    assert!(
+        resolve_scylla(&flags(sub), &env(&[]), true).is_err(),
+        "connecting needs nodes"
+    );
+    assert!(
+        cli()
+            .try_get_matches_from(["portcullis", "migrate", "--listen", "0.0.0.0:1"])
+            .is_err(),
+        "serve-only flags are not migrate's"
+    );
+}

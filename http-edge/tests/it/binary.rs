@@ -242,3 +242,67 @@ fn bad_configuration_exits_non_zero_with_one_clear_line() {
         assert!(help.contains(var), "{var} missing from --help");
     }
 }
+
+#[test]
+fn migrate_print_writes_the_schema_without_connecting() {
+    let out = Command::new(BIN)
+        .args([
+            "migrate",
+            "--print",
+            "--scylla-keyspace",
+            "auth",
+            "--scylla-replication",
+            "dc1:3,dc2:3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cql = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "CREATE KEYSPACE IF NOT EXISTS auth WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3}",
+        "CREATE TABLE IF NOT EXISTS auth.users (",
+        "CREATE TABLE IF NOT EXISTS auth.users_by_email (",
+        "CREATE TABLE IF NOT EXISTS auth.schema_migrations (",
+        "IF NOT EXISTS USING TTL ?",
+    ] {
+        assert!(cql.contains(needle), "missing {needle:?} in\n{cql}");
+    }
+}
+
+#[test]
+fn scylla_settings_fail_clearly_and_an_unreachable_cluster_fails_start_up() {
+    let out = Command::new(BIN).arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("PORTCULLIS_SCYLLA_NODES"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--user-store", "scylla"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--scylla-nodes")
+    );
+
+    // Nothing listens on port 1: start-up retries until the connect limit,
+    // then exits non-zero naming the store, without serving.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("PORTCULLIS_DATA_DIR", dir.path())
+        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_USER_STORE", "scylla")
+        .env("PORTCULLIS_SCYLLA_NODES", "127.0.0.1:1")
+        .env("PORTCULLIS_STORE_CONNECT_TIMEOUT", "1s")
+        .env("PORTCULLIS_LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("scylla"), "{err}");
+    assert!(err.contains("store not reachable yet; retrying"), "{err}");
+}
