@@ -483,55 +483,45 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The flag of one setting, with its variable and default in `--help`.
+fn setting_arg(s: &Setting) -> clap::Arg {
+    let default = if s.default.is_empty() {
+        "none"
+    } else {
+        s.default
+    };
+    clap::Arg::new(s.flag)
+        .long(s.flag)
+        .value_name(s.value_name)
+        .help(format!(
+            "{} [env: {}] [default: {}]",
+            s.help, s.env, default
+        ))
+}
+
 /// The `serve` subcommand's arguments, generated from [`SETTINGS`].
 pub fn serve_command() -> clap::Command {
-    let mut cmd = clap::Command::new("serve").about("Run the server (embedded stores by default)");
-    for s in SETTINGS {
-        let default = if s.default.is_empty() {
-            "none"
-        } else {
-            s.default
-        };
-        cmd = cmd.arg(
-            clap::Arg::new(s.flag)
-                .long(s.flag)
-                .value_name(s.value_name)
-                .help(format!(
-                    "{} [env: {}] [default: {}]",
-                    s.help, s.env, default
-                )),
-        );
-    }
-    cmd
+    clap::Command::new("serve")
+        .about("Run the server (embedded stores by default)")
+        .args(SETTINGS.iter().map(setting_arg))
 }
 
 /// The `migrate` subcommand's arguments: the ScyllaDB settings and `--print`.
 pub fn migrate_command() -> clap::Command {
-    let mut cmd = clap::Command::new("migrate")
+    clap::Command::new("migrate")
         .about("Create or upgrade the ScyllaDB schema (idempotent), or print its CQL with --print")
         .arg(
             clap::Arg::new("print")
                 .long("print")
                 .action(clap::ArgAction::SetTrue)
                 .help("Write the CQL to stdout without connecting"),
-        );
-    for s in SETTINGS.iter().filter(|s| s.flag.starts_with("scylla-")) {
-        let default = if s.default.is_empty() {
-            "none"
-        } else {
-            s.default
-        };
-        cmd = cmd.arg(
-            clap::Arg::new(s.flag)
-                .long(s.flag)
-                .value_name(s.value_name)
-                .help(format!(
-                    "{} [env: {}] [default: {}]",
-                    s.help, s.env, default
-                )),
-        );
-    }
-    cmd
+        )
+        .args(
+            SETTINGS
+                .iter()
+                .filter(|s| s.flag.starts_with("scylla-"))
+                .map(setting_arg),
+        )
 }
 
 /// The whole command line.

@@ -54,23 +54,17 @@ macro_rules! conformance_suite {
     };
     // The user-store checks alone.
     (@users $fresh:path) => {
-        $crate::conformance_suite!(@each $fresh;
-            user_create_get_and_find,
-            user_duplicate_email_rejected_without_writing,
-            user_concurrent_same_email_exactly_one_wins,
-            user_update_checks_version,
-            user_unknown_reads_none,
-            user_change_email_moves_the_index,
-            user_change_email_to_a_taken_address_changes_nothing,
-            user_change_email_checks_version,
-            user_concurrent_changes_to_one_email_exactly_one_wins,
-        );
+        $crate::conformance_suite!(@user_checks each $fresh);
     };
     // The user-store checks, each run only when `$fresh()` returns stores
     // (a backend that needs a server the machine may not have); `$fresh`
     // reports a skipped check visibly itself.
     (@users_if_available $fresh:path) => {
-        $crate::conformance_suite!(@each_if $fresh;
+        $crate::conformance_suite!(@user_checks each_if $fresh);
+    };
+    // The list of user-store checks, handed to the `@each` or `@each_if` arm.
+    (@user_checks $arm:ident $fresh:path) => {
+        $crate::conformance_suite!(@ $arm $fresh;
             user_create_get_and_find,
             user_duplicate_email_rejected_without_writing,
             user_concurrent_same_email_exactly_one_wins,

@@ -354,7 +354,7 @@ impl ScyllaUserStore {
                 }
                 Ok(l.applied)
             }
-            Err(LwtError::Known(e) | LwtError::Unknown(e)) => Err(e),
+            Err(e) => Err(e.into_store()),
         }
     }
 
@@ -381,7 +381,7 @@ impl ScyllaUserStore {
             .await
         {
             Ok(l) => Ok(l.applied),
-            Err(LwtError::Known(e) | LwtError::Unknown(e)) => Err(e),
+            Err(e) => Err(e.into_store()),
         }
     }
 }
@@ -391,6 +391,15 @@ enum LwtError {
     Known(StoreError),
     /// May have been applied.
     Unknown(StoreError),
+}
+
+impl LwtError {
+    /// The error, whatever the outcome.
+    fn into_store(self) -> StoreError {
+        match self {
+            LwtError::Known(e) | LwtError::Unknown(e) => e,
+        }
+    }
 }
 
 #[async_trait]
@@ -503,11 +512,11 @@ impl UserStore for ScyllaUserStore {
         };
         if let Err(e) = updated {
             // The reservation expires by itself if this release fails.
-            if let Err(LwtError::Known(r) | LwtError::Unknown(r)) = self
+            if let Err(r) = self
                 .lwt(&self.st.release_email, (user.email.as_str(), id))
                 .await
             {
-                tracing::warn!(user_id = %id, error = %r, "could not release an email reservation; it expires by itself");
+                tracing::warn!(user_id = %id, error = %r.into_store(), "could not release an email reservation; it expires by itself");
             }
             return Err(e);
         }
@@ -517,11 +526,11 @@ impl UserStore for ScyllaUserStore {
         if let Err(e) = self.finalize(&user.email, id, now).await {
             tracing::warn!(user_id = %id, error = %e, "email changed; making the new index entry permanent failed, the next lookup finishes it");
         }
-        if let Err(LwtError::Known(e) | LwtError::Unknown(e)) = self
+        if let Err(e) = self
             .lwt(&self.st.release_email, (stored.email.as_str(), id))
             .await
         {
-            tracing::warn!(user_id = %id, error = %e, "email changed; releasing the old email failed, the next claim of it releases it");
+            tracing::warn!(user_id = %id, error = %e.into_store(), "email changed; releasing the old email failed, the next claim of it releases it");
         }
         Ok(())
     }
@@ -578,15 +587,15 @@ async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreResult<State
 }
 
 /// Reads the applied migrations (none when the keyspace or table is absent).
-async fn applied(session: &Session, ks: &str) -> StoreResult<Option<Vec<(i32, String)>>> {
-    let cql = schema::with_keyspace(schema::APPLIED, ks);
+async fn applied(session: &Session, cfg: &ScyllaConfig) -> StoreResult<Option<Vec<(i32, String)>>> {
+    let cql = schema::with_keyspace(schema::APPLIED, &cfg.keyspace);
     let r = match session.query_unpaged(cql, ()).await {
         Ok(r) => r,
         Err(ExecutionError::LastAttemptError(scylla::errors::RequestAttemptError::DbError(
             scylla::errors::DbError::Invalid,
             _,
         ))) => return Ok(None),
-        Err(e) => return Err(errmap::execution(&e, std::time::Duration::ZERO)),
+        Err(e) => return Err(errmap::execution(&e, cfg.request_timeout)),
     };
     let rows = r
         .into_rows_result()
@@ -604,7 +613,7 @@ async fn applied(session: &Session, ks: &str) -> StoreResult<Option<Vec<(i32, St
 
 /// Refuses a keyspace whose schema is not exactly this binary's.
 async fn check_schema(session: &Session, cfg: &ScyllaConfig) -> StoreResult<()> {
-    let Some(done) = applied(session, &cfg.keyspace).await? else {
+    let Some(done) = applied(session, cfg).await? else {
         return Err(StoreError::Backend(format!(
             "keyspace '{}' has no Portcullis schema: run `portcullis migrate` with the same ScyllaDB settings first",
             cfg.keyspace
@@ -654,7 +663,7 @@ pub async fn migrate(cfg: &ScyllaConfig) -> StoreResult<MigrateReport> {
         &cfg.keyspace,
     ))
     .await?;
-    let done = applied(&session, &cfg.keyspace).await?.unwrap_or_default();
+    let done = applied(&session, cfg).await?.unwrap_or_default();
     let pending =
         schema::plan(schema::MIGRATIONS, &done).map_err(|e| StoreError::Backend(e.to_string()))?;
     let mut record = session
