@@ -104,3 +104,13 @@ pub fn thread_cpu_ns() -> Option<u64> {
     let nanos = u64::try_from(t.tv_nsec()).ok()?;
     Some(secs * 1_000_000_000 + nanos)
 }
+
+/// CPU time the whole process has run, in microseconds
+/// (`CLOCK_PROCESS_CPUTIME_ID`: every thread, user and system time).
+pub fn process_cpu_us() -> Option<u64> {
+    use nix::time::{ClockId, clock_gettime};
+    let t = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).ok()?;
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u64::try_from(t.tv_nsec()).ok()?;
+    Some(secs * 1_000_000 + nanos / 1_000)
+}

@@ -70,6 +70,11 @@ pub struct EngineConfig {
     pub key_rotation_interval: Duration,
     /// How long a new signing key is published in the JWKS before it signs.
     pub key_publish_lead: Duration,
+    /// Signing keys managed outside Portcullis (a mounted Secret): when set,
+    /// `signing.pem` in this directory signs, every other `*.pem` is only
+    /// published, the directory is reread every [`KEYS_DIR_REREAD`], and no
+    /// key is generated, rotated or stored by the engine.
+    pub signing_keys_dir: Option<PathBuf>,
     /// Verified access tokens cached in memory.
     pub verified_token_cache: usize,
     /// User profiles and live sessions cached in memory (embedded token store only).
@@ -107,6 +112,7 @@ impl EngineConfig {
             lockout: LockoutPolicy::default(),
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(86_400),
+            signing_keys_dir: None,
             verified_token_cache: 100_000,
             read_cache: 100_000,
             operation_timeout: Duration::from_secs(30),
@@ -148,3 +154,7 @@ impl EngineConfig {
         }
     }
 }
+
+/// How often a [`EngineConfig::signing_keys_dir`] is reread (a Secret volume
+/// is updated by the kubelet within about a minute).
+pub const KEYS_DIR_REREAD: Duration = Duration::from_secs(30);

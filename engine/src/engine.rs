@@ -213,7 +213,12 @@ impl Engine {
         let core = self.core.clone();
         let mut stop = self.background.stop.subscribe();
         tasks.push(self.core.handle.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            let every = if core.cfg.signing_keys_dir.is_some() {
+                crate::config::KEYS_DIR_REREAD
+            } else {
+                Duration::from_secs(600)
+            };
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tokio::select! {
@@ -247,14 +252,33 @@ impl Engine {
         let core = self.core.clone();
         let mut stop = self.background.stop.subscribe();
         tasks.push(self.core.handle.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(Duration::from_secs(m::SAMPLE_INTERVAL_SECS));
             let labels: Vec<String> = (0..core.shards.all().len()).map(|i| i.to_string()).collect();
+            let cpu = metrics::counter!(m::PROCESS_CPU_MICROSECONDS_TOTAL);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         for (shard, label) in core.shards.all().iter().zip(&labels) {
                             metrics::gauge!(m::SHARD_MAILBOX_DEPTH, "shard" => label.clone()).set(shard.depth() as f64);
                         }
+                        if let Some(us) = crate::clock::process_cpu_us() {
+                            cpu.absolute(us);
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(STORE_SAMPLE_INTERVAL);
+            let mut round = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        sample_stores(&core, round.is_multiple_of(SESSIONS_SAMPLE_EVERY)).await;
+                        round += 1;
                     }
                     _ = stop.changed() => break,
                 }
@@ -295,7 +319,13 @@ impl Engine {
                     password,
                     client,
                 };
-                core.dispatch(key, reply, move |c| login::run(c, req));
+                // Counted from admission to answer; a refused or abandoned
+                // login drops the guard with the closure.
+                let in_flight = login::InFlight::enter();
+                core.dispatch(key, reply, move |c| async move {
+                    let _in_flight = in_flight;
+                    login::run(c, req).await
+                });
             }
             Command::Refresh {
                 refresh_token,
@@ -565,6 +595,34 @@ where
     }
 }
 
+/// How often each store is pinged for `portcullis_store_available`.
+const STORE_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// Every how many pings the session count is estimated (once a minute).
+const SESSIONS_SAMPLE_EVERY: u64 = 12;
+
+/// Sets the store availability gauges and, when asked, the session estimate.
+async fn sample_stores(core: &Core, sessions: bool) {
+    let limit = Duration::from_secs(2);
+    let users = matches!(
+        tokio::time::timeout(limit, core.users.ping()).await,
+        Ok(Ok(()))
+    );
+    let tokens = matches!(
+        tokio::time::timeout(limit, core.tokens.ping()).await,
+        Ok(Ok(()))
+    );
+    metrics::gauge!(m::STORE_AVAILABLE, "store" => "user").set(f64::from(u8::from(users)));
+    metrics::gauge!(m::STORE_AVAILABLE, "store" => "token").set(f64::from(u8::from(tokens)));
+    if sessions && tokens {
+        match tokio::time::timeout(limit, core.tokens.session_count_estimate()).await {
+            Ok(Ok(Some(n))) => metrics::gauge!(m::SESSIONS_ACTIVE).set(n as f64),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "estimating the session count failed"),
+            Err(_) => tracing::debug!("estimating the session count timed out"),
+        }
+    }
+}
+
 async fn readiness(core: &Core) -> Reply {
     let limit = Duration::from_secs(2);
     let users = matches!(
@@ -599,6 +657,9 @@ async fn readiness(core: &Core) -> Reply {
 
 /// Reloads the key ring from the store as it is (keys other pods created).
 async fn reload_keys(core: &Core) -> Result<(), String> {
+    if core.cfg.signing_keys_dir.is_some() {
+        return maintain_keys(core).await;
+    }
     let records = core
         .tokens
         .load_signing_keys()
@@ -624,6 +685,13 @@ fn install_keys(
 /// Brings the stored keys in line with the rotation schedule and reloads the ring.
 async fn maintain_keys(core: &Core) -> Result<(), String> {
     let now = core.now_ms();
+    if let Some(dir) = core.cfg.signing_keys_dir.clone() {
+        // Managed by the operator: read, never generate, rotate or store.
+        let records = tokio::task::spawn_blocking(move || keys::load_dir(&dir, now))
+            .await
+            .map_err(|e| format!("reading the signing keys directory failed: {e}"))??;
+        return install_keys(core, records, now);
+    }
     let policy = RotationPolicy {
         interval: core.cfg.key_rotation_interval,
         publish_lead: core.cfg.key_publish_lead,

@@ -38,6 +38,31 @@ pub const KEY_RELOADS_TOTAL: &str = "portcullis_tokens_key_reloads_total";
 /// Access-token verifications (counter; label `cache` = hit | miss, `result` = ok | invalid).
 pub const TOKEN_VERIFICATIONS_TOTAL: &str = "portcullis_tokens_verifications_total";
 
+/// Logins admitted and not yet answered, queued or running (gauge). With
+/// the hash queue wait, a per-pod saturation signal for the autoscaler.
+pub const LOGINS_IN_FLIGHT: &str = "portcullis_engine_logins_in_flight";
+/// Live sessions in the token store, estimated every
+/// [`SAMPLE_INTERVAL_SECS`]` * 15` seconds (gauge; see
+/// `TokenStore::session_count_estimate`).
+pub const SESSIONS_ACTIVE: &str = "portcullis_engine_sessions_active";
+/// Whether a store answered its last ping, every 5 s (gauge 1/0; label
+/// `store` = user | token).
+pub const STORE_AVAILABLE: &str = "portcullis_store_available";
+/// CPU time of the whole process (counter, microseconds). Divided by
+/// [`HASH_CPU_MICROSECONDS_TOTAL`] it is the engine's overhead ratio.
+pub const PROCESS_CPU_MICROSECONDS_TOTAL: &str = "portcullis_process_cpu_microseconds_total";
+
+/// How often the gauges above and the shard mailbox depths are sampled.
+pub const SAMPLE_INTERVAL_SECS: u64 = 1;
+
+/// Operations per group commit of the embedded store (histogram).
+pub use portcullis_storage::embedded::metric::GROUP_COMMIT_SIZE;
+
+/// Buckets for group-commit sizes (operations): 1 .. 1024.
+pub const GROUP_COMMIT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 /// Buckets for hash durations and queue waits (seconds): 1 ms .. 5 s.
 pub const HASH_BUCKETS: &[f64] = &[
     0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -46,3 +71,116 @@ pub const HASH_BUCKETS: &[f64] = &[
 pub const STORE_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
+
+/// Label values each counter can take; [`register`] creates every series at
+/// zero so that rates and alerts work before the first event.
+const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
+    (
+        LOGINS_TOTAL,
+        "result",
+        &["ok", "invalid", "locked", "mfa_required", "error"],
+    ),
+    (REGISTRATIONS_TOTAL, "result", &["ok", "taken", "error"]),
+    (
+        REFRESHES_TOTAL,
+        "result",
+        &["ok", "invalid", "reused", "superseded", "error"],
+    ),
+    (
+        SESSIONS_REVOKED_TOTAL,
+        "reason",
+        &["logout", "logout_all", "deleted", "reuse", "revoke"],
+    ),
+    (
+        HASH_CPU_MICROSECONDS_TOTAL,
+        "op",
+        &["hash", "verify", "dummy_verify"],
+    ),
+    (
+        SHARED_RATE_LIMITED_TOTAL,
+        "route",
+        &["register", "login", "refresh"],
+    ),
+];
+
+/// Describes the engine's metrics and creates every counter series at zero.
+/// Call once, after the recorder is installed.
+pub fn register() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        HASH_QUEUE_DEPTH,
+        "Password hash jobs waiting for a pool thread"
+    );
+    describe_histogram!(
+        HASH_QUEUE_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time a hash job waited for a pool thread"
+    );
+    describe_histogram!(HASH_DURATION_SECONDS, Unit::Seconds, "Time a hash job ran");
+    describe_counter!(
+        HASH_CPU_MICROSECONDS_TOTAL,
+        Unit::Microseconds,
+        "CPU time inside hash jobs"
+    );
+    describe_counter!(
+        HASH_REJECTED_TOTAL,
+        "Hash jobs refused because the pool was saturated (503 overloaded)"
+    );
+    describe_counter!(LOGINS_TOTAL, "Password logins by result");
+    describe_counter!(REGISTRATIONS_TOTAL, "Registrations by result");
+    describe_counter!(REFRESHES_TOTAL, "Refresh-token rotations by result");
+    describe_counter!(SESSIONS_REVOKED_TOTAL, "Sessions revoked, by reason");
+    describe_gauge!(
+        SHARD_MAILBOX_DEPTH,
+        "Operations admitted to a shard and not finished"
+    );
+    describe_counter!(
+        SHARD_REJECTED_TOTAL,
+        "Operations refused because a shard was at capacity"
+    );
+    describe_histogram!(STORE_OP_SECONDS, Unit::Seconds, "Storage operation latency");
+    describe_counter!(STORE_ERRORS_TOTAL, "Storage errors by kind");
+    describe_counter!(
+        SHARED_RATE_LIMITED_TOTAL,
+        "Requests refused by the limit shared across pods"
+    );
+    describe_counter!(
+        KEY_RELOADS_TOTAL,
+        "Signing-key reloads for a key this process did not know"
+    );
+    describe_counter!(TOKEN_VERIFICATIONS_TOTAL, "Access-token verifications");
+    describe_gauge!(LOGINS_IN_FLIGHT, "Logins admitted and not yet answered");
+    describe_gauge!(
+        SESSIONS_ACTIVE,
+        "Live sessions in the token store (estimate)"
+    );
+    describe_gauge!(
+        STORE_AVAILABLE,
+        "1 when the store answered its last ping, else 0"
+    );
+    describe_counter!(
+        PROCESS_CPU_MICROSECONDS_TOTAL,
+        Unit::Microseconds,
+        "CPU time of the process"
+    );
+    for (name, label, values) in COUNTER_LABELS {
+        for value in *values {
+            metrics::counter!(*name, *label => *value).increment(0);
+        }
+    }
+    for name in [HASH_REJECTED_TOTAL, SHARD_REJECTED_TOTAL, KEY_RELOADS_TOTAL] {
+        metrics::counter!(name).increment(0);
+    }
+    for store in ["user", "token"] {
+        for kind in ["unavailable", "timeout", "conflict", "other"] {
+            metrics::counter!(STORE_ERRORS_TOTAL, "store" => store, "kind" => kind).increment(0);
+        }
+    }
+    for cache in ["hit", "miss"] {
+        for result in ["ok", "invalid"] {
+            metrics::counter!(TOKEN_VERIFICATIONS_TOTAL, "cache" => cache, "result" => result)
+                .increment(0);
+        }
+    }
+    metrics::gauge!(LOGINS_IN_FLIGHT).set(0.0);
+}

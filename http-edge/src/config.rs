@@ -84,6 +84,7 @@ settings! {
     REFRESH_TOKEN_TTL: "refresh-token-ttl", "PORTCULLIS_REFRESH_TOKEN_TTL", "30d", "DURATION", "Refresh-token lifetime, extended by every rotation";
     SESSION_MAX_AGE: "session-max-age", "PORTCULLIS_SESSION_MAX_AGE", "90d", "DURATION", "Absolute session lifetime";
     KEY_ROTATION_INTERVAL: "key-rotation-interval", "PORTCULLIS_KEY_ROTATION_INTERVAL", "30d", "DURATION", "How long a signing key signs before its (already published) successor takes over";
+    SIGNING_KEYS_DIR: "signing-keys-dir", "PORTCULLIS_SIGNING_KEYS_DIR", "", "DIR", "Operator-managed signing keys (e.g. a mounted Secret): signing.pem signs, other *.pem are published; reread every 30s, never rotated by Portcullis";
     LOCKOUT_THRESHOLD: "lockout-threshold", "PORTCULLIS_LOCKOUT_THRESHOLD", "5", "N", "Failed logins within the window that lock an account";
     LOCKOUT_WINDOW: "lockout-window", "PORTCULLIS_LOCKOUT_WINDOW", "15m", "DURATION", "Window in which failed logins are counted";
     LOCKOUT_DURATION: "lockout-duration", "PORTCULLIS_LOCKOUT_DURATION", "1m", "DURATION", "First lock; each further lock doubles it";
@@ -292,6 +293,9 @@ impl Config {
         engine.refresh_ttl = r.duration(&REFRESH_TOKEN_TTL)?;
         engine.session_max_age = r.duration(&SESSION_MAX_AGE)?;
         engine.key_rotation_interval = r.duration(&KEY_ROTATION_INTERVAL)?;
+        engine.signing_keys_dir = Some(r.raw(&SIGNING_KEYS_DIR))
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
         if engine.access_ttl < Duration::from_secs(10)
             || engine.access_ttl > Duration::from_secs(86_400)
         {

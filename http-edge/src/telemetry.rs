@@ -7,6 +7,16 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Requests (counter; labels `route`, `method`, `status_class`).
+pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";
+/// Request latency, parse to last byte written (histogram, seconds; labels
+/// `route`, `status_class`).
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "portcullis_http_request_duration_seconds";
+/// Requests refused by the per-IP limit (counter).
+pub const HTTP_RATE_LIMITED_TOTAL: &str = "portcullis_http_rate_limited_total";
+/// Connections refused at `max_connections` (counter; label `server` = api | admin).
+pub const HTTP_CONNECTIONS_REJECTED_TOTAL: &str = "portcullis_http_connections_rejected_total";
+
 /// Buckets for HTTP request durations (seconds): 100 µs .. 5 s.
 pub const HTTP_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -51,6 +61,14 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
                     )
                 })
                 .and_then(|b| {
+                    // A full name sorts before prefixes, so this wins over
+                    // `portcullis_store_`.
+                    b.set_buckets_for_metric(
+                        Matcher::Full(m::GROUP_COMMIT_SIZE.into()),
+                        m::GROUP_COMMIT_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Prefix("portcullis_redis_".into()),
                         m::STORE_BUCKETS,
@@ -62,6 +80,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
                 .map_err(|e| format!("cannot install metrics recorder: {e}"))?;
             metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
                 .set(1.0);
+            m::register();
+            metrics::counter!(HTTP_RATE_LIMITED_TOTAL).increment(0);
+            for server in ["api", "admin"] {
+                metrics::counter!(HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => server).increment(0);
+            }
             Ok(handle)
         })
         .clone()

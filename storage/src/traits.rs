@@ -144,6 +144,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Returns how many records were removed.
     async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64>;
 
+    /// An estimate of the live sessions in the store, for the
+    /// `portcullis_engine_sessions_active` gauge: cheap enough to call every
+    /// few seconds, not exact (it may count sessions expired since the last
+    /// purge, or come from sampling). `None` when the backend cannot tell.
+    async fn session_count_estimate(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

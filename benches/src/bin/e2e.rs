@@ -631,12 +631,13 @@ fn main() -> Result<()> {
         for (name, phase) in [
             ("refresh (Redis Cluster token store)", "refresh"),
             ("me (Redis Cluster token store)", "me"),
+            ("login (cheap hash, Redis Cluster token store)", "login"),
         ] {
             let r0 = redis_cpu(&cluster);
-            let o = if phase == "refresh" {
-                run(name, &srv, &mut users, secs, refresh_step)
-            } else {
-                run(name, &srv, &mut users, secs, me_step)
+            let o = match phase {
+                "refresh" => run(name, &srv, &mut users, secs, refresh_step),
+                "me" => run(name, &srv, &mut users, secs, me_step),
+                _ => run(name, &srv, &mut users, secs, login_step),
             };
             let redis_us = (redis_cpu(&cluster) - r0).as_secs_f64() * 1e6 / o.ok.max(1) as f64;
             print(&o);

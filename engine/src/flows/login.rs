@@ -19,6 +19,23 @@ pub(crate) struct Login {
     pub client: ClientInfo,
 }
 
+/// Counts a login in `portcullis_engine_logins_in_flight` while it lives.
+pub(crate) struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    pub(crate) fn enter() -> InFlight {
+        let g = metrics::gauge!(m::LOGINS_IN_FLIGHT);
+        g.increment(1.0);
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// Runs in `Email(email)`, so attempts on one address are serialized and the
 /// lockout counter cannot be raced past its limit within this process.
 pub(crate) async fn run(core: Arc<Core>, req: Login) -> Reply {

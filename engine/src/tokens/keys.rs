@@ -107,6 +107,94 @@ pub fn plan(
     Ok(changes)
 }
 
+/// In a signing-keys directory, the file whose key signs.
+pub const SIGNING_FILE: &str = "signing.pem";
+
+/// Reads an operator-managed key directory (a mounted Secret): every
+/// `*.pem` file holds one Ed25519 private key as unencrypted PKCS#8 PEM
+/// (`openssl genpkey -algorithm ed25519`). [`SIGNING_FILE`] signs from now
+/// on; the others are published only. Names starting with `.` (the
+/// kubelet's `..data` links) are ignored. Any unreadable or invalid key
+/// file is an error naming it: a half-read key set is never installed.
+pub fn load_dir(dir: &std::path::Path, now_ms: u64) -> Result<Vec<SigningKeyRecord>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read signing keys directory {}: {e}", dir.display()))?;
+    let mut records: Vec<SigningKeyRecord> = Vec::new();
+    let mut has_signer = false;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".pem") {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read signing key {}: {e}", path.display()))?;
+        let der = pem_pkcs8(&text).map_err(|e| format!("signing key {}: {e}", path.display()))?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| {
+            format!(
+                "signing key {} is not an Ed25519 PKCS#8 key: {e}",
+                path.display()
+            )
+        })?;
+        let mut public = [0u8; 32];
+        public.copy_from_slice(pair.public_key().as_ref());
+        let signs = name == SIGNING_FILE;
+        has_signer |= signs;
+        let record = SigningKeyRecord {
+            kid: thumbprint(&public),
+            pkcs8: der,
+            public,
+            created_at_ms: now_ms,
+            // Published only: never the signer, whatever the time.
+            not_before_ms: if signs { 0 } else { u64::MAX },
+            expires_at_ms: None,
+        };
+        // The same key under two names: the signing entry wins.
+        match records.iter_mut().find(|r| r.kid == record.kid) {
+            Some(r) if signs => *r = record,
+            Some(_) => {}
+            None => records.push(record),
+        }
+    }
+    if !has_signer {
+        return Err(format!(
+            "signing keys directory {} has no {SIGNING_FILE}",
+            dir.display()
+        ));
+    }
+    Ok(records)
+}
+
+/// The DER of the one `PRIVATE KEY` block of a PEM document.
+fn pem_pkcs8(text: &str) -> Result<Vec<u8>, &'static str> {
+    use base64::Engine as _;
+    const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+    const END: &str = "-----END PRIVATE KEY-----";
+    if text.contains("ENCRYPTED PRIVATE KEY") {
+        return Err("is encrypted; give the key unencrypted (the Secret protects it)");
+    }
+    let start = text
+        .find(BEGIN)
+        .ok_or("has no -----BEGIN PRIVATE KEY----- block")?
+        + BEGIN.len();
+    let len = text[start..]
+        .find(END)
+        .ok_or("has no -----END PRIVATE KEY----- line")?;
+    let body: String = text[start..start + len]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "has a PRIVATE KEY block that is not base64")
+}
+
 /// The loaded keys: who signs now, who verifies, and the JWKS document.
 #[derive(Debug)]
 pub struct KeyRing {

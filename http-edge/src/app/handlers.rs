@@ -31,7 +31,7 @@ fn limit(app: &App, req: &Request<'_>, route: Limited) -> Result<(), EdgeError> 
     app.limits
         .check(route, app.client_ip(req))
         .map_err(|retry_after_secs| {
-            metrics::counter!("portcullis_http_rate_limited_total").increment(1);
+            metrics::counter!(crate::telemetry::HTTP_RATE_LIMITED_TOTAL).increment(1);
             EdgeError::RateLimited { retry_after_secs }
         })
 }

@@ -15,6 +15,7 @@ use crate::clientip::TrustedProxies;
 use crate::problem::{EdgeError, problem};
 use crate::ratelimit::IpLimits;
 use crate::server::{FrameError, Handled, Handler, Request, Response};
+use crate::telemetry::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL};
 
 pub use routes::ROUTES;
 
@@ -129,7 +130,8 @@ struct HttpMetrics {
     /// `[route][method][status class]`, plus a last route for unmatched paths and
     /// framing errors and a last method for methods not allowed.
     counters: Vec<Vec<[metrics::Counter; 5]>>,
-    durations: Vec<metrics::Histogram>,
+    /// `[route][status class]`.
+    durations: Vec<[metrics::Histogram; 5]>,
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -150,14 +152,14 @@ impl HttpMetrics {
                 .chain(std::iter::once("other"))
                 .map(|m| {
                     CLASSES.map(|c| {
-                        metrics::counter!("portcullis_http_requests_total", "route" => path, "method" => m, "status_class" => c)
+                        metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => path, "method" => m, "status_class" => c)
                     })
                 })
                 .collect();
             counters.push(per_method);
-            durations.push(
-                metrics::histogram!("portcullis_http_request_duration_seconds", "route" => path),
-            );
+            durations.push(CLASSES.map(|c| {
+                metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => path, "status_class" => c)
+            }));
         }
         HttpMetrics {
             counters,
@@ -171,7 +173,7 @@ impl HttpMetrics {
         let method = m.method.unwrap_or(per_route.len() - 1);
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         per_route[method][class].increment(1);
-        self.durations[route].record(t.elapsed_secs());
+        self.durations[route][class].record(t.elapsed_secs());
     }
 }
 

@@ -25,6 +25,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.engine.access_ttl, Duration::from_secs(900));
     assert_eq!(c.edge.trusted_proxies, TrustedProxies::default());
     assert_eq!(c.engine.lockout, LockoutPolicy::default());
+    assert_eq!(c.engine.signing_keys_dir, None);
 }
 
 #[test]
@@ -35,8 +36,16 @@ fn variables_override_defaults_and_flags_override_variables() {
         ("PORTCULLIS_PASSWORD_HASH", "pbkdf2-sha256:i=600000"),
         ("PORTCULLIS_IP_RATE_LIMIT", "off"),
         ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+        (
+            "PORTCULLIS_SIGNING_KEYS_DIR",
+            "/etc/portcullis/signing-keys",
+        ),
     ]);
     let c = Config::resolve(&Flags::new(), &e).unwrap();
+    assert_eq!(
+        c.engine.signing_keys_dir,
+        Some(PathBuf::from("/etc/portcullis/signing-keys"))
+    );
     assert_eq!(c.edge.listen, "127.0.0.1:1234".parse().unwrap());
     assert_eq!(c.engine.data_dir, PathBuf::from("/var/lib/portcullis"));
     assert_eq!(

@@ -282,7 +282,7 @@ fn accept_loop<H: Handler>(
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if conns.len() >= cfg.max_connections {
                 drop(conns);
-                metrics::counter!("portcullis_http_connections_rejected_total", "server" => name)
+                metrics::counter!(crate::telemetry::HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => name)
                     .increment(1);
                 let Handled {
                     response,

@@ -198,3 +198,44 @@ fn a_saturated_hash_pool_answers_503_overloaded() {
     let m = Client { addr: srv.admin }.get("/metrics", None).text();
     assert!(m.contains("portcullis_hash_rejected_total"));
 }
+
+#[test]
+fn operator_managed_keys_sign_from_signing_pem_and_publish_the_rest() {
+    let keys = tempfile::tempdir().unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pem = |der: &[u8]| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+    };
+    let public = |der: &[u8]| {
+        use ring::signature::KeyPair as _;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).unwrap();
+        B64.encode(pair.public_key().as_ref())
+    };
+    let signing = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let next = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    std::fs::write(keys.path().join("signing.pem"), pem(signing.as_ref())).unwrap();
+    std::fs::write(keys.path().join("next.pem"), pem(next.as_ref())).unwrap();
+    let dir = keys.path().to_owned();
+    let srv = TestServer::with(move |e, _| e.signing_keys_dir = Some(dir));
+    let c = srv.client();
+    let published = c.get("/.well-known/jwks.json", None).json()["keys"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let xs: BTreeSet<&str> = published.iter().map(|k| s(&k["x"])).collect();
+    let (signing_x, next_x) = (public(signing.as_ref()), public(next.as_ref()));
+    assert_eq!(xs, BTreeSet::from([signing_x.as_str(), next_x.as_str()]));
+    // Tokens are signed by signing.pem, never by the published next key.
+    let reg = srv.register("operator-keys@example.com", "password-1");
+    let token = s(&reg["access_token"]);
+    let header: Value =
+        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let signer = published
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    assert_eq!(s(&signer["x"]), signing_x);
+    // And accepted by the server itself.
+    assert_eq!(c.get("/v1/users/me", Some(token)).status, 200);
+}

@@ -182,7 +182,7 @@ fn run(tables: Tables, mut rx: mpsc::Receiver<Request>, healthy: Arc<AtomicBool>
                 healthy.store(false, Ordering::Release);
             }
         }
-        metrics::histogram!("portcullis_store_group_commit_size").record(group.len() as f64);
+        metrics::histogram!(super::metric::GROUP_COMMIT_SIZE).record(group.len() as f64);
         for (reply, result) in group.drain(..) {
             let answer = match (&synced, result) {
                 (Ok(()), r) => r,

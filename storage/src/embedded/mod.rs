@@ -41,6 +41,12 @@ use crate::{StoreError, StoreResult};
 
 use committer::{Committer, Op};
 
+/// Metric names of this backend.
+pub mod metric {
+    /// Histogram: operations written and fsynced together by one group commit.
+    pub const GROUP_COMMIT_SIZE: &str = "portcullis_store_group_commit_size";
+}
+
 /// Subdirectory of the data directory holding the database.
 const DB_DIR: &str = "store";
 /// Subdirectory holding signing keys (mode 0700, files 0600).
@@ -347,6 +353,12 @@ impl TokenStore for EmbeddedStore {
                 .count()?;
         }
         Ok(removed)
+    }
+
+    async fn session_count_estimate(&self) -> StoreResult<Option<u64>> {
+        // From the LSM tree's metadata, without a scan: one entry per
+        // session, including expired ones the next purge will remove.
+        Ok(Some(self.tables.sessions.approximate_len() as u64))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -122,3 +122,14 @@ async fn concurrent_writes_are_group_committed() {
     }
     assert_eq!(store.user_count().unwrap(), 500);
 }
+
+#[tokio::test]
+async fn the_session_estimate_counts_stored_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.session_count_estimate().await.unwrap(), Some(0));
+    for sid in 1..=5 {
+        s.create_session(&sample_session(1, sid, 1)).await.unwrap();
+    }
+    assert_eq!(s.session_count_estimate().await.unwrap(), Some(5));
+}

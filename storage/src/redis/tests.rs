@@ -210,3 +210,37 @@ async fn an_unreachable_cluster_is_unavailable_not_an_internal_error() {
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_estimate_samples_this_deployments_session_keys() {
+    let s = store("estimate").await;
+    for user in 1..=4u8 {
+        for sid in 1..=50u8 {
+            s.create_session(&sample_session(user, sid, 1))
+                .await
+                .unwrap();
+        }
+    }
+    // 200 sessions among whatever else the shared cluster holds: the
+    // estimate is statistical (64 samples), so the bounds are wide.
+    let n = s.session_count_estimate().await.unwrap().unwrap();
+    assert!((100..=300).contains(&n), "estimate {n} for 200 sessions");
+    // Another deployment's prefix sees none of them, exactly.
+    assert_eq!(
+        store("estimate-empty")
+            .await
+            .session_count_estimate()
+            .await
+            .unwrap(),
+        Some(0)
+    );
+}
+
+#[test]
+fn session_keys_are_told_from_other_keys_of_the_prefix() {
+    let p = b"pc:{";
+    assert!(is_session_key(b"pc:{0190-aa}:s:AAAA", p));
+    assert!(!is_session_key(b"pc:{0190-aa}:idx", p));
+    assert!(!is_session_key(b"pc:lock:abcd", p));
+    assert!(!is_session_key(b"other:{0190-aa}:s:AAAA", p));
+}
