@@ -41,9 +41,9 @@ pub const TOKEN_VERIFICATIONS_TOTAL: &str = "portcullis_tokens_verifications_tot
 /// Logins admitted and not yet answered, queued or running (gauge). With
 /// the hash queue wait, a per-pod saturation signal for the autoscaler.
 pub const LOGINS_IN_FLIGHT: &str = "portcullis_engine_logins_in_flight";
-/// Live sessions in the token store, estimated every
-/// [`SAMPLE_INTERVAL_SECS`]` * 15` seconds (gauge; see
-/// `TokenStore::session_count_estimate`).
+/// Live sessions in the token store, estimated at start-up and then once a
+/// minute (gauge; see `TokenStore::session_count_estimate`). Every pod
+/// reports the same store-wide figure.
 pub const SESSIONS_ACTIVE: &str = "portcullis_engine_sessions_active";
 /// Whether a store answered its last ping, every 5 s (gauge 1/0; label
 /// `store` = user | token).
