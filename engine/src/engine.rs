@@ -600,19 +600,28 @@ const STORE_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// Every how many pings the session count is estimated (once a minute).
 const SESSIONS_SAMPLE_EVERY: u64 = 12;
 
-/// Sets the store availability gauges and, when asked, the session estimate.
-async fn sample_stores(core: &Core, sessions: bool) {
-    let limit = Duration::from_secs(2);
+/// Longest wait for a store's ping (readiness, availability gauges).
+const PING_LIMIT: Duration = Duration::from_secs(2);
+
+/// Pings both stores (user, token) and sets their availability gauges.
+async fn ping_stores(core: &Core) -> (bool, bool) {
     let users = matches!(
-        tokio::time::timeout(limit, core.users.ping()).await,
+        tokio::time::timeout(PING_LIMIT, core.users.ping()).await,
         Ok(Ok(()))
     );
     let tokens = matches!(
-        tokio::time::timeout(limit, core.tokens.ping()).await,
+        tokio::time::timeout(PING_LIMIT, core.tokens.ping()).await,
         Ok(Ok(()))
     );
     metrics::gauge!(m::STORE_AVAILABLE, "store" => "user").set(f64::from(u8::from(users)));
     metrics::gauge!(m::STORE_AVAILABLE, "store" => "token").set(f64::from(u8::from(tokens)));
+    (users, tokens)
+}
+
+/// Sets the store availability gauges and, when asked, the session estimate.
+async fn sample_stores(core: &Core, sessions: bool) {
+    let limit = PING_LIMIT;
+    let (_, tokens) = ping_stores(core).await;
     if sessions && tokens {
         match tokio::time::timeout(limit, core.tokens.session_count_estimate()).await {
             Ok(Ok(Some(n))) => metrics::gauge!(m::SESSIONS_ACTIVE).set(n as f64),
@@ -624,15 +633,7 @@ async fn sample_stores(core: &Core, sessions: bool) {
 }
 
 async fn readiness(core: &Core) -> Reply {
-    let limit = Duration::from_secs(2);
-    let users = matches!(
-        tokio::time::timeout(limit, core.users.ping()).await,
-        Ok(Ok(()))
-    );
-    let tokens = matches!(
-        tokio::time::timeout(limit, core.tokens.ping()).await,
-        Ok(Ok(()))
-    );
+    let (users, tokens) = ping_stores(core).await;
     let keys = core.token_svc.can_sign(core.now_ms());
     let closing = core.closing.load(Ordering::Acquire);
     Ok(Outcome::Readiness(vec![

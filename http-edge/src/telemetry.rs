@@ -81,6 +81,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
             metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
                 .set(1.0);
             m::register();
+            describe_edge_metrics();
             metrics::counter!(HTTP_RATE_LIMITED_TOTAL).increment(0);
             for server in ["api", "admin"] {
                 metrics::counter!(HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => server).increment(0);
@@ -88,4 +89,30 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
             Ok(handle)
         })
         .clone()
+}
+
+fn describe_edge_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("portcullis_build_info", "Always 1; the version is a label");
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "API requests by route, method and status class"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "API request latency by route and status class"
+    );
+    describe_counter!(
+        HTTP_RATE_LIMITED_TOTAL,
+        "Requests refused by the per-IP limit"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_REJECTED_TOTAL,
+        "Connections refused at the connection limit"
+    );
+    describe_histogram!(
+        m::GROUP_COMMIT_SIZE,
+        "Operations written and fsynced together by one group commit (embedded store)"
+    );
 }

@@ -65,6 +65,28 @@ pub mod metric {
     pub const RECONNECTIONS_TOTAL: &str = "portcullis_redis_reconnections_total";
     /// Counter: rotations whose `WAIT` returned before enough replicas acknowledged.
     pub const WAIT_SHORT_TOTAL: &str = "portcullis_redis_wait_unacknowledged_total";
+
+    /// Gives each metric its help text, and creates the counters at zero.
+    pub(crate) fn describe() {
+        use metrics::{Unit, describe_counter, describe_histogram};
+        describe_histogram!(
+            COMMAND_SECONDS,
+            Unit::Seconds,
+            "Redis operation latency by op"
+        );
+        describe_counter!(ERRORS_TOTAL, "Failed Redis operations by kind");
+        describe_counter!(
+            RECONNECTIONS_TOTAL,
+            "Connections opened to cluster nodes after start-up"
+        );
+        describe_counter!(
+            WAIT_SHORT_TOTAL,
+            "Rotations whose WAIT returned before enough replicas acknowledged"
+        );
+        for counter in [RECONNECTIONS_TOTAL, WAIT_SHORT_TOTAL] {
+            metrics::counter!(counter).increment(0);
+        }
+    }
 }
 
 /// How to reach and use the cluster.
@@ -339,6 +361,7 @@ impl RedisClusterStore {
     /// reached; the caller decides whether to retry.
     pub async fn connect(cfg: RedisClusterConfig) -> StoreResult<RedisClusterStore> {
         cfg.validate().map_err(StoreError::Backend)?;
+        metric::describe();
         let started = Arc::new(AtomicBool::new(false));
         let client = ClusterClient::builder(cfg.nodes.clone())
             .connection_timeout(cfg.connect_timeout)
