@@ -1,0 +1,3 @@
+//! Multi-factor authentication: TOTP codes (authenticator apps).
+
+pub mod totp;
