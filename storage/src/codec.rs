@@ -7,10 +7,16 @@
 //! an earlier version stay readable.
 
 use crate::StoreError;
-use crate::model::{SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord};
+use crate::model::{
+    AccountState, PendingEmailChange, PendingToken, SessionId, SessionRecord, SigningKeyRecord,
+    TotpState, UserId, UserRecord,
+};
 
 /// Format tag of [`UserRecord`] encodings.
 const USER_V1: u8 = 1;
+/// Format tag of [`AccountState`] encodings (nested in a user record, and
+/// the ScyllaDB `account_state` column).
+const ACCOUNT_V1: u8 = 1;
 /// Format tag of [`SessionRecord`] encodings.
 const SESSION_V1: u8 = 1;
 /// Format tag of [`SigningKeyRecord`] encodings.
@@ -164,7 +170,111 @@ pub(crate) fn encode_user(u: &UserRecord) -> Vec<u8> {
         .u64(u.created_at_ms)
         .u64(u.updated_at_ms)
         .u64(u.version);
+    // Added after v1's first fields: absent in older records (default).
+    if u.account != AccountState::default() {
+        e.bytes(&encode_account(&u.account));
+    }
     e.finish()
+}
+
+fn enc_token(e: &mut Enc, t: Option<&PendingToken>) {
+    match t {
+        None => {
+            e.u64(0);
+        }
+        Some(t) => {
+            e.u64(1).fixed(&t.hash).u64(t.expires_at_ms);
+        }
+    }
+}
+
+fn dec_token(d: &mut Dec<'_>) -> Result<Option<PendingToken>, StoreError> {
+    Ok(match d.u64()? {
+        0 => None,
+        1 => Some(PendingToken {
+            hash: d.fixed()?,
+            expires_at_ms: d.u64()?,
+        }),
+        _ => return Err(d.err("bad token presence")),
+    })
+}
+
+/// Encodes the account state on its own (the embedded user record nests it;
+/// the ScyllaDB backend stores it in one blob column).
+pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
+    let mut e = Enc::new(ACCOUNT_V1);
+    enc_token(&mut e, a.verify_email.as_ref());
+    enc_token(&mut e, a.password_reset.as_ref());
+    match &a.email_change {
+        None => {
+            e.u64(0);
+        }
+        Some(c) => {
+            e.u64(1);
+            enc_token(&mut e, Some(&c.token));
+            e.str(&c.new_email);
+        }
+    }
+    match &a.totp {
+        None => {
+            e.u64(0);
+        }
+        Some(t) => {
+            e.u64(1)
+                .bytes(&t.secret_sealed)
+                .bool(t.confirmed)
+                .u64(t.last_step.map_or(0, |s| s.saturating_add(1)))
+                .u64(t.recovery_hashes.len() as u64);
+            for h in &t.recovery_hashes {
+                e.fixed(h);
+            }
+        }
+    }
+    e.finish()
+}
+
+/// Decodes [`encode_account`]'s output.
+pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
+    let mut d = Dec::new(buf, "account state", ACCOUNT_V1)?;
+    let verify_email = dec_token(&mut d)?;
+    let password_reset = dec_token(&mut d)?;
+    let email_change = match d.u64()? {
+        0 => None,
+        1 => Some(PendingEmailChange {
+            token: dec_token(&mut d)?.ok_or_else(|| d.err("email change without token"))?,
+            new_email: d.str()?,
+        }),
+        _ => return Err(d.err("bad email change presence")),
+    };
+    let totp = match d.u64()? {
+        0 => None,
+        1 => {
+            let secret_sealed = d.bytes()?.to_vec();
+            let confirmed = d.bool()?;
+            let last_step = d.u64()?.checked_sub(1);
+            let n = d.u64()?;
+            if n > 64 {
+                return Err(d.err("too many recovery codes"));
+            }
+            let mut recovery_hashes = Vec::new();
+            for _ in 0..n {
+                recovery_hashes.push(d.fixed()?);
+            }
+            Some(TotpState {
+                secret_sealed,
+                confirmed,
+                last_step,
+                recovery_hashes,
+            })
+        }
+        _ => return Err(d.err("bad totp presence")),
+    };
+    Ok(AccountState {
+        verify_email,
+        password_reset,
+        email_change,
+        totp,
+    })
 }
 
 pub(crate) fn decode_user(buf: &[u8]) -> Result<UserRecord, StoreError> {
@@ -180,6 +290,11 @@ pub(crate) fn decode_user(buf: &[u8]) -> Result<UserRecord, StoreError> {
         created_at_ms: d.u64()?,
         updated_at_ms: d.u64()?,
         version: d.u64()?,
+        account: if d.at_end() {
+            AccountState::default()
+        } else {
+            decode_account(d.bytes()?)?
+        },
     })
 }
 

@@ -69,6 +69,7 @@ macro_rules! conformance_suite {
             user_duplicate_email_rejected_without_writing,
             user_concurrent_same_email_exactly_one_wins,
             user_update_checks_version,
+            user_account_state_is_kept_with_the_record,
             user_unknown_reads_none,
             user_change_email_moves_the_index,
             user_change_email_to_a_taken_address_changes_nothing,
@@ -113,6 +114,7 @@ pub fn sample_user(n: u8, email: &str) -> UserRecord {
         created_at_ms: T0,
         updated_at_ms: T0,
         version: 1,
+        account: Default::default(),
     }
 }
 
@@ -225,6 +227,52 @@ pub async fn user_concurrent_same_email_exactly_one_wins(b: &Backends) {
 }
 
 /// Updates apply only on the expected version.
+/// Pending tokens and the TOTP state are written and read with the record,
+/// under its version check, through every write path, and can be cleared.
+pub async fn user_account_state_is_kept_with_the_record(b: &Backends) {
+    use crate::model::{AccountState, PendingEmailChange, PendingToken, TotpState};
+    let mut u = sample_user(31, "account@example.com");
+    u.account.verify_email = Some(PendingToken {
+        hash: [5; 32],
+        expires_at_ms: T0 + DAY,
+    });
+    b.users.create_user(&u).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+
+    u.account = AccountState {
+        email_change: Some(PendingEmailChange {
+            token: PendingToken {
+                hash: [6; 32],
+                expires_at_ms: T0 + DAY,
+            },
+            new_email: "account-new@example.com".into(),
+        }),
+        totp: Some(TotpState {
+            secret_sealed: vec![8; 49],
+            confirmed: true,
+            last_step: Some(57_000_000),
+            recovery_hashes: vec![[9; 32]; 10],
+        }),
+        ..AccountState::default()
+    };
+    u.version = 2;
+    b.users.update_user(&u, 1).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+
+    // An email change carries the state along (and may clear parts of it).
+    u.email = "account-new@example.com".into();
+    u.account.email_change = None;
+    u.version = 3;
+    b.users.change_email(&u, 2).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+
+    // Cleared entirely.
+    u.account = AccountState::default();
+    u.version = 4;
+    b.users.update_user(&u, 3).await.unwrap();
+    assert_eq!(b.users.get_user(u.id).await.unwrap(), Some(u.clone()));
+}
+
 pub async fn user_update_checks_version(b: &Backends) {
     let mut u = sample_user(3, "ver@example.com");
     b.users.create_user(&u).await.unwrap();

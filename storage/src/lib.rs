@@ -25,8 +25,9 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::{
-    LockoutPolicy, LockoutStatus, RateLimit, RotateOutcome, RotateRequest, SessionId,
-    SessionRecord, SigningKeyRecord, TokenHash, UserId, UserRecord,
+    AccountState, LockoutPolicy, LockoutStatus, PendingEmailChange, PendingToken, RateLimit,
+    RotateOutcome, RotateRequest, SessionId, SessionRecord, SigningKeyRecord, TokenHash, TotpState,
+    UserId, UserRecord,
 };
 pub use traits::{TokenStore, UserStore};
 

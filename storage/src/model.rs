@@ -165,6 +165,66 @@ pub struct UserRecord {
     pub updated_at_ms: u64,
     /// Optimistic-concurrency version; 1 at creation, +1 on every update.
     pub version: u64,
+    /// Pending single-use tokens and the TOTP state: changed under the same
+    /// version check as the rest of the record.
+    pub account: AccountState,
+}
+
+/// An outstanding single-use token (email verification, password reset,
+/// email change). Only a hash of it is stored.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PendingToken {
+    /// SHA-256 of the token's secret, keyed by its purpose.
+    pub hash: [u8; 32],
+    /// When it stops being accepted (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// A requested email change, until its token is confirmed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PendingEmailChange {
+    /// The token mailed to the new address.
+    pub token: PendingToken,
+    /// The normalized new address.
+    pub new_email: String,
+}
+
+/// A user's TOTP authenticator.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct TotpState {
+    /// The secret, sealed with the data key (AEAD) for this user.
+    pub secret_sealed: Vec<u8>,
+    /// Whether a code has confirmed the enrollment (then MFA is on).
+    pub confirmed: bool,
+    /// The last time step a code was accepted at (no replay within it).
+    pub last_step: Option<u64>,
+    /// SHA-256 hashes of the unused recovery codes.
+    pub recovery_hashes: Vec<[u8; 32]>,
+}
+
+/// The parts of a user record that flows other than the profile change.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AccountState {
+    /// The email verification token sent last.
+    pub verify_email: Option<PendingToken>,
+    /// The password reset token sent last.
+    pub password_reset: Option<PendingToken>,
+    /// The email change awaiting confirmation.
+    pub email_change: Option<PendingEmailChange>,
+    /// The TOTP authenticator, enrolled or confirmed.
+    pub totp: Option<TotpState>,
+}
+
+impl fmt::Debug for AccountState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Which parts are present, never their hashes or sealed secrets.
+        f.debug_struct("AccountState")
+            .field("verify_email", &self.verify_email.is_some())
+            .field("password_reset", &self.password_reset.is_some())
+            .field("email_change", &self.email_change.is_some())
+            .field("totp_confirmed", &self.totp.as_ref().map(|t| t.confirmed))
+            .finish()
+    }
 }
 
 impl fmt::Debug for UserRecord {

@@ -56,6 +56,7 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply {
         created_at_ms: now,
         updated_at_ms: now,
         version: 1,
+        account: Default::default(),
     };
     match core
         .user_op("create_user", core.users.create_user(&user))

@@ -12,6 +12,7 @@ fn user() -> UserRecord {
         created_at_ms: 1_700_000_000_000,
         updated_at_ms: 1_700_000_000_001,
         version: 3,
+        account: Default::default(),
     }
 }
 
@@ -19,6 +20,72 @@ fn user() -> UserRecord {
 fn user_round_trips() {
     let u = user();
     assert_eq!(decode_user(&encode_user(&u)).unwrap(), u);
+}
+
+fn full_account() -> AccountState {
+    AccountState {
+        verify_email: Some(PendingToken {
+            hash: [1; 32],
+            expires_at_ms: 5,
+        }),
+        password_reset: None,
+        email_change: Some(PendingEmailChange {
+            token: PendingToken {
+                hash: [2; 32],
+                expires_at_ms: 6,
+            },
+            new_email: "new@example.com".into(),
+        }),
+        totp: Some(TotpState {
+            secret_sealed: vec![9; 48],
+            confirmed: true,
+            last_step: Some(0),
+            recovery_hashes: vec![[3; 32], [4; 32]],
+        }),
+    }
+}
+
+#[test]
+fn a_user_with_account_state_round_trips() {
+    let mut u = user();
+    u.account = full_account();
+    assert_eq!(decode_user(&encode_user(&u)).unwrap(), u);
+    // Every part on its own, including a TOTP enrollment not yet confirmed.
+    u.account = AccountState {
+        password_reset: Some(PendingToken::default()),
+        totp: Some(TotpState {
+            last_step: None,
+            ..TotpState::default()
+        }),
+        ..AccountState::default()
+    };
+    assert_eq!(decode_user(&encode_user(&u)).unwrap(), u);
+    assert_eq!(
+        decode_account(&encode_account(&full_account())).unwrap(),
+        full_account()
+    );
+}
+
+#[test]
+fn a_user_record_written_before_account_state_reads_with_none() {
+    // What v1 wrote: the user fields, nothing after the version.
+    let u = user();
+    let old = encode_user(&u);
+    let mut with = u.clone();
+    with.account = full_account();
+    assert!(encode_user(&with).starts_with(&old));
+    assert_eq!(decode_user(&old).unwrap().account, AccountState::default());
+}
+
+#[test]
+fn damaged_account_state_is_corrupt() {
+    let bytes = encode_account(&full_account());
+    for cut in [1, 10, bytes.len() - 1] {
+        assert!(matches!(
+            decode_account(&bytes[..cut]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }
 
 #[test]

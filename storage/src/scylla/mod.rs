@@ -646,10 +646,16 @@ pub async fn migrate(cfg: &ScyllaConfig) -> StoreResult<MigrateReport> {
     let run = |cql: String| {
         let session = &session;
         async move {
-            session
-                .query_unpaged(cql, ())
-                .await
-                .map_err(|e| errmap::execution(&e, cfg.request_timeout))?;
+            match session.query_unpaged(cql.clone(), ()).await {
+                Ok(_) => {}
+                // An interrupted earlier run added it already.
+                Err(e)
+                    if schema::adds_column(&cql) && schema::is_existing_column(&e.to_string()) =>
+                {
+                    tracing::info!(statement = %cql, "column exists already");
+                }
+                Err(e) => return Err(errmap::execution(&e, cfg.request_timeout)),
+            }
             session
                 .await_schema_agreement()
                 .await

@@ -3,7 +3,8 @@
 use scylla::DeserializeRow;
 use uuid::Uuid;
 
-use crate::model::{UserId, UserRecord};
+use crate::codec;
+use crate::model::{AccountState, UserId, UserRecord};
 use crate::{StoreError, StoreResult};
 
 /// A `users` row as read (columns matched by name).
@@ -19,6 +20,12 @@ pub(crate) struct UserRow {
     pub created_at_ms: Option<i64>,
     pub updated_at_ms: Option<i64>,
     pub version: Option<i64>,
+    pub account_state: Option<Vec<u8>>,
+}
+
+/// The `account_state` column of a record: null when there is none.
+fn account_blob(u: &UserRecord) -> Option<Vec<u8>> {
+    (u.account != AccountState::default()).then(|| codec::encode_account(&u.account))
 }
 
 /// CQL has no unsigned integers: times and versions are stored as `bigint`.
@@ -67,6 +74,10 @@ impl UserRow {
             created_at_ms: from_bigint("created_at_ms", self.created_at_ms)?,
             updated_at_ms: from_bigint("updated_at_ms", self.updated_at_ms)?,
             version,
+            account: match self.account_state {
+                Some(b) if !b.is_empty() => codec::decode_account(&b)?,
+                _ => AccountState::default(),
+            },
         })
     }
 }
@@ -83,6 +94,7 @@ pub(crate) type InsertValues<'a> = (
     i64,
     i64,
     i64,
+    Option<Vec<u8>>,
 );
 
 pub(crate) fn insert_values(u: &UserRecord) -> StoreResult<InsertValues<'_>> {
@@ -97,6 +109,7 @@ pub(crate) fn insert_values(u: &UserRecord) -> StoreResult<InsertValues<'_>> {
         to_bigint("created_at_ms", u.created_at_ms)?,
         to_bigint("updated_at_ms", u.updated_at_ms)?,
         to_bigint("version", u.version)?,
+        account_blob(u),
     ))
 }
 
@@ -109,6 +122,7 @@ pub(crate) type UpdateValues<'a> = (
     bool,
     i64,
     i64,
+    Option<Vec<u8>>,
     Uuid,
     i64,
     &'a str,
@@ -126,6 +140,7 @@ pub(crate) fn update_values(
         u.mfa_enabled,
         to_bigint("updated_at_ms", u.updated_at_ms)?,
         to_bigint("version", u.version)?,
+        account_blob(u),
         uuid(u.id),
         to_bigint("version", expected_version)?,
         &u.email,
@@ -142,6 +157,7 @@ pub(crate) type UpdateEmailValues<'a> = (
     bool,
     i64,
     i64,
+    Option<Vec<u8>>,
     Uuid,
     i64,
 );
@@ -159,6 +175,7 @@ pub(crate) fn update_email_values(
         u.mfa_enabled,
         to_bigint("updated_at_ms", u.updated_at_ms)?,
         to_bigint("version", u.version)?,
+        account_blob(u),
         uuid(u.id),
         to_bigint("version", expected_version)?,
     ))

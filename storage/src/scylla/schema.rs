@@ -26,14 +26,15 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "users and the email index",
-    statements: &[
-        // The user partition: everything a login needs after the email
-        // lookup, in one row. Read by id, written with lightweight
-        // transactions on `version` (optimistic concurrency).
-        "CREATE TABLE IF NOT EXISTS {ks}.users (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "users and the email index",
+        statements: &[
+            // The user partition: everything a login needs after the email
+            // lookup, in one row. Read by id, written with lightweight
+            // transactions on `version` (optimistic concurrency).
+            "CREATE TABLE IF NOT EXISTS {ks}.users (
     id uuid PRIMARY KEY,
     email text,
     password_hash text,
@@ -47,19 +48,44 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 ) WITH compaction = {'class': 'LeveledCompactionStrategy'}
   AND caching = {'keys': 'ALL', 'rows_per_partition': 'ALL'}
   AND comment = 'portcullis: one row per user (credential, profile, MFA, status)'",
-        // The email partition: normalized email -> user id. Claimed with
-        // `INSERT ... IF NOT EXISTS` (uniqueness); a reservation for an email
-        // change is written `USING TTL` and made permanent when the change
-        // completes, so an abandoned reservation expires by itself.
-        "CREATE TABLE IF NOT EXISTS {ks}.users_by_email (
+            // The email partition: normalized email -> user id. Claimed with
+            // `INSERT ... IF NOT EXISTS` (uniqueness); a reservation for an email
+            // change is written `USING TTL` and made permanent when the change
+            // completes, so an abandoned reservation expires by itself.
+            "CREATE TABLE IF NOT EXISTS {ks}.users_by_email (
     email text PRIMARY KEY,
     user_id uuid,
     claimed_at_ms bigint
 ) WITH compaction = {'class': 'LeveledCompactionStrategy'}
   AND caching = {'keys': 'ALL', 'rows_per_partition': 'ALL'}
   AND comment = 'portcullis: normalized email -> user id (unique through LWT)'",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "account state (pending tokens, TOTP)",
+        statements: &[
+            // Single-use token hashes and the sealed TOTP secret, in the user's
+            // own row so they change under the same version check. `ADD` has no
+            // `IF NOT EXISTS` in every ScyllaDB release: a rerun after an
+            // interrupted migrate meets "conflicts with an existing column",
+            // which `migrate` takes as already applied.
+            "ALTER TABLE {ks}.users ADD account_state blob",
+        ],
+    },
+];
+
+/// Whether `cql` adds a column (a statement without `IF NOT EXISTS`).
+pub(crate) fn adds_column(cql: &str) -> bool {
+    let c = cql.trim_start().to_ascii_uppercase();
+    c.starts_with("ALTER TABLE") && c.contains(" ADD ")
+}
+
+/// Whether a server message says the column to add is there already.
+pub(crate) fn is_existing_column(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("conflicts with an existing column") || m.contains("already exists")
+}
 
 /// The schema version this binary reads and writes.
 pub fn current_version() -> i32 {

@@ -4,21 +4,21 @@
 
 /// Writes a new user row (before its email is claimed, so nothing can find
 /// a half-written user). Idempotent: retried safely.
-pub(crate) const INSERT_USER: &str = "INSERT INTO {ks}.users (id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub(crate) const INSERT_USER: &str = "INSERT INTO {ks}.users (id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version, account_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Removes a user row whose email claim failed (never visible to anyone).
 pub(crate) const DELETE_USER: &str = "DELETE FROM {ks}.users WHERE id = ?";
 
 /// Reads a user by id: one partition.
-pub(crate) const GET_USER: &str = "SELECT id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version FROM {ks}.users WHERE id = ?";
+pub(crate) const GET_USER: &str = "SELECT id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version, account_state FROM {ks}.users WHERE id = ?";
 
 /// Replaces a user's mutable fields if its version and email are as
 /// expected (a lightweight transaction).
-pub(crate) const UPDATE_USER: &str = "UPDATE {ks}.users SET password_hash = ?, name = ?, picture_url = ?, email_verified = ?, mfa_enabled = ?, updated_at_ms = ?, version = ? WHERE id = ? IF version = ? AND email = ?";
+pub(crate) const UPDATE_USER: &str = "UPDATE {ks}.users SET password_hash = ?, name = ?, picture_url = ?, email_verified = ?, mfa_enabled = ?, updated_at_ms = ?, version = ?, account_state = ? WHERE id = ? IF version = ? AND email = ?";
 
 /// Replaces a user's fields including the email if its version is as
 /// expected (the middle step of an email change).
-pub(crate) const UPDATE_USER_EMAIL: &str = "UPDATE {ks}.users SET email = ?, password_hash = ?, name = ?, picture_url = ?, email_verified = ?, mfa_enabled = ?, updated_at_ms = ?, version = ? WHERE id = ? IF version = ?";
+pub(crate) const UPDATE_USER_EMAIL: &str = "UPDATE {ks}.users SET email = ?, password_hash = ?, name = ?, picture_url = ?, email_verified = ?, mfa_enabled = ?, updated_at_ms = ?, version = ?, account_state = ? WHERE id = ? IF version = ?";
 
 /// Claims an email for a new user: the uniqueness check.
 pub(crate) const CLAIM_EMAIL: &str = "INSERT INTO {ks}.users_by_email (email, user_id, claimed_at_ms) VALUES (?, ?, ?) IF NOT EXISTS";

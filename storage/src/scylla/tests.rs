@@ -19,6 +19,7 @@ use super::row::UserRow;
 use super::*;
 use crate::conformance::{Backends, sample_user};
 use crate::embedded::EmbeddedStore;
+use crate::model::AccountState;
 
 // ---------------------------------------------------------------- rows
 
@@ -34,6 +35,8 @@ fn row_of(u: &UserRecord) -> UserRow {
         created_at_ms: Some(i64::try_from(u.created_at_ms).unwrap()),
         updated_at_ms: Some(i64::try_from(u.updated_at_ms).unwrap()),
         version: Some(i64::try_from(u.version).unwrap()),
+        account_state: (u.account != AccountState::default())
+            .then(|| crate::codec::encode_account(&u.account)),
     }
 }
 
@@ -44,6 +47,19 @@ fn a_user_round_trips_through_its_row_and_values() {
     u.email_verified = true;
     u.version = 7;
     assert_eq!(row_of(&u).into_record().unwrap(), u);
+    assert_eq!(
+        row::insert_values(&u).unwrap().10,
+        None,
+        "no account state: null"
+    );
+    u.account.totp = Some(crate::model::TotpState {
+        secret_sealed: vec![1, 2, 3],
+        confirmed: true,
+        last_step: Some(0),
+        recovery_hashes: vec![[7; 32]; 10],
+    });
+    assert_eq!(row_of(&u).into_record().unwrap(), u);
+    assert!(row::insert_values(&u).unwrap().10.is_some());
     let v = row::insert_values(&u).unwrap();
     assert_eq!(v.0, row::uuid(u.id));
     assert_eq!((v.1, v.2), (u.email.as_str(), u.password_hash.as_str()));
@@ -51,12 +67,13 @@ fn a_user_round_trips_through_its_row_and_values() {
     let up = row::update_values(&u, 6).unwrap();
     // SET ..., version = 7 WHERE id = ? IF version = 6 AND email = ?
     assert_eq!(
-        (up.6, up.7, up.8, up.9),
+        (up.6, up.8, up.9, up.10),
         (7, row::uuid(u.id), 6, u.email.as_str())
     );
+    assert_eq!(up.7, row::insert_values(&u).unwrap().10);
     let ch = row::update_email_values(&u, 6).unwrap();
     assert_eq!(
-        (ch.0, ch.7, ch.8, ch.9),
+        (ch.0, ch.7, ch.9, ch.10),
         (u.email.as_str(), 7, row::uuid(u.id), 6)
     );
     assert_eq!(row::user_id(row::uuid(u.id)), u.id);
@@ -123,7 +140,12 @@ fn migrations_are_numbered_from_one_without_gaps_and_have_statements() {
         assert_eq!(m.version, i32::try_from(i + 1).unwrap(), "{}", m.name);
         assert!(!m.statements.is_empty());
         for s in m.statements {
-            assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+            // Idempotent: IF NOT EXISTS, or a column addition whose rerun
+            // error `migrate` recognises.
+            assert!(
+                s.contains("IF NOT EXISTS") || schema::adds_column(s),
+                "not idempotent: {s}"
+            );
             assert!(s.contains("{ks}."), "not keyspace-qualified: {s}");
         }
     }
@@ -131,6 +153,25 @@ fn migrations_are_numbered_from_one_without_gaps_and_have_statements() {
         schema::current_version(),
         schema::MIGRATIONS.last().unwrap().version
     );
+}
+
+#[test]
+fn a_rerun_column_addition_is_recognised_by_the_servers_message() {
+    assert!(schema::adds_column(
+        "ALTER TABLE {ks}.users ADD account_state blob"
+    ));
+    assert!(!schema::adds_column(
+        "CREATE TABLE IF NOT EXISTS {ks}.t (id int PRIMARY KEY)"
+    ));
+    // ScyllaDB's and Cassandra's answers to adding an existing column.
+    assert!(schema::is_existing_column(
+        "Database returned an error: The query is syntactically correct but invalid, \
+         Error message: Invalid column name account_state because it conflicts with an existing column"
+    ));
+    assert!(schema::is_existing_column(
+        "Column with name 'account_state' already exists"
+    ));
+    assert!(!schema::is_existing_column("unconfigured table users"));
 }
 
 #[test]
