@@ -8,8 +8,8 @@
 
 use crate::StoreError;
 use crate::model::{
-    AccountState, PendingEmailChange, PendingToken, SessionId, SessionRecord, SigningKeyRecord,
-    TotpState, UserId, UserRecord,
+    AccountState, OutboxRecord, PendingEmailChange, PendingToken, SessionId, SessionRecord,
+    SigningKeyRecord, TotpState, UserId, UserRecord,
 };
 
 /// Format tag of [`UserRecord`] encodings.
@@ -17,6 +17,8 @@ const USER_V1: u8 = 1;
 /// Format tag of [`AccountState`] encodings (nested in a user record, and
 /// the ScyllaDB `account_state` column).
 const ACCOUNT_V1: u8 = 1;
+/// Format tag of [`OutboxRecord`] encodings.
+const OUTBOX_V1: u8 = 1;
 /// Format tag of [`SessionRecord`] encodings.
 const SESSION_V1: u8 = 1;
 /// Format tag of [`SigningKeyRecord`] encodings.
@@ -230,6 +232,13 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
             }
         }
     }
+    // Added after the first release of ACCOUNT_V1: absent means empty.
+    if !a.outbox.is_empty() {
+        e.u64(a.outbox.len() as u64);
+        for id in &a.outbox {
+            e.fixed(id);
+        }
+    }
     e.finish()
 }
 
@@ -269,11 +278,45 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         }
         _ => return Err(d.err("bad totp presence")),
     };
+    let mut outbox = Vec::new();
+    if !d.at_end() {
+        let n = d.u64()?;
+        if n > 1024 {
+            return Err(d.err("too many outbox ids"));
+        }
+        for _ in 0..n {
+            outbox.push(d.fixed()?);
+        }
+    }
     Ok(AccountState {
         verify_email,
         password_reset,
         email_change,
         totp,
+        outbox,
+    })
+}
+
+pub(crate) fn encode_outbox(m: &OutboxRecord) -> Vec<u8> {
+    let mut e = Enc::new(OUTBOX_V1);
+    e.fixed(&m.id)
+        .fixed(&m.user_id.0)
+        .u64(m.created_at_ms)
+        .u64(m.due_at_ms)
+        .u64(u64::from(m.attempts))
+        .bytes(&m.payload);
+    e.finish()
+}
+
+pub(crate) fn decode_outbox(buf: &[u8]) -> Result<OutboxRecord, StoreError> {
+    let mut d = Dec::new(buf, "outbox message", OUTBOX_V1)?;
+    Ok(OutboxRecord {
+        id: d.fixed()?,
+        user_id: UserId(d.fixed()?),
+        created_at_ms: d.u64()?,
+        due_at_ms: d.u64()?,
+        attempts: u32::try_from(d.u64()?).map_err(|_| d.err("attempts out of range"))?,
+        payload: d.bytes()?.to_vec(),
     })
 }
 

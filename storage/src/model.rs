@@ -213,6 +213,40 @@ pub struct AccountState {
     pub email_change: Option<PendingEmailChange>,
     /// The TOTP authenticator, enrolled or confirmed.
     pub totp: Option<TotpState>,
+    /// Ids of queued outbox messages this record vouches for: written in
+    /// the same write as the change that sends them, removed once they are
+    /// delivered. The mailer sends only messages listed here, so none goes
+    /// out for a change that did not happen.
+    pub outbox: Vec<[u8; 16]>,
+}
+
+/// A message waiting for the mailer (the outbox), queued in the same write
+/// as the state change it reports.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// A UUIDv7: time-ordered, and the name of the delivered message.
+    pub id: [u8; 16],
+    /// Whose record vouches for it ([`AccountState::outbox`]).
+    pub user_id: UserId,
+    /// When it was queued (Unix ms).
+    pub created_at_ms: u64,
+    /// When the next delivery attempt is due (Unix ms).
+    pub due_at_ms: u64,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// The message, sealed by the engine (it may carry a one-time token).
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for OutboxRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxRecord")
+            .field("id", &URL_SAFE_NO_PAD.encode(self.id))
+            .field("user_id", &self.user_id)
+            .field("due_at_ms", &self.due_at_ms)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for AccountState {
@@ -223,6 +257,7 @@ impl fmt::Debug for AccountState {
             .field("password_reset", &self.password_reset.is_some())
             .field("email_change", &self.email_change.is_some())
             .field("totp_confirmed", &self.totp.as_ref().map(|t| t.confirmed))
+            .field("outbox", &self.outbox.len())
             .finish()
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::StoreResult;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, RateLimit, RotateOutcome, RotateRequest, SessionId,
+    LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome, RotateRequest, SessionId,
     SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 
@@ -36,7 +36,22 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// Fails with `VersionConflict` when the stored version differs and with
     /// `NotFound` when there is no such user.
-    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()>;
+    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        self.update_user_with_mail(user, expected_version, &[])
+            .await
+    }
+
+    /// [`UserStore::update_user`], queuing `mail` in the outbox with it: the
+    /// record changes and the messages are queued, or (on any definite
+    /// failure) neither. `user.account.outbox` lists each message's id; a
+    /// backend that cannot write both atomically queues the messages first,
+    /// and the mailer delivers only those the record lists.
+    async fn update_user_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()>;
 
     /// Replaces a user record *and its email* if its stored version is still
     /// `expected_version`: the new email is claimed before the record changes
@@ -47,7 +62,39 @@ pub trait UserStore: Send + Sync + 'static {
     /// Fails with `EmailTaken` when another user owns the new email,
     /// `VersionConflict` when the stored version differs and `NotFound` when
     /// there is no such user; nothing changes then.
-    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()>;
+    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        self.change_email_with_mail(user, expected_version, &[])
+            .await
+    }
+
+    /// [`UserStore::change_email`], queuing `mail` as
+    /// [`UserStore::update_user_with_mail`] does.
+    async fn change_email_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()>;
+
+    /// Queued messages due at `now_ms` (`due_at_ms <= now_ms`), oldest
+    /// first, at most `limit`. Claimed ones may be among them.
+    async fn due_mail(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboxRecord>>;
+
+    /// Takes `mail` for delivery until `until_ms`. `false` when another
+    /// mailer holds an unexpired claim, or the message is gone.
+    async fn claim_mail(
+        &self,
+        mail: &OutboxRecord,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> StoreResult<bool>;
+
+    /// Stores `mail`'s new `due_at_ms` and `attempts` (a failed attempt)
+    /// and releases the claim.
+    async fn retry_mail(&self, mail: &OutboxRecord) -> StoreResult<()>;
+
+    /// Removes a delivered or abandoned message.
+    async fn delete_mail(&self, mail: &OutboxRecord) -> StoreResult<()>;
 
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;

@@ -42,7 +42,22 @@ fn full_account() -> AccountState {
             last_step: Some(0),
             recovery_hashes: vec![[3; 32], [4; 32]],
         }),
+        outbox: vec![[5; 16], [6; 16]],
     }
+}
+
+#[test]
+fn an_outbox_message_round_trips() {
+    let m = OutboxRecord {
+        id: [1; 16],
+        user_id: UserId([2; 16]),
+        created_at_ms: 3,
+        due_at_ms: 4,
+        attempts: 5,
+        payload: vec![6; 300],
+    };
+    assert_eq!(decode_outbox(&encode_outbox(&m)).unwrap(), m);
+    assert!(decode_outbox(&encode_outbox(&m)[..20]).is_err());
 }
 
 #[test]

@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Tables, fjall_err, session_key};
 use crate::codec;
-use crate::model::{RotateOutcome, RotateRequest, SessionId, SessionRecord, UserId, UserRecord};
+use crate::model::{
+    OutboxRecord, RotateOutcome, RotateRequest, SessionId, SessionRecord, UserId, UserRecord,
+};
 use crate::{StoreError, StoreResult};
 
 /// Requests waiting for the committer, at most.
@@ -30,9 +32,13 @@ pub(crate) const PURGE_CHUNK: usize = 1000;
 
 /// A write operation, executed atomically by the committer.
 pub(crate) enum Op {
-    CreateUser(UserRecord),
-    UpdateUser(UserRecord, u64),
-    ChangeEmail(UserRecord, u64),
+    CreateUser(Box<UserRecord>),
+    /// The record, its expected version, and messages to queue with it.
+    UpdateUser(Box<UserRecord>, u64, Vec<OutboxRecord>),
+    ChangeEmail(Box<UserRecord>, u64, Vec<OutboxRecord>),
+    /// Inserts or replaces an outbox message.
+    PutMail(Box<OutboxRecord>),
+    DeleteMail([u8; 16]),
     PutSession(Box<SessionRecord>),
     DeleteSession(UserId, SessionId),
     DeleteAllSessions(UserId),
@@ -216,7 +222,7 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             b.commit().map_err(fjall_err)?;
             Ok(Done::Unit)
         }
-        Op::UpdateUser(u, expected) => {
+        Op::UpdateUser(u, expected, mail) => {
             let Some(bytes) = t.users.get(u.id.0).map_err(fjall_err)? else {
                 return Err(StoreError::NotFound);
             };
@@ -229,12 +235,26 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
                     "update_user cannot change the email address".into(),
                 ));
             }
-            t.users
-                .insert(u.id.0, codec::encode_user(&u))
+            // One batch: the record and its messages become durable together.
+            let mut b = t.db.batch();
+            b.insert(&t.users, u.id.0, codec::encode_user(&u));
+            for m in &mail {
+                b.insert(&t.outbox, m.id, codec::encode_outbox(m));
+            }
+            b.commit().map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::PutMail(m) => {
+            t.outbox
+                .insert(m.id, codec::encode_outbox(&m))
                 .map_err(fjall_err)?;
             Ok(Done::Unit)
         }
-        Op::ChangeEmail(u, expected) => {
+        Op::DeleteMail(id) => {
+            t.outbox.remove(id).map_err(fjall_err)?;
+            Ok(Done::Unit)
+        }
+        Op::ChangeEmail(u, expected, mail) => {
             let Some(bytes) = t.users.get(u.id.0).map_err(fjall_err)? else {
                 return Err(StoreError::NotFound);
             };
@@ -255,6 +275,9 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
                 b.remove(&t.emails, stored.email.as_bytes());
             }
             b.insert(&t.emails, u.email.as_bytes(), u.id.0);
+            for m in &mail {
+                b.insert(&t.outbox, m.id, codec::encode_outbox(m));
+            }
             b.commit().map_err(fjall_err)?;
             Ok(Done::Unit)
         }

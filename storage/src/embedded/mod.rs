@@ -33,8 +33,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 use crate::codec;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, RotateOutcome, RotateRequest, SessionId, SessionRecord,
-    SigningKeyRecord, UserId, UserRecord,
+    LockoutPolicy, LockoutStatus, OutboxRecord, RotateOutcome, RotateRequest, SessionId,
+    SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 use crate::traits::{TokenStore, UserStore};
 use crate::{StoreError, StoreResult};
@@ -69,6 +69,8 @@ pub(crate) struct Tables {
     pub emails: Keyspace,
     /// user id ++ session id -> session record
     pub sessions: Keyspace,
+    /// outbox message id (UUIDv7, so time-ordered) -> outbox record
+    pub outbox: Keyspace,
 }
 
 pub(crate) fn session_key(user: UserId, sid: SessionId) -> [u8; 32] {
@@ -84,6 +86,8 @@ pub struct EmbeddedStore {
     committer: Committer,
     lockout: lockout::Lockouts,
     keys_dir: PathBuf,
+    /// Outbox claims (one process owns this store, so they live in memory).
+    mail_claims: std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -124,11 +128,15 @@ impl EmbeddedStore {
         let sessions = db
             .keyspace("sessions", KeyspaceCreateOptions::default)
             .map_err(fjall_err)?;
+        let outbox = db
+            .keyspace("outbox", KeyspaceCreateOptions::default)
+            .map_err(fjall_err)?;
         let tables = Tables {
             db,
             users,
             emails,
             sessions,
+            outbox,
         };
         let keys_dir = data_dir.join(KEYS_DIR);
         keyfiles::ensure_dir(&keys_dir)?;
@@ -137,7 +145,15 @@ impl EmbeddedStore {
             tables,
             lockout: lockout::Lockouts::default(),
             keys_dir,
+            mail_claims: Default::default(),
         })
+    }
+
+    fn release_claim(&self, id: [u8; 16]) {
+        self.mail_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
     }
 
     /// Number of stored users (a full scan; for tests and tools).
@@ -164,7 +180,7 @@ impl EmbeddedStore {
 impl UserStore for EmbeddedStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         self.committer
-            .run(Op::CreateUser(user.clone()))
+            .run(Op::CreateUser(Box::new(user.clone())))
             .await?
             .unit()
     }
@@ -194,18 +210,99 @@ impl UserStore for EmbeddedStore {
             .transpose()
     }
 
-    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+    async fn update_user_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()> {
         self.committer
-            .run(Op::UpdateUser(user.clone(), expected_version))
+            .run(Op::UpdateUser(
+                Box::new(user.clone()),
+                expected_version,
+                mail.to_vec(),
+            ))
             .await?
             .unit()
     }
 
-    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+    async fn change_email_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()> {
         self.committer
-            .run(Op::ChangeEmail(user.clone(), expected_version))
+            .run(Op::ChangeEmail(
+                Box::new(user.clone()),
+                expected_version,
+                mail.to_vec(),
+            ))
             .await?
             .unit()
+    }
+
+    async fn due_mail(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboxRecord>> {
+        // The outbox holds only undelivered messages: a short scan, off the
+        // async workers all the same.
+        let outbox = self.tables.outbox.clone();
+        tokio::task::spawn_blocking(move || -> StoreResult<Vec<OutboxRecord>> {
+            let mut due = Vec::new();
+            for item in outbox.iter() {
+                let (_, v) = item.into_inner().map_err(fjall_err)?;
+                let m = codec::decode_outbox(&v)?;
+                if m.due_at_ms <= now_ms {
+                    due.push(m);
+                    if due.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(due)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("outbox scan task failed: {e}")))?
+    }
+
+    async fn claim_mail(
+        &self,
+        mail: &OutboxRecord,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> StoreResult<bool> {
+        if !self
+            .tables
+            .outbox
+            .contains_key(mail.id)
+            .map_err(fjall_err)?
+        {
+            return Ok(false);
+        }
+        let mut claims = self
+            .mail_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        claims.retain(|_, until| *until > now_ms);
+        if claims.contains_key(&mail.id) {
+            return Ok(false);
+        }
+        claims.insert(mail.id, until_ms);
+        Ok(true)
+    }
+
+    async fn retry_mail(&self, mail: &OutboxRecord) -> StoreResult<()> {
+        self.committer
+            .run(Op::PutMail(Box::new(mail.clone())))
+            .await?
+            .unit()?;
+        self.release_claim(mail.id);
+        Ok(())
+    }
+
+    async fn delete_mail(&self, mail: &OutboxRecord) -> StoreResult<()> {
+        self.committer.run(Op::DeleteMail(mail.id)).await?.unit()?;
+        self.release_claim(mail.id);
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -133,3 +133,30 @@ async fn the_session_estimate_counts_stored_sessions() {
     }
     assert_eq!(s.session_count_estimate().await.unwrap(), Some(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_a_reopen_until_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut u = sample_user(7, "outbox@example.com");
+    let m = crate::conformance::sample_mail(7, u.id, 1);
+    {
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.create_user(&u).await.unwrap();
+        u.account.outbox = vec![m.id];
+        u.version = 2;
+        s.update_user_with_mail(&u, 1, std::slice::from_ref(&m))
+            .await
+            .unwrap();
+        // Acknowledged, then the process goes away without a flush.
+    }
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.due_mail(u64::MAX, 10).await.unwrap(), vec![m.clone()]);
+    assert_eq!(
+        s.get_user(u.id).await.unwrap().unwrap().account.outbox,
+        vec![m.id]
+    );
+    s.delete_mail(&m).await.unwrap();
+    drop(s);
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.due_mail(u64::MAX, 10).await.unwrap(), vec![]);
+}

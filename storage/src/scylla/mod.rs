@@ -65,7 +65,7 @@ use uuid::Uuid;
 
 pub use config::{ScyllaConfig, ScyllaTls, Tablets};
 
-use crate::model::{UserId, UserRecord};
+use crate::model::{OutboxRecord, UserId, UserRecord};
 use crate::traits::UserStore;
 use crate::{StoreError, StoreResult};
 use row::{UserRow, to_bigint, uuid};
@@ -99,6 +99,11 @@ struct Statements {
     find_email: PreparedStatement,
     find_email_serial: PreparedStatement,
     ping: PreparedStatement,
+    insert_mail: PreparedStatement,
+    bucket_mail: PreparedStatement,
+    claim_mail: PreparedStatement,
+    retry_mail: PreparedStatement,
+    delete_mail: PreparedStatement,
 }
 
 /// Opens a driver session with Portcullis' execution profile.
@@ -249,6 +254,126 @@ impl ScyllaUserStore {
             Err(e) if errmap::outcome_unknown(&e) => Err(LwtError::Unknown(self.err(&e))),
             Err(e) => Err(LwtError::Known(self.err(&e))),
         }
+    }
+
+    /// Queues `mail` before the row that vouches for it is written.
+    async fn queue_mail(&self, mail: &[OutboxRecord]) -> StoreResult<()> {
+        for m in mail {
+            self.exec(&self.st.insert_mail, row::outbox_values(m)?)
+                .await
+                .map_err(|e| self.err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// After the row write: a definite failure withdraws the queued mail
+    /// (best effort: unvouched mail is never sent anyway); success, or an
+    /// outcome still unknown, leaves it to the mailer.
+    async fn settle_mail(&self, mail: &[OutboxRecord], result: &StoreResult<()>) {
+        let definite = matches!(
+            result,
+            Err(StoreError::VersionConflict { .. }
+                | StoreError::NotFound
+                | StoreError::EmailTaken
+                | StoreError::Backend(_))
+        );
+        if !definite {
+            return;
+        }
+        for m in mail {
+            if let Err(e) = self.delete_mail(m).await {
+                tracing::debug!(error = %e, "withdrawing unvouched mail failed; the mailer drops it");
+            }
+        }
+    }
+
+    async fn update_row(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        match self
+            .lwt(
+                &self.st.update_user,
+                row::update_values(user, expected_version)?,
+            )
+            .await
+        {
+            Ok(l) if l.applied => Ok(()),
+            Ok(l) => match (l.bigint("version"), l.text("email")) {
+                (None, _) => Err(StoreError::NotFound),
+                (Some(v), Some(email))
+                    if v == to_bigint("version", expected_version)? && email != user.email =>
+                {
+                    Err(StoreError::Backend(
+                        "update_user cannot change the email address".into(),
+                    ))
+                }
+                _ => Err(StoreError::VersionConflict {
+                    expected: expected_version,
+                }),
+            },
+            Err(LwtError::Known(e)) => Err(e),
+            Err(LwtError::Unknown(e)) => self.resolve_update(user, e).await,
+        }
+    }
+
+    async fn change_row_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
+        let id = uuid(user.id);
+        let Some(stored) = self.read_user(&self.st.get_user, user.id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if stored.version != expected_version {
+            return Err(StoreError::VersionConflict {
+                expected: expected_version,
+            });
+        }
+        if stored.email == user.email {
+            return self.update_row(user, expected_version).await;
+        }
+        let now = user.updated_at_ms;
+        let ttl = i32::try_from(self.cfg.reservation_ttl.as_secs()).unwrap_or(i32::MAX);
+        // 1. Reserve the new email; nobody else can take it from here on.
+        if !self.claim(&user.email, id, now, Some(ttl)).await? {
+            return Err(StoreError::EmailTaken);
+        }
+        // 2. The decisive step: the row takes the new email.
+        let updated = match self
+            .lwt(
+                &self.st.update_user_email,
+                row::update_email_values(user, expected_version)?,
+            )
+            .await
+        {
+            Ok(l) if l.applied => Ok(()),
+            Ok(l) => Err(match l.bigint("version") {
+                None => StoreError::NotFound,
+                Some(_) => StoreError::VersionConflict {
+                    expected: expected_version,
+                },
+            }),
+            Err(LwtError::Known(e)) => Err(e),
+            Err(LwtError::Unknown(e)) => self.resolve_update(user, e).await,
+        };
+        if let Err(e) = updated {
+            // The reservation expires by itself if this release fails.
+            if let Err(r) = self
+                .lwt(&self.st.release_email, (user.email.as_str(), id))
+                .await
+            {
+                tracing::warn!(user_id = %id, error = %r.into_store(), "could not release an email reservation; it expires by itself");
+            }
+            return Err(e);
+        }
+        // 3. The reservation becomes permanent; 4. the old email is released.
+        // Both are repaired later if they fail now (see the module docs), so
+        // the change stands.
+        if let Err(e) = self.finalize(&user.email, id, now).await {
+            tracing::warn!(user_id = %id, error = %e, "email changed; making the new index entry permanent failed, the next lookup finishes it");
+        }
+        if let Err(e) = self
+            .lwt(&self.st.release_email, (stored.email.as_str(), id))
+            .await
+        {
+            tracing::warn!(user_id = %id, error = %e.into_store(), "email changed; releasing the old email failed, the next claim of it releases it");
+        }
+        Ok(())
     }
 
     async fn read_user(
@@ -446,93 +571,98 @@ impl UserStore for ScyllaUserStore {
         self.read_user(&self.st.get_user, id).await
     }
 
-    async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
-        match self
-            .lwt(
-                &self.st.update_user,
-                row::update_values(user, expected_version)?,
-            )
-            .await
-        {
-            Ok(l) if l.applied => Ok(()),
-            Ok(l) => match (l.bigint("version"), l.text("email")) {
-                (None, _) => Err(StoreError::NotFound),
-                (Some(v), Some(email))
-                    if v == to_bigint("version", expected_version)? && email != user.email =>
-                {
-                    Err(StoreError::Backend(
-                        "update_user cannot change the email address".into(),
-                    ))
-                }
-                _ => Err(StoreError::VersionConflict {
-                    expected: expected_version,
-                }),
-            },
-            Err(LwtError::Known(e)) => Err(e),
-            Err(LwtError::Unknown(e)) => self.resolve_update(user, e).await,
-        }
+    async fn update_user_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()> {
+        self.queue_mail(mail).await?;
+        let r = self.update_row(user, expected_version).await;
+        self.settle_mail(mail, &r).await;
+        r
     }
 
-    async fn change_email(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
-        let id = uuid(user.id);
-        let Some(stored) = self.read_user(&self.st.get_user, user.id).await? else {
-            return Err(StoreError::NotFound);
-        };
-        if stored.version != expected_version {
-            return Err(StoreError::VersionConflict {
-                expected: expected_version,
-            });
-        }
-        if stored.email == user.email {
-            return self.update_user(user, expected_version).await;
-        }
-        let now = user.updated_at_ms;
-        let ttl = i32::try_from(self.cfg.reservation_ttl.as_secs()).unwrap_or(i32::MAX);
-        // 1. Reserve the new email; nobody else can take it from here on.
-        if !self.claim(&user.email, id, now, Some(ttl)).await? {
-            return Err(StoreError::EmailTaken);
-        }
-        // 2. The decisive step: the row takes the new email.
-        let updated = match self
-            .lwt(
-                &self.st.update_user_email,
-                row::update_email_values(user, expected_version)?,
-            )
-            .await
-        {
-            Ok(l) if l.applied => Ok(()),
-            Ok(l) => Err(match l.bigint("version") {
-                None => StoreError::NotFound,
-                Some(_) => StoreError::VersionConflict {
-                    expected: expected_version,
-                },
-            }),
-            Err(LwtError::Known(e)) => Err(e),
-            Err(LwtError::Unknown(e)) => self.resolve_update(user, e).await,
-        };
-        if let Err(e) = updated {
-            // The reservation expires by itself if this release fails.
-            if let Err(r) = self
-                .lwt(&self.st.release_email, (user.email.as_str(), id))
+    async fn change_email_with_mail(
+        &self,
+        user: &UserRecord,
+        expected_version: u64,
+        mail: &[OutboxRecord],
+    ) -> StoreResult<()> {
+        self.queue_mail(mail).await?;
+        let r = self.change_row_email(user, expected_version).await;
+        self.settle_mail(mail, &r).await;
+        r
+    }
+
+    async fn due_mail(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboxRecord>> {
+        let mut due = Vec::new();
+        for bucket in 0..schema::OUTBOX_BUCKETS {
+            let r = self
+                .exec(&self.st.bucket_mail, (bucket,))
                 .await
+                .map_err(|e| self.err(&e))?;
+            let rows = r.into_rows_result().map_err(|e| {
+                StoreError::Backend(format!("ScyllaDB: outbox answered without rows: {e}"))
+            })?;
+            for row in rows
+                .rows::<row::OutboxRow>()
+                .map_err(|e| StoreError::Corrupt(format!("unreadable outbox row: {e}")))?
             {
-                tracing::warn!(user_id = %id, error = %r.into_store(), "could not release an email reservation; it expires by itself");
+                let m = row
+                    .map_err(|e| StoreError::Corrupt(format!("unreadable outbox row: {e}")))?
+                    .into_record()?;
+                if m.due_at_ms <= now_ms {
+                    due.push(m);
+                }
             }
-            return Err(e);
         }
-        // 3. The reservation becomes permanent; 4. the old email is released.
-        // Both are repaired later if they fail now (see the module docs), so
-        // the change stands.
-        if let Err(e) = self.finalize(&user.email, id, now).await {
-            tracing::warn!(user_id = %id, error = %e, "email changed; making the new index entry permanent failed, the next lookup finishes it");
-        }
-        if let Err(e) = self
-            .lwt(&self.st.release_email, (stored.email.as_str(), id))
+        due.sort_by_key(|m| m.id);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn claim_mail(
+        &self,
+        mail: &OutboxRecord,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> StoreResult<bool> {
+        let values = (
+            to_bigint("claimed_until_ms", until_ms)?,
+            schema::outbox_bucket(&mail.id),
+            Uuid::from_bytes(mail.id),
+            to_bigint("now_ms", now_ms)?,
+        );
+        // An unknown outcome is an error: the caller does not deliver, and
+        // a claim that did apply expires by itself.
+        self.lwt(&self.st.claim_mail, values)
             .await
-        {
-            tracing::warn!(user_id = %id, error = %e.into_store(), "email changed; releasing the old email failed, the next claim of it releases it");
-        }
-        Ok(())
+            .map(|l| l.applied)
+            .map_err(LwtError::into_store)
+    }
+
+    async fn retry_mail(&self, mail: &OutboxRecord) -> StoreResult<()> {
+        let values = (
+            to_bigint("due_at_ms", mail.due_at_ms)?,
+            i32::try_from(mail.attempts).unwrap_or(i32::MAX),
+            schema::outbox_bucket(&mail.id),
+            Uuid::from_bytes(mail.id),
+        );
+        self.lwt(&self.st.retry_mail, values)
+            .await
+            .map(|_| ())
+            .map_err(LwtError::into_store)
+    }
+
+    async fn delete_mail(&self, mail: &OutboxRecord) -> StoreResult<()> {
+        self.exec(
+            &self.st.delete_mail,
+            (schema::outbox_bucket(&mail.id), Uuid::from_bytes(mail.id)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(&e))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -583,6 +713,11 @@ async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreResult<State
         find_email: prepare(statements::FIND_EMAIL, true).await?,
         find_email_serial,
         ping: prepare(statements::PING, true).await?,
+        insert_mail: prepare(statements::INSERT_MAIL, true).await?,
+        bucket_mail: prepare(statements::BUCKET_MAIL, true).await?,
+        claim_mail: prepare(statements::CLAIM_MAIL, false).await?,
+        retry_mail: prepare(statements::RETRY_MAIL, false).await?,
+        delete_mail: prepare(statements::DELETE_MAIL, true).await?,
     })
 }
 

@@ -4,7 +4,7 @@ use scylla::DeserializeRow;
 use uuid::Uuid;
 
 use crate::codec;
-use crate::model::{AccountState, UserId, UserRecord};
+use crate::model::{AccountState, OutboxRecord, UserId, UserRecord};
 use crate::{StoreError, StoreResult};
 
 /// A `users` row as read (columns matched by name).
@@ -178,5 +178,53 @@ pub(crate) fn update_email_values(
         account_blob(u),
         uuid(u.id),
         to_bigint("version", expected_version)?,
+    ))
+}
+
+/// An `outbox` row as read by `BUCKET_MAIL` (columns matched by name).
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub(crate) struct OutboxRow {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub created_at_ms: Option<i64>,
+    pub due_at_ms: Option<i64>,
+    pub attempts: Option<i32>,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl OutboxRow {
+    /// The row's record; a row without its user or payload is corrupt.
+    pub(crate) fn into_record(self) -> StoreResult<OutboxRecord> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("outbox row {} without {what}", self.id));
+        let user_id = self.user_id.ok_or_else(|| corrupt("user_id"))?;
+        let payload = self.payload.clone().ok_or_else(|| corrupt("payload"))?;
+        let ms = |what: &str, v: Option<i64>| {
+            u64::try_from(v.unwrap_or(0))
+                .map_err(|_| StoreError::Corrupt(format!("outbox row with negative {what}")))
+        };
+        Ok(OutboxRecord {
+            id: self.id.into_bytes(),
+            user_id: self::user_id(user_id),
+            created_at_ms: ms("created_at_ms", self.created_at_ms)?,
+            due_at_ms: ms("due_at_ms", self.due_at_ms)?,
+            attempts: u32::try_from(self.attempts.unwrap_or(0)).unwrap_or(0),
+            payload,
+        })
+    }
+}
+
+/// The values of `INSERT_MAIL`, in its column order.
+pub(crate) type OutboxValues<'a> = (i32, Uuid, Uuid, i64, i64, i32, &'a [u8]);
+
+pub(crate) fn outbox_values(m: &OutboxRecord) -> StoreResult<OutboxValues<'_>> {
+    Ok((
+        super::schema::outbox_bucket(&m.id),
+        Uuid::from_bytes(m.id),
+        uuid(m.user_id),
+        to_bigint("created_at_ms", m.created_at_ms)?,
+        to_bigint("due_at_ms", m.due_at_ms)?,
+        i32::try_from(m.attempts).unwrap_or(i32::MAX),
+        &m.payload,
     ))
 }

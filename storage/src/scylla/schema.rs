@@ -73,7 +73,38 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {ks}.users ADD account_state blob",
         ],
     },
+    Migration {
+        version: 3,
+        name: "the outbox",
+        statements: &[
+            // Undelivered messages, spread over OUTBOX_BUCKETS partitions by
+            // id. A message is queued here before its user row vouches for
+            // it (users.account_state lists its id); the mailer sends only
+            // vouched messages and deletes each once delivered, so the table
+            // stays small. The TTL is a backstop for abandoned messages.
+            "CREATE TABLE IF NOT EXISTS {ks}.outbox (
+    bucket int,
+    id uuid,
+    user_id uuid,
+    created_at_ms bigint,
+    due_at_ms bigint,
+    attempts int,
+    payload blob,
+    claimed_until_ms bigint,
+    PRIMARY KEY (bucket, id)
+) WITH default_time_to_live = 1209600
+  AND comment = 'portcullis: mail waiting for delivery (outbox)'",
+        ],
+    },
 ];
+
+/// Partitions of the `outbox` table; the mailer reads each in turn.
+pub(crate) const OUTBOX_BUCKETS: i32 = 16;
+
+/// The `outbox` partition of a message id (its last byte is random).
+pub(crate) fn outbox_bucket(id: &[u8; 16]) -> i32 {
+    i32::from(id[15]) % OUTBOX_BUCKETS
+}
 
 /// Whether `cql` adds a column (a statement without `IF NOT EXISTS`).
 pub(crate) fn adds_column(cql: &str) -> bool {

@@ -43,6 +43,23 @@ pub(crate) const FIND_EMAIL: &str =
 pub(crate) const PING: &str =
     "SELECT id FROM {ks}.users WHERE id = 00000000-0000-0000-0000-000000000000";
 
+/// Queues an outbox message (before the user row vouches for it).
+/// Idempotent: retried safely.
+pub(crate) const INSERT_MAIL: &str = "INSERT INTO {ks}.outbox (bucket, id, user_id, created_at_ms, due_at_ms, attempts, payload, claimed_until_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 0)";
+
+/// The messages of one bucket (the outbox holds only undelivered ones).
+pub(crate) const BUCKET_MAIL: &str = "SELECT id, user_id, created_at_ms, due_at_ms, attempts, payload FROM {ks}.outbox WHERE bucket = ?";
+
+/// Takes a message for delivery unless another mailer's claim is current.
+/// A deleted message does not apply (the condition needs the row).
+pub(crate) const CLAIM_MAIL: &str = "UPDATE {ks}.outbox SET claimed_until_ms = ? WHERE bucket = ? AND id = ? IF claimed_until_ms < ?";
+
+/// Schedules another attempt and releases the claim.
+pub(crate) const RETRY_MAIL: &str = "UPDATE {ks}.outbox SET due_at_ms = ?, attempts = ?, claimed_until_ms = 0 WHERE bucket = ? AND id = ? IF EXISTS";
+
+/// Removes a delivered or abandoned message.
+pub(crate) const DELETE_MAIL: &str = "DELETE FROM {ks}.outbox WHERE bucket = ? AND id = ?";
+
 /// Every statement, with a name, for `migrate --print`.
 pub(crate) const ALL: &[(&str, &str)] = &[
     ("insert_user", INSERT_USER),
@@ -56,4 +73,9 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("release_email", RELEASE_EMAIL),
     ("find_email", FIND_EMAIL),
     ("ping", PING),
+    ("insert_mail", INSERT_MAIL),
+    ("bucket_mail", BUCKET_MAIL),
+    ("claim_mail", CLAIM_MAIL),
+    ("retry_mail", RETRY_MAIL),
+    ("delete_mail", DELETE_MAIL),
 ];

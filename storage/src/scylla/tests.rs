@@ -651,3 +651,50 @@ async fn serve_refuses_an_unmigrated_keyspace() {
     let err = ScyllaUserStore::connect(cfg).await.unwrap_err();
     assert!(err.to_string().contains("portcullis migrate"), "{err}");
 }
+
+#[test]
+fn an_outbox_message_round_trips_through_its_row_and_values() {
+    let m = crate::conformance::sample_mail(9, UserId([3; 16]), 1_800_000_000_000);
+    let v = row::outbox_values(&m).unwrap();
+    assert_eq!(v.0, schema::outbox_bucket(&m.id));
+    assert!((0..schema::OUTBOX_BUCKETS).contains(&v.0));
+    assert_eq!((v.1.into_bytes(), v.2), (m.id, row::uuid(m.user_id)));
+    let back = row::OutboxRow {
+        id: v.1,
+        user_id: Some(v.2),
+        created_at_ms: Some(v.3),
+        due_at_ms: Some(v.4),
+        attempts: Some(v.5),
+        payload: Some(v.6.to_vec()),
+    }
+    .into_record()
+    .unwrap();
+    assert_eq!(back, m);
+    let broken = row::OutboxRow {
+        id: v.1,
+        user_id: None,
+        created_at_ms: None,
+        due_at_ms: None,
+        attempts: None,
+        payload: None,
+    };
+    assert!(matches!(broken.into_record(), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn outbox_statements_claim_conditionally_and_spread_over_buckets() {
+    assert!(statements::CLAIM_MAIL.contains("IF claimed_until_ms < ?"));
+    assert!(statements::RETRY_MAIL.contains("IF EXISTS"));
+    assert!(statements::INSERT_MAIL.contains("claimed_until_ms) VALUES"));
+    let buckets: std::collections::BTreeSet<i32> = (0..=255u8)
+        .map(|b| {
+            let mut id = [0u8; 16];
+            id[15] = b;
+            schema::outbox_bucket(&id)
+        })
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        usize::try_from(schema::OUTBOX_BUCKETS).unwrap()
+    );
+}
