@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod flows;
 pub mod hashpool;
+pub mod mail;
 pub mod metrics;
 pub mod mfa;
 mod readmodel;

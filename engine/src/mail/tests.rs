@@ -1,0 +1,317 @@
+use super::transport::{SendError, Transport, TransportConfig, build, file_name};
+use super::*;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn letter() -> Letter {
+    link_letter(
+        "ada@example.com",
+        "Verify your email",
+        "Confirm <your> address:",
+        "https://auth.example.com/verify?token=pcv_abc&x=1",
+        "Ignore this if it was not you.",
+    )
+}
+
+#[test]
+fn a_letter_is_sealed_for_its_outbox_id() {
+    let keys = DataKeys::from_config(KEY).unwrap();
+    let sealed = letter().seal(&keys, &[1; 16]).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("pcv_abc"),
+        "token in clear"
+    );
+    assert_eq!(Letter::open(&keys, &[1; 16], &sealed).unwrap(), letter());
+    assert!(
+        Letter::open(&keys, &[2; 16], &sealed).is_err(),
+        "another message's id"
+    );
+    // Debug never shows the bodies (they carry tokens).
+    assert!(!format!("{:?}", letter()).contains("pcv_abc"));
+}
+
+#[test]
+fn link_letters_escape_html_and_keep_the_link_whole_in_text() {
+    let l = letter();
+    assert!(
+        l.text
+            .contains("https://auth.example.com/verify?token=pcv_abc&x=1")
+    );
+    assert!(l.html.contains("Confirm &lt;your&gt; address:"));
+    assert!(
+        l.html
+            .contains("href=\"https://auth.example.com/verify?token=pcv_abc&amp;x=1\"")
+    );
+}
+
+#[test]
+fn the_message_is_multipart_alternative_with_a_stable_message_id() {
+    let from: lettre::message::Mailbox = "Portcullis <no-reply@auth.example.com>".parse().unwrap();
+    let m = build(&from, &[0xab; 16], &letter()).unwrap();
+    let text = String::from_utf8(m.formatted()).unwrap();
+    assert!(
+        text.contains("Message-ID: <abababababababababababababababab@auth.example.com>"),
+        "{text}"
+    );
+    assert!(text.contains("To: ada@example.com"));
+    assert!(text.contains("Subject: Verify your email"));
+    assert!(text.contains("multipart/alternative"));
+    assert!(text.contains("text/plain") && text.contains("text/html"));
+    let bad = Letter {
+        to: "not an address".into(),
+        ..letter()
+    };
+    assert!(matches!(
+        build(&from, &[0; 16], &bad),
+        Err(SendError::Permanent(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_file_transport_writes_one_eml_per_outbox_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    let t = Transport::new(&TransportConfig::File(mail.clone())).unwrap();
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+    t.send(&from, &[7; 16], &letter()).await.unwrap();
+    // A retried delivery of the same message replaces it: still one file.
+    t.send(&from, &[7; 16], &letter()).await.unwrap();
+    let names: Vec<String> = std::fs::read_dir(&mail)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec![file_name(&[7; 16])]);
+    let eml = std::fs::read_to_string(mail.join(file_name(&[7; 16]))).unwrap();
+    assert!(eml.contains("Subject: Verify your email"));
+}
+
+/// A real SMTP server: `python3 -m aiosmtpd` (PyPI `aiosmtpd`) on a free
+/// loopback port, storing what it receives in a Maildir; stopped by PID.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private CA and a certificate for `localhost` it signed (openssl CLI):
+/// `(ca.pem, cert.pem, key.pem)`.
+fn localhost_cert(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Portcullis test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&csr);
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+impl SmtpServer {
+    /// `tls`: extra aiosmtpd arguments (`--tlscert` for STARTTLS, `--smtpscert` for implicit TLS).
+    fn start(tls: &dyn Fn(&std::path::Path) -> Vec<std::ffi::OsString>) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(tls(dir.path()))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd) is installed");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far.
+    fn received(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+}
+
+async fn deliver_over(
+    security: transport::SmtpSecurity,
+    server: &SmtpServer,
+    ca: Option<std::path::PathBuf>,
+) {
+    let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
+        host: "localhost".into(),
+        port: Some(server.port),
+        security,
+        username: None,
+        password: None,
+        ca_file: ca,
+        timeout: std::time::Duration::from_secs(5),
+    }))
+    .unwrap();
+    let from: lettre::message::Mailbox = "Portcullis <no-reply@auth.example.com>".parse().unwrap();
+    t.send(&from, &[0x42; 16], &letter()).await.unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1, "one message received");
+    let m = &got[0];
+    assert!(m.contains("To: ada@example.com"), "{m}");
+    assert!(m.contains("Subject: Verify your email"));
+    assert!(m.contains("Message-ID: <42424242424242424242424242424242@auth.example.com>"));
+    assert!(m.contains("token=pcv_abc"), "the link arrives whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_delivers_to_a_real_server_with_starttls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = localhost_cert(certs.path());
+    let server = SmtpServer::start(&move |_| {
+        vec![
+            "--tlscert".into(),
+            cert.clone().into(),
+            "--tlskey".into(),
+            key.clone().into(),
+        ]
+    });
+    deliver_over(transport::SmtpSecurity::StartTls, &server, Some(ca)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_delivers_over_implicit_tls_and_refuses_an_untrusted_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = localhost_cert(certs.path());
+    let server = SmtpServer::start(&move |_| {
+        vec![
+            "--smtpscert".into(),
+            cert.clone().into(),
+            "--smtpskey".into(),
+            key.clone().into(),
+        ]
+    });
+    // Without the CA the self-signed certificate is refused: nothing sent.
+    let untrusted = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
+        host: "localhost".into(),
+        port: Some(server.port),
+        security: transport::SmtpSecurity::Tls,
+        username: None,
+        password: None,
+        ca_file: None,
+        timeout: std::time::Duration::from_secs(5),
+    }))
+    .unwrap();
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+    let e = untrusted
+        .send(&from, &[1; 16], &letter())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Transient(_)), "{e:?}");
+    assert!(server.received().is_empty());
+    deliver_over(transport::SmtpSecurity::Tls, &server, Some(ca)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_answers_are_classified_transient_or_permanent() {
+    // Nobody listening: transient (retried later).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: transport::SmtpSecurity::None,
+        username: None,
+        password: None,
+        ca_file: None,
+        timeout: std::time::Duration::from_secs(2),
+    }))
+    .unwrap();
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+    assert!(matches!(
+        t.send(&from, &[1; 16], &letter()).await,
+        Err(SendError::Transient(_))
+    ));
+}
