@@ -89,6 +89,71 @@ pub struct EngineConfig {
     pub shared_rate_limit: Option<RateLimit>,
     /// How long start-up keeps retrying a store that cannot be reached.
     pub store_connect_timeout: Duration,
+    /// Email flows, MFA and the mailer.
+    pub account: AccountConfig,
+}
+
+/// A secret setting: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub zeroize::Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(zeroize::Zeroizing::new(s.into()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Email flows (verification, password reset, email change), TOTP MFA and
+/// the mailer.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    /// Base URL of the pages mail links point at; each link is
+    /// `<base>/<page>?token=<one-time token>`. Defaults to the issuer.
+    pub public_base_url: Option<String>,
+    /// `From:` of every message.
+    pub mail_from: String,
+    /// How mail leaves; `None` is the file transport in `<data dir>/mail`.
+    pub transport: Option<crate::mail::transport::TransportConfig>,
+    /// Keys sealing TOTP secrets and queued mail (`PORTCULLIS_DATA_KEY`:
+    /// comma-separated base64 keys, the first seals). `None` generates one
+    /// in the data directory, which only a single-node deployment may do.
+    pub data_key: Option<Secret>,
+    /// Lifetime of an email verification token.
+    pub verify_email_ttl: Duration,
+    /// Lifetime of a password reset token.
+    pub password_reset_ttl: Duration,
+    /// Lifetime of an email change token.
+    pub email_change_ttl: Duration,
+    /// Lifetime of the `mfa_token` between password and code.
+    pub mfa_token_ttl: Duration,
+    /// Issuer shown by authenticator apps.
+    pub totp_issuer: String,
+    /// How often the mailer looks for due messages.
+    pub mailer_poll: Duration,
+}
+
+impl Default for AccountConfig {
+    fn default() -> AccountConfig {
+        AccountConfig {
+            public_base_url: None,
+            mail_from: "Portcullis <no-reply@localhost>".into(),
+            transport: None,
+            data_key: None,
+            verify_email_ttl: Duration::from_secs(24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            email_change_ttl: Duration::from_secs(24 * 3600),
+            mfa_token_ttl: Duration::from_secs(5 * 60),
+            totp_issuer: "Portcullis".into(),
+            mailer_poll: Duration::from_secs(1),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -119,6 +184,7 @@ impl EngineConfig {
             purge_interval: Duration::from_secs(600),
             shared_rate_limit: None,
             store_connect_timeout: Duration::from_secs(60),
+            account: AccountConfig::default(),
         }
     }
 

@@ -45,6 +45,9 @@ pub(crate) struct Core {
     pub shards: Shards,
     pub handle: Handle,
     pub closing: AtomicBool,
+    /// Delivers the outbox; holds the data keys that seal queued mail (and
+    /// TOTP secrets).
+    pub mailer: crate::mail::mailer::Mailer,
 }
 
 impl Core {

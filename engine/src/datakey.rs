@@ -22,8 +22,9 @@ const VERSION: u8 = 1;
 const KEY_LEN: usize = 32;
 const ID_LEN: usize = 4;
 const TAG_LEN: usize = 16;
-/// Name of the generated key file in the embedded store's `keys/` directory.
-pub const KEY_FILE: &str = "data.key";
+/// Name of the generated key file in the embedded store's `keys/` directory
+/// (not `*.key`: those are signing keys).
+pub const KEY_FILE: &str = "data-key.secret";
 
 /// Why a data key could not be loaded or a value not opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,7 +118,7 @@ impl DataKeys {
         })
     }
 
-    /// The key in `dir/data.key`, generated there (0600, in a 0700
+    /// The key in `dir/data-key.secret`, generated there (0600, in a 0700
     /// directory) the first time: for the embedded default, so the flows
     /// work out of the box. A lost file makes every sealed secret unreadable:
     /// back it up with the rest of the data directory.
@@ -146,7 +147,7 @@ impl DataKeys {
         let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
         // Written to a temporary name, fsynced, then renamed: a crash leaves
         // no half-written key. create_new: two processes racing, one wins.
-        let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+        let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
         let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)

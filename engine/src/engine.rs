@@ -162,6 +162,22 @@ impl Engine {
         .await
         .map_err(|e| StartError::Shards(e.to_string()))?;
         let read = ReadModel::new(tokens.is_local_authority(), cfg.read_cache);
+        let data_keys = Arc::new(data_keys(&cfg)?);
+        let mailer = crate::mail::mailer::Mailer {
+            transport: crate::mail::transport::Transport::new(
+                &cfg.account.transport.clone().unwrap_or_else(|| {
+                    crate::mail::transport::TransportConfig::File(cfg.data_dir.join("mail"))
+                }),
+            )
+            .map_err(StartError::Other)?,
+            from: cfg.account.mail_from.parse().map_err(|e| {
+                StartError::Other(format!(
+                    "PORTCULLIS_MAIL_FROM '{}' is not an address: {e}",
+                    cfg.account.mail_from
+                ))
+            })?,
+            keys: data_keys.clone(),
+        };
         let core = Arc::new(Core {
             cfg,
             clock,
@@ -173,6 +189,7 @@ impl Engine {
             shards,
             handle: handle.clone(),
             closing: Default::default(),
+            mailer,
         });
         maintain_keys(&core).await.map_err(StartError::Keys)?;
         let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
@@ -273,12 +290,27 @@ impl Engine {
         let mut stop = self.background.stop.subscribe();
         tasks.push(self.core.handle.spawn(async move {
             let mut tick = tokio::time::interval(STORE_SAMPLE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut round = 0u64;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         sample_stores(&core, round.is_multiple_of(SESSIONS_SAMPLE_EVERY)).await;
                         round += 1;
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(core.cfg.account.mailer_poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        crate::mail::mailer::deliver_due(&core, &core.mailer).await;
                     }
                     _ = stop.changed() => break,
                 }
@@ -593,6 +625,18 @@ where
             Err(source) => return Err(StartError::Store { store, source }),
         }
     }
+}
+
+/// The data keys: configured, or (single node, embedded users only)
+/// generated once in the data directory.
+fn data_keys(cfg: &EngineConfig) -> Result<crate::datakey::DataKeys, StartError> {
+    use crate::datakey::{DataKeyError, DataKeys};
+    let keys = match (&cfg.account.data_key, &cfg.user_store) {
+        (Some(k), _) => DataKeys::from_config(&k.0),
+        (None, UserStoreConfig::Embedded) => DataKeys::load_or_create(&cfg.data_dir.join("keys")),
+        (None, _) => Err(DataKeyError::Missing),
+    };
+    keys.map_err(|e| StartError::Keys(e.to_string()))
 }
 
 /// How often each store is pinged for `portcullis_store_available`.

@@ -71,6 +71,18 @@ settings! {
     REDIS_WAIT_TIMEOUT: "redis-wait-timeout", "PORTCULLIS_REDIS_WAIT_TIMEOUT", "50ms", "DURATION", "Longest WAIT for replica acknowledgement of a rotation";
     STORE_CONNECT_TIMEOUT: "store-connect-timeout", "PORTCULLIS_STORE_CONNECT_TIMEOUT", "60s", "DURATION", "At start-up, how long to keep retrying a store that cannot be reached";
     ISSUER: "issuer", "PORTCULLIS_ISSUER", "http://localhost:8080", "URL", "JWT issuer (iss) and public base URL";
+    DATA_KEY: "data-key", "PORTCULLIS_DATA_KEY", "", "KEYS", "AES-256 keys (base64, comma-separated, the first seals) for TOTP secrets and queued mail; required with --user-store scylla, generated in the data directory otherwise (prefer the variable, from a Secret)";
+    PUBLIC_BASE_URL: "public-base-url", "PORTCULLIS_PUBLIC_BASE_URL", "", "URL", "Base of the links mailed to users (<base>/<page>?token=...); default: the issuer";
+    MAIL_FROM: "mail-from", "PORTCULLIS_MAIL_FROM", "Portcullis <no-reply@localhost>", "MAILBOX", "From: of every message";
+    MAIL_TRANSPORT: "mail-transport", "PORTCULLIS_MAIL_TRANSPORT", "file", "TRANSPORT", "How mail leaves: file (RFC 5322 .eml files in --mail-dir) or smtp";
+    MAIL_DIR: "mail-dir", "PORTCULLIS_MAIL_DIR", "", "DIR", "Directory of the file transport (default: <data dir>/mail)";
+    SMTP_HOST: "smtp-host", "PORTCULLIS_SMTP_HOST", "", "HOST", "SMTP server (its certificate must name it)";
+    SMTP_PORT: "smtp-port", "PORTCULLIS_SMTP_PORT", "0", "PORT", "SMTP port (0: 587 for starttls, 465 for tls, 25 for none)";
+    SMTP_SECURITY: "smtp-security", "PORTCULLIS_SMTP_SECURITY", "starttls", "MODE", "starttls (required), tls (implicit), or none (a local relay only)";
+    SMTP_USERNAME: "smtp-username", "PORTCULLIS_SMTP_USERNAME", "", "USER", "SMTP AUTH user name";
+    SMTP_PASSWORD: "smtp-password", "PORTCULLIS_SMTP_PASSWORD", "", "PASSWORD", "SMTP AUTH password (prefer the variable, from a Secret)";
+    SMTP_CA_FILE: "smtp-ca-file", "PORTCULLIS_SMTP_CA_FILE", "", "FILE", "Extra CA certificate (PEM) to trust for the SMTP server";
+    SMTP_TIMEOUT: "smtp-timeout", "PORTCULLIS_SMTP_TIMEOUT", "10s", "DURATION", "Longest wait for the SMTP server at each step";
     AUDIENCE: "audience", "PORTCULLIS_AUDIENCE", "portcullis", "AUD", "JWT audience (aud)";
     REFRESH_REUSE_GRACE_MS: "refresh-reuse-grace-ms", "PORTCULLIS_REFRESH_REUSE_GRACE_MS", "2000", "MS", "A rotated refresh token presented within this window is refused without revoking the session";
     TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose X-Forwarded-For is believed";
@@ -375,6 +387,7 @@ impl Config {
                 )));
             }
         };
+        engine.account = mail::account(&r)?;
         let ip_rate_limit: RateSpec = r.parse(&IP_RATE_LIMIT, str::parse)?;
         engine.shared_rate_limit = ip_rate_limit.shared();
         let edge = EdgeConfig {
@@ -556,3 +569,5 @@ pub fn flags(matches: &clap::ArgMatches) -> Flags {
 
 #[cfg(test)]
 mod tests;
+
+mod mail;

@@ -78,9 +78,12 @@ fn the_embedded_key_is_generated_once_owner_only_and_reused() {
     // A restart reads the same key back.
     let again = DataKeys::load_or_create(&keys_dir).unwrap();
     assert_eq!(&again.open(&sealed, b"u").unwrap()[..], b"secret");
-    assert!(!keys_dir.join(format!("{KEY_FILE}.tmp")).exists());
+    assert!(!keys_dir.join(format!(".{KEY_FILE}.tmp")).exists());
     // A corrupt file is an error naming it, not a new key.
     fs::write(keys_dir.join(KEY_FILE), "garbage").unwrap();
     let e = DataKeys::load_or_create(&keys_dir).unwrap_err().to_string();
-    assert!(e.contains("not base64") && e.contains("data.key"), "{e}");
+    assert!(
+        e.contains("not base64") && e.contains("data-key.secret"),
+        "{e}"
+    );
 }

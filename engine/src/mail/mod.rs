@@ -6,6 +6,7 @@
 //! secret until it is delivered. The mailer opens it, builds an RFC 5322
 //! message (plain text + HTML alternative) and hands it to the transport.
 
+pub mod mailer;
 pub mod transport;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,13 @@ impl Letter {
         let plain = keys.open(sealed, id)?;
         serde_json::from_slice(&plain).map_err(|_| DataKeyError::Corrupt)
     }
+}
+
+/// Checks a `From:` setting (`Name <address>` or a bare address).
+pub fn check_mailbox(v: &str) -> Result<(), String> {
+    v.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| format!("not a mailbox ({e}); e.g. Portcullis <no-reply@example.com>"))
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -114,9 +114,8 @@ async fn signing_keys_survive_restarts() {
 }
 
 fn config_for_restart() -> portcullis_engine::EngineConfig {
-    // The data dir comes from the TempDir the test moves in; `start_with`
-    // opens the store there, so the config's own path is not used.
-    let mut cfg = portcullis_engine::EngineConfig::new("unused");
+    // `start_with` puts the data dir in the TempDir the test moves in.
+    let mut cfg = portcullis_engine::EngineConfig::new("replaced-by-start-with");
     cfg.password_hash = CHEAP;
     cfg.shards = 4;
     cfg

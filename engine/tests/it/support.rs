@@ -34,9 +34,11 @@ impl TestEngine {
 
     pub async fn start_with(
         dir: tempfile::TempDir,
-        cfg: EngineConfig,
+        mut cfg: EngineConfig,
         clock: Arc<ManualClock>,
     ) -> TestEngine {
+        // Everything the engine keeps on disk (data key, mail) goes in `dir`.
+        cfg.data_dir = dir.path().to_owned();
         let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
         let engine = Engine::start_with_stores(
             cfg,

@@ -315,3 +315,96 @@ fn migrate_takes_only_scylla_settings_and_print() {
         "serve-only flags are not migrate's"
     );
 }
+
+#[test]
+fn mail_settings_default_to_files_in_the_data_directory_and_take_smtp() {
+    use portcullis_engine::mail::transport::{SmtpSecurity, TransportConfig};
+    let c = Config::resolve(&Flags::new(), &env(&[("PORTCULLIS_DATA_DIR", "/srv/pc")])).unwrap();
+    // None: the file transport in the engine's final data directory.
+    assert_eq!(c.engine.account.transport, None);
+    let e = env(&[("PORTCULLIS_MAIL_DIR", "/var/spool/portcullis")]);
+    assert_eq!(
+        Config::resolve(&Flags::new(), &e)
+            .unwrap()
+            .engine
+            .account
+            .transport,
+        Some(TransportConfig::File(PathBuf::from(
+            "/var/spool/portcullis"
+        )))
+    );
+    assert!(c.engine.account.data_key.is_none());
+    assert_eq!(c.engine.account.public_base_url, None);
+
+    let e = env(&[
+        ("PORTCULLIS_MAIL_TRANSPORT", "smtp"),
+        ("PORTCULLIS_SMTP_HOST", "smtp.example.com"),
+        ("PORTCULLIS_SMTP_SECURITY", "tls"),
+        ("PORTCULLIS_SMTP_USERNAME", "mailer"),
+        ("PORTCULLIS_SMTP_PASSWORD", "hunter2-smtp"),
+        ("PORTCULLIS_MAIL_FROM", "Acme Login <login@acme.example>"),
+        ("PORTCULLIS_PUBLIC_BASE_URL", "https://login.acme.example"),
+        (
+            "PORTCULLIS_DATA_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+    ]);
+    let c = Config::resolve(&Flags::new(), &e).unwrap();
+    let Some(TransportConfig::Smtp(s)) = &c.engine.account.transport else {
+        panic!("smtp expected");
+    };
+    assert_eq!(
+        (s.host.as_str(), s.port, s.security),
+        ("smtp.example.com", None, SmtpSecurity::Tls)
+    );
+    assert_eq!(s.username.as_deref(), Some("mailer"));
+    assert_eq!(
+        c.engine.account.mail_from,
+        "Acme Login <login@acme.example>"
+    );
+    assert_eq!(
+        c.engine.account.public_base_url.as_deref(),
+        Some("https://login.acme.example")
+    );
+    // Secrets never show in Debug output.
+    let shown = format!("{:?}", c.engine);
+    assert!(
+        !shown.contains("hunter2-smtp") && !shown.contains("AAECAwQF"),
+        "{shown}"
+    );
+
+    for (k, v, needle) in [
+        (
+            "PORTCULLIS_MAIL_TRANSPORT",
+            "pigeon",
+            "expected file or smtp",
+        ),
+        (
+            "PORTCULLIS_MAIL_FROM",
+            "not a mailbox at all",
+            "PORTCULLIS_MAIL_FROM",
+        ),
+        (
+            "PORTCULLIS_SMTP_SECURITY",
+            "ssl",
+            "expected starttls, tls or none",
+        ),
+    ] {
+        let mut pairs = vec![("PORTCULLIS_SMTP_HOST", "smtp.example.com")];
+        pairs.push((k, v));
+        if k != "PORTCULLIS_MAIL_TRANSPORT" {
+            pairs.push(("PORTCULLIS_MAIL_TRANSPORT", "smtp"));
+        }
+        let err = Config::resolve(&Flags::new(), &env(&pairs))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{k}={v}: {err}");
+    }
+    let err = Config::resolve(
+        &Flags::new(),
+        &env(&[("PORTCULLIS_MAIL_TRANSPORT", "smtp")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("PORTCULLIS_SMTP_HOST"), "{err}");
+}

@@ -1,0 +1,199 @@
+//! The mailer: delivers due outbox messages, with retries and backoff.
+//!
+//! For each due message it checks that the user's record vouches for it
+//! (lists its id), so nothing is sent for a change that did not happen;
+//! claims it (one mailer at a time across pods); opens the sealed letter;
+//! sends it; then deletes the message and removes the id from the record
+//! in the user's partition. A crash after sending and before the delete
+//! sends the message again after the restart: at least once, with the same
+//! Message-ID (and, for the file transport, the same file).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use portcullis_storage::{OutboxRecord, UserId};
+
+use super::Letter;
+use super::transport::{SendError, Transport};
+use crate::command::Responder;
+use crate::core::Core;
+use crate::datakey::DataKeys;
+use crate::error::AuthError;
+use crate::shard::PartitionKey;
+
+/// Messages handled per poll, at most.
+const BATCH: usize = 32;
+/// How long a claim keeps other mailers off a message.
+const CLAIM: Duration = Duration::from_secs(120);
+/// How long a queued message may wait for its record to vouch for it
+/// (a ScyllaDB write whose outcome was unknown) before it is dropped.
+pub const VOUCH_GRACE: Duration = Duration::from_secs(300);
+/// Attempts before a message is given up (the backoff reaches 1 h; about a
+/// day in all).
+pub const MAX_ATTEMPTS: u32 = 30;
+
+/// Counter: messages by outcome (`sent`, `retried`, `dropped`, `unvouched`).
+pub const MAIL_TOTAL: &str = "portcullis_mail_messages_total";
+
+/// What the mailer needs besides the stores.
+pub struct Mailer {
+    pub(crate) transport: Transport,
+    pub(crate) from: Mailbox,
+    pub(crate) keys: Arc<DataKeys>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("transport", &self.transport)
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// Delay before attempt `attempts + 1`: 2^attempts seconds, at most 1 h.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!(MAIL_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// One poll: delivers what is due. Returns how many messages were sent.
+pub(crate) async fn deliver_due(core: &Arc<Core>, mailer: &Mailer) -> usize {
+    let now = core.now_ms();
+    let due = match core
+        .user_op("due_mail", core.users.due_mail(now, BATCH))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the outbox failed");
+            return 0;
+        }
+    };
+    let mut sent = 0;
+    for m in due {
+        match deliver(core, mailer, m, now).await {
+            Ok(true) => sent += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox step failed; retried at the next poll"),
+        }
+    }
+    sent
+}
+
+async fn deliver(
+    core: &Arc<Core>,
+    mailer: &Mailer,
+    mut m: OutboxRecord,
+    now: u64,
+) -> Result<bool, portcullis_storage::StoreError> {
+    let user = core.users.get_user(m.user_id).await?;
+    let vouched = user
+        .as_ref()
+        .is_some_and(|u| u.account.outbox.contains(&m.id));
+    if !vouched {
+        if now.saturating_sub(m.created_at_ms) > ms(VOUCH_GRACE) {
+            // The change it reports never happened (or the user is gone).
+            core.users.delete_mail(&m).await?;
+            count("unvouched");
+        }
+        return Ok(false);
+    }
+    if !core.users.claim_mail(&m, now, now + ms(CLAIM)).await? {
+        return Ok(false);
+    }
+    let letter = match Letter::open(&mailer.keys, &m.id, &m.payload) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(user_id = %m.user_id, error = %e, "a queued message does not open; dropped");
+            core.users.delete_mail(&m).await?;
+            unvouch(core, m.user_id, m.id).await;
+            count("dropped");
+            return Ok(false);
+        }
+    };
+    match mailer.transport.send(&mailer.from, &m.id, &letter).await {
+        Ok(()) => {
+            core.users.delete_mail(&m).await?;
+            unvouch(core, m.user_id, m.id).await;
+            count("sent");
+            Ok(true)
+        }
+        Err(SendError::Transient(e)) if m.attempts + 1 < MAX_ATTEMPTS => {
+            m.attempts += 1;
+            m.due_at_ms = now + ms(backoff(m.attempts));
+            tracing::warn!(user_id = %m.user_id, attempts = m.attempts, error = %e, "mail delivery failed; retrying later");
+            core.users.retry_mail(&m).await?;
+            count("retried");
+            Ok(false)
+        }
+        Err(e) => {
+            tracing::error!(user_id = %m.user_id, attempts = m.attempts + 1, error = %e, "mail delivery given up");
+            core.users.delete_mail(&m).await?;
+            unvouch(core, m.user_id, m.id).await;
+            count("dropped");
+            Ok(false)
+        }
+    }
+}
+
+/// Removes `id` from the user's vouched outbox ids, in the user's partition
+/// (every change of a user's record is serialized there). Best effort: a
+/// left-over id names a message that no longer exists and is pruned by the
+/// next flow that writes the record.
+async fn unvouch(core: &Arc<Core>, user: UserId, id: [u8; 16]) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    core.dispatch(
+        PartitionKey::User(user),
+        Responder::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        move |c| async move {
+            for _ in 0..3 {
+                let Some(current) = c
+                    .user_op("get_user", c.users.get_user(user))
+                    .await
+                    .map_err(|e| AuthError::from_store("get_user", e))?
+                else {
+                    return Ok(crate::command::Outcome::Done);
+                };
+                if !current.account.outbox.contains(&id) {
+                    return Ok(crate::command::Outcome::Done);
+                }
+                let mut updated = current.clone();
+                updated.account.outbox.retain(|x| *x != id);
+                updated.version += 1;
+                updated.updated_at_ms = c.now_ms();
+                match c
+                    .user_op(
+                        "update_user",
+                        c.users.update_user(&updated, current.version),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        c.read.put_user(&updated);
+                        return Ok(crate::command::Outcome::Done);
+                    }
+                    Err(portcullis_storage::StoreError::VersionConflict { .. }) => continue,
+                    Err(e) => return Err(AuthError::from_store("update_user", e)),
+                }
+            }
+            Ok(crate::command::Outcome::Done)
+        },
+    );
+    if let Ok(Err(e)) = rx.await {
+        tracing::debug!(error = %e, "removing a delivered message from its record failed; pruned later");
+    }
+}
+
+#[cfg(test)]
+mod tests;
