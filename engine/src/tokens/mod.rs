@@ -3,6 +3,7 @@
 
 pub mod jwt;
 pub mod keys;
+pub mod onetime;
 pub mod refresh;
 
 use std::sync::{Arc, RwLock};
