@@ -115,6 +115,16 @@ pub enum Command {
         /// The session id from the path.
         session_id: String,
     },
+    /// Mail a verification link to the bearer's address.
+    RequestEmailVerification {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// Confirm an address with the mailed token.
+    ConfirmEmailVerification {
+        /// The token from the link.
+        token: Zeroizing<String>,
+    },
     /// RFC 7662 introspection.
     Introspect {
         /// The token to inspect.
@@ -193,6 +203,8 @@ impl std::fmt::Debug for Command {
             Command::UpdateMe { .. } => "UpdateMe",
             Command::ListSessions { .. } => "ListSessions",
             Command::DeleteSession { .. } => "DeleteSession",
+            Command::RequestEmailVerification { .. } => "RequestEmailVerification",
+            Command::ConfirmEmailVerification { .. } => "ConfirmEmailVerification",
             Command::Introspect { .. } => "Introspect",
             Command::Revoke { .. } => "Revoke",
             Command::Jwks => "Jwks",
@@ -273,6 +285,8 @@ pub enum Outcome {
     Sessions(Vec<SessionView>),
     /// Done, nothing to return.
     Done,
+    /// Accepted: a message is queued for delivery.
+    Accepted,
     /// Introspection result.
     Introspection(Introspection),
     /// JWKS bytes.
@@ -290,6 +304,7 @@ impl Outcome {
             Outcome::User(_) => "User",
             Outcome::Sessions(_) => "Sessions",
             Outcome::Done => "Done",
+            Outcome::Accepted => "Accepted",
             Outcome::Introspection(_) => "Introspection",
             Outcome::Jwks(_) => "Jwks",
             Outcome::Readiness(_) => "Readiness",

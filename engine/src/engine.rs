@@ -403,6 +403,20 @@ impl Engine {
                     account::delete_session(c, a, target)
                 })
             }
+            Command::RequestEmailVerification { bearer } => {
+                self.authed(bearer, reply, crate::flows::verify::request);
+            }
+            Command::ConfirmEmailVerification { token } => {
+                match crate::tokens::onetime::parse(
+                    crate::tokens::onetime::Purpose::VerifyEmail,
+                    &token,
+                ) {
+                    Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                        crate::flows::verify::confirm(c, t)
+                    }),
+                    None => reply.send(Err(AuthError::InvalidToken)),
+                }
+            }
             Command::Introspect { token, hint: _ } => {
                 if let Some(t) = refresh_token::parse(&token) {
                     core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {

@@ -27,6 +27,12 @@ pub enum AuthError {
     /// The email address is already registered.
     #[error("email address is already registered")]
     EmailTaken,
+    /// A mailed single-use token is unknown, used, expired or of another flow.
+    #[error("the token is invalid, expired or already used")]
+    InvalidToken,
+    /// The email address is verified already.
+    #[error("the email address is already verified")]
+    AlreadyVerified,
     /// The refresh token is unknown, expired, revoked or was reused.
     #[error("refresh token is invalid, expired or revoked")]
     InvalidGrant,

@@ -60,6 +60,15 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// `POST /v1/email/verification/confirm` (and the other mailed-token confirmations).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmTokenRequest {
+    /// The token from the mailed link's `token=` parameter.
+    #[schema(value_type = String)]
+    pub token: Zeroizing<String>,
+}
+
 /// RFC 7662 / RFC 7009 request (JSON form; `application/x-www-form-urlencoded` is accepted too).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -162,6 +162,18 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "Email already registered",
                 "an account with this email address already exists",
             ),
+            AuthError::InvalidToken => mapped(
+                400,
+                "invalid_token",
+                "Invalid token",
+                "the token is invalid, expired, already used or for another purpose",
+            ),
+            AuthError::AlreadyVerified => mapped(
+                409,
+                "already_verified",
+                "Already verified",
+                "this email address is verified already",
+            ),
             AuthError::InvalidGrant => mapped(
                 401,
                 "invalid_grant",

@@ -6,12 +6,14 @@
 //! | register | email |
 //! | login | email, then user (issue the session, upgrade the hash) |
 //! | refresh, logout, logout-all, me, profile, sessions, revoke | user |
+//! | email verification (request, confirm) | user |
 
 pub(crate) mod account;
 pub(crate) mod login;
 pub(crate) mod oauth;
 pub(crate) mod refresh;
 pub(crate) mod register;
+pub(crate) mod verify;
 
 use std::sync::Arc;
 
@@ -156,4 +158,56 @@ pub(crate) async fn open_session(
 
 pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Ids of queued messages a record lists at most; older ones are dropped
+/// from the list (their messages were long delivered or given up).
+const OUTBOX_IDS_KEPT: usize = 16;
+
+/// Seals `letter` into an outbox message due now and lists its id in
+/// `user`'s record; the caller writes both with `update_user_with_mail`.
+pub(crate) fn queue_letter(
+    core: &Core,
+    user: &mut portcullis_storage::UserRecord,
+    letter: &crate::mail::Letter,
+) -> Result<portcullis_storage::OutboxRecord, AuthError> {
+    use ring::rand::SecureRandom as _;
+    let now = core.now_ms();
+    let mut random = [0u8; 10];
+    core.token_svc
+        .rng()
+        .fill(&mut random)
+        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+    // A UUIDv7 from the injected clock: time-ordered outbox ids.
+    let id = *uuid::Builder::from_unix_timestamp_millis(now, &random)
+        .into_uuid()
+        .as_bytes();
+    let payload = letter
+        .seal(&core.mailer.keys, &id)
+        .map_err(|e| AuthError::Internal(format!("sealing a letter: {e}")))?;
+    let outbox = &mut user.account.outbox;
+    outbox.push(id);
+    if outbox.len() > OUTBOX_IDS_KEPT {
+        outbox.drain(..outbox.len() - OUTBOX_IDS_KEPT);
+    }
+    Ok(portcullis_storage::OutboxRecord {
+        id,
+        user_id: user.id,
+        created_at_ms: now,
+        due_at_ms: now,
+        attempts: 0,
+        payload,
+    })
+}
+
+/// The link to `page` carrying `token`, under the configured public base URL.
+pub(crate) fn mail_link(core: &Core, page: &str, token: &str) -> String {
+    let base = core
+        .cfg
+        .account
+        .public_base_url
+        .as_deref()
+        .unwrap_or(&core.cfg.issuer)
+        .trim_end_matches('/');
+    format!("{base}/{page}?token={token}")
 }

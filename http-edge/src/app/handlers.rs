@@ -228,6 +228,50 @@ fn user_response(outcome: Outcome) -> Result<Response, EdgeError> {
     }
 }
 
+/// Mail a verification link to the signed-in user's address.
+#[utoipa::path(
+    post, path = "/v1/email/verification", tag = "email", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A link carrying a single-use token (valid 24 h) is queued for the user's address; an earlier link stops working"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The address is verified already (`already_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn request_email_verification(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    accepted(call(
+        app,
+        Command::RequestEmailVerification {
+            bearer: bearer(req),
+        },
+    )?)
+}
+
+/// Confirm an email address with the mailed token.
+#[utoipa::path(
+    post, path = "/v1/email/verification/confirm", tag = "email",
+    request_body = ConfirmTokenRequest,
+    responses(
+        (status = 200, description = "Verified: the user, with `email_verified: true`; the token is used up", body = User),
+        (status = 400, description = "Malformed body (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
+    user_response(call(
+        app,
+        Command::ConfirmEmailVerification { token: b.token },
+    )?)
+}
+
+fn accepted(outcome: Outcome) -> Result<Response, EdgeError> {
+    match outcome {
+        Outcome::Accepted => Ok(Response::empty(202)),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// The signed-in user.
 #[utoipa::path(
     get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),

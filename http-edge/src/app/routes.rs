@@ -60,6 +60,16 @@ pub static ROUTES: &[Route] = &[
         allow: "DELETE",
     },
     Route {
+        path: "/v1/email/verification",
+        methods: &[("POST", h::request_email_verification)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/email/verification/confirm",
+        methods: &[("POST", h::confirm_email_verification)],
+        allow: "POST",
+    },
+    Route {
         path: "/v1/oauth/introspect",
         methods: &[("POST", h::introspect)],
         allow: "POST",

@@ -169,6 +169,35 @@ impl TestServer {
         Client { addr: self.addr }
     }
 
+    /// The server's data directory (the file mailer writes to `mail/` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Waits (up to 5 s) for a new `.eml` file to `to` beyond the `seen`
+    /// ones, and returns its decoded text.
+    pub fn next_mail(&self, to: &str, seen: &mut Vec<String>) -> String {
+        let dir = self.data_dir().join("mail");
+        for _ in 0..200 {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries {
+                    let e = e.unwrap();
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.ends_with(".eml") || seen.contains(&name) {
+                        continue;
+                    }
+                    let text = decode_quoted_printable(&std::fs::read_to_string(e.path()).unwrap());
+                    if text.contains(&format!("To: {to}")) {
+                        seen.push(name);
+                        return text;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("no new message to {to} within 5 s");
+    }
+
     /// Registers a user and returns (user, tokens) from the 201 body.
     pub fn register(&self, email: &str, password: &str) -> Value {
         let r = self.client().post_json(
@@ -393,4 +422,40 @@ impl Client {
 
 pub fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX`), as mail bodies are
+/// written; harmless on headers and 7-bit text.
+pub fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The single-use token with `prefix` in a mailed link (`token=<prefix>...`).
+pub fn token_in(mail: &str, prefix: &str) -> String {
+    let start = mail
+        .find(&format!("token={prefix}"))
+        .unwrap_or_else(|| panic!("no token={prefix} link in {mail}"))
+        + "token=".len();
+    mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect()
 }

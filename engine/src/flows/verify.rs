@@ -1,0 +1,107 @@
+//! Email verification: mail a link (authenticated), confirm with its token.
+//! Both run in the user partition.
+
+use std::sync::Arc;
+
+use portcullis_storage::StoreError;
+
+use crate::command::{Outcome, Reply};
+use crate::core::Core;
+use crate::error::{AuthError, TokenProblem};
+use crate::mail::link_letter;
+use crate::tokens::VerifiedAccess;
+use crate::tokens::onetime::{self, Purpose};
+
+/// Queues a verification link to the bearer's address; a new request
+/// replaces the previous token.
+pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::authorize(&core, &access).await?;
+    for _ in 0..2 {
+        let current = core
+            .user_op("get_user", core.users.get_user(access.user_id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))?;
+        if current.email_verified {
+            return Err(AuthError::AlreadyVerified);
+        }
+        let now = core.now_ms();
+        let ttl = u64::try_from(core.cfg.account.verify_email_ttl.as_millis()).unwrap_or(u64::MAX);
+        let issued = onetime::issue(
+            Purpose::VerifyEmail,
+            current.id,
+            now,
+            ttl,
+            core.token_svc.rng(),
+        )
+        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        let mut updated = current.clone();
+        updated.account.verify_email = Some(issued.pending);
+        let letter = link_letter(
+            &current.email,
+            "Confirm your email address",
+            "Confirm your email address by opening this link:",
+            &super::mail_link(&core, "verify-email", &issued.token),
+            &format!(
+                "The link works once, for {} hours. If you did not ask for it, ignore this message.",
+                ttl / 3_600_000
+            ),
+        );
+        let mail = super::queue_letter(&core, &mut updated, &letter)?;
+        updated.version = current.version + 1;
+        updated.updated_at_ms = now;
+        match core
+            .user_op(
+                "update_user_with_mail",
+                core.users.update_user_with_mail(
+                    &updated,
+                    current.version,
+                    std::slice::from_ref(&mail),
+                ),
+            )
+            .await
+        {
+            Ok(()) => {
+                core.read.put_user(&updated);
+                return Ok(Outcome::Accepted);
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}
+
+/// Marks the address verified if `token` is the pending one; the token is
+/// used up by the same write.
+pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply {
+    let now = core.now_ms();
+    let current = core
+        .user_op("get_user", core.users.get_user(token.user_id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))?
+        .ok_or(AuthError::InvalidToken)?;
+    if !token.matches(current.account.verify_email.as_ref(), now) {
+        return Err(AuthError::InvalidToken);
+    }
+    let mut updated = current.clone();
+    updated.email_verified = true;
+    updated.account.verify_email = None;
+    updated.version = current.version + 1;
+    updated.updated_at_ms = now;
+    match core
+        .user_op(
+            "update_user",
+            core.users.update_user(&updated, current.version),
+        )
+        .await
+    {
+        Ok(()) => Ok(Outcome::User(core.read.put_user(&updated))),
+        // Another write came first: if it used this token, it is gone; either
+        // way this one did not verify anything.
+        Err(StoreError::VersionConflict { .. }) => Err(AuthError::InvalidToken),
+        Err(e) => Err(AuthError::from_store("update_user", e)),
+    }
+}
