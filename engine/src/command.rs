@@ -125,6 +125,21 @@ pub enum Command {
         /// The token from the link.
         token: Zeroizing<String>,
     },
+    /// Mail a password reset link if the address has an account (always
+    /// accepted, at once: the answer tells nothing about the address).
+    ForgotPassword {
+        /// The address.
+        email: Email,
+        /// Caller.
+        client: ClientInfo,
+    },
+    /// Set a new password with the mailed reset token.
+    ResetPassword {
+        /// The token from the link.
+        token: Zeroizing<String>,
+        /// The new password.
+        new_password: Password,
+    },
     /// RFC 7662 introspection.
     Introspect {
         /// The token to inspect.
@@ -205,6 +220,8 @@ impl std::fmt::Debug for Command {
             Command::DeleteSession { .. } => "DeleteSession",
             Command::RequestEmailVerification { .. } => "RequestEmailVerification",
             Command::ConfirmEmailVerification { .. } => "ConfirmEmailVerification",
+            Command::ForgotPassword { .. } => "ForgotPassword",
+            Command::ResetPassword { .. } => "ResetPassword",
             Command::Introspect { .. } => "Introspect",
             Command::Revoke { .. } => "Revoke",
             Command::Jwks => "Jwks",

@@ -417,6 +417,33 @@ impl Engine {
                     None => reply.send(Err(AuthError::InvalidToken)),
                 }
             }
+            Command::ForgotPassword { email, client } => {
+                // Answered before any lookup, so neither the answer nor its
+                // timing says whether the address has an account. The work
+                // then runs in the email partition, under its admission bound.
+                reply.send(Ok(Outcome::Accepted));
+                let key = PartitionKey::Email(email.as_str().to_owned());
+                let done = Responder::new(|r| {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "a password reset request was not carried out");
+                    }
+                });
+                core.dispatch(key, done, move |c| {
+                    crate::flows::password::forgot(c, email, client)
+                });
+            }
+            Command::ResetPassword {
+                token,
+                new_password,
+            } => match crate::tokens::onetime::parse(
+                crate::tokens::onetime::Purpose::PasswordReset,
+                &token,
+            ) {
+                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                    crate::flows::password::reset(c, t, new_password)
+                }),
+                None => reply.send(Err(AuthError::InvalidToken)),
+            },
             Command::Introspect { token, hint: _ } => {
                 if let Some(t) = refresh_token::parse(&token) {
                     core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {

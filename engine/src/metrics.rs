@@ -89,7 +89,15 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         SESSIONS_REVOKED_TOTAL,
         "reason",
-        &["logout", "logout_all", "deleted", "reuse", "revoke"],
+        &[
+            "logout",
+            "logout_all",
+            "deleted",
+            "reuse",
+            "revoke",
+            "password_reset",
+            "password_change",
+        ],
     ),
     (
         HASH_CPU_MICROSECONDS_TOTAL,
@@ -99,7 +107,7 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         SHARED_RATE_LIMITED_TOTAL,
         "route",
-        &["register", "login", "refresh"],
+        &["register", "login", "refresh", "forgot"],
     ),
 ];
 

@@ -69,6 +69,26 @@ pub struct ConfirmTokenRequest {
     pub token: Zeroizing<String>,
 }
 
+/// `POST /v1/password/forgot`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The account's email address.
+    pub email: String,
+}
+
+/// `POST /v1/password/reset`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The token from the mailed link's `token=` parameter.
+    #[schema(value_type = String)]
+    pub token: Zeroizing<String>,
+    /// The new password: 8 to 1024 bytes of UTF-8, not trimmed.
+    #[schema(value_type = String)]
+    pub new_password: Zeroizing<String>,
+}
+
 /// RFC 7662 / RFC 7009 request (JSON form; `application/x-www-form-urlencoded` is accepted too).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -92,11 +92,13 @@ pub enum Limited {
     Login,
     /// `POST /v1/auth/refresh`.
     Refresh,
+    /// `POST /v1/password/forgot` (each one may send mail).
+    PasswordForgot,
 }
 
 /// One limiter per limited route.
 pub struct IpLimits {
-    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 3]>,
+    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 4]>,
 }
 
 impl std::fmt::Debug for IpLimits {
@@ -118,6 +120,7 @@ impl IpLimits {
                     .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
                 Some([
+                    RateLimiter::keyed(quota),
                     RateLimiter::keyed(quota),
                     RateLimiter::keyed(quota),
                     RateLimiter::keyed(quota),

@@ -8,7 +8,6 @@ use portcullis_storage::{SessionId, StoreError};
 use crate::command::{Outcome, Patch, ProfilePatch, Reply};
 use crate::core::Core;
 use crate::error::{AuthError, TokenProblem};
-use crate::metrics as m;
 use crate::tokens::VerifiedAccess;
 use crate::views::session_view;
 
@@ -22,30 +21,8 @@ pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
 /// Ends every session of the token's user.
 pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
-    // Tombstones first: nothing cached may outlive the delete.
-    let live = core
-        .token_op(
-            "list_sessions",
-            core.tokens.list_sessions(access.user_id, 0),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("list_sessions", e))?;
-    for s in &live {
-        core.read.revoke_session(access.user_id, s.id);
-    }
     core.read.revoke_session(access.user_id, access.session_id);
-    let ids = core
-        .token_op(
-            "delete_all_sessions",
-            core.tokens.delete_all_sessions(access.user_id),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("delete_all_sessions", e))?;
-    for sid in &ids {
-        core.read.revoke_session(access.user_id, *sid);
-    }
-    metrics::counter!(m::SESSIONS_REVOKED_TOTAL, "reason" => "logout_all")
-        .increment(ids.len() as u64);
+    super::revoke_all_sessions(&core, access.user_id, None, "logout_all").await?;
     Ok(Outcome::Done)
 }
 

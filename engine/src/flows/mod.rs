@@ -7,10 +7,12 @@
 //! | login | email, then user (issue the session, upgrade the hash) |
 //! | refresh, logout, logout-all, me, profile, sessions, revoke | user |
 //! | email verification (request, confirm) | user |
+//! | password forgot | email, then user; password reset | user |
 
 pub(crate) mod account;
 pub(crate) mod login;
 pub(crate) mod oauth;
+pub(crate) mod password;
 pub(crate) mod refresh;
 pub(crate) mod register;
 pub(crate) mod verify;
@@ -210,4 +212,49 @@ pub(crate) fn mail_link(core: &Core, page: &str, token: &str) -> String {
         .unwrap_or(&core.cfg.issuer)
         .trim_end_matches('/');
     format!("{base}/{page}?token={token}")
+}
+
+/// Ends every session of `user` but `keep`, counting them under `reason`.
+/// Cached liveness is tombstoned before the store forgets a session, so no
+/// pod's cache outlives the delete.
+pub(crate) async fn revoke_all_sessions(
+    core: &Core,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: &'static str,
+) -> Result<u64, AuthError> {
+    let live = core
+        .token_op("list_sessions", core.tokens.list_sessions(user, 0))
+        .await
+        .map_err(|e| AuthError::from_store("list_sessions", e))?;
+    for s in live.iter().filter(|s| Some(s.id) != keep) {
+        core.read.revoke_session(user, s.id);
+    }
+    let ended = match keep {
+        None => {
+            let ids = core
+                .token_op("delete_all_sessions", core.tokens.delete_all_sessions(user))
+                .await
+                .map_err(|e| AuthError::from_store("delete_all_sessions", e))?;
+            for sid in &ids {
+                core.read.revoke_session(user, *sid);
+            }
+            ids.len() as u64
+        }
+        Some(keep) => {
+            let mut n = 0;
+            for s in live.iter().filter(|s| s.id != keep) {
+                if core
+                    .token_op("delete_session", core.tokens.delete_session(user, s.id))
+                    .await
+                    .map_err(|e| AuthError::from_store("delete_session", e))?
+                {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    metrics::counter!(crate::metrics::SESSIONS_REVOKED_TOTAL, "reason" => reason).increment(ended);
+    Ok(ended)
 }

@@ -265,6 +265,52 @@ pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Respon
     )?)
 }
 
+/// Mail a password reset link, if the address has an account.
+#[utoipa::path(
+    post, path = "/v1/password/forgot", tag = "password",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Always, at once, whether or not the address has an account; if it has, a link carrying a single-use token (valid 30 min) is queued for it"),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::PasswordForgot)?;
+    let b: ForgotPasswordRequest = body::parse(req, &[required("email")])?;
+    let email = Email::parse("email", &b.email).map_err(|e| validation(vec![e]))?;
+    accepted(call(
+        app,
+        Command::ForgotPassword {
+            email,
+            client: app.client(req),
+        },
+    )?)
+}
+
+/// Set a new password with the mailed reset token.
+#[utoipa::path(
+    post, path = "/v1/password/reset", tag = "password",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is changed; every session is signed out, the login lockout cleared, and a notice mailed; the token is used up"),
+        (status = 400, description = "Invalid body or password (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: ResetPasswordRequest = body::parse(req, &[required("token"), required("new_password")])?;
+    let new_password =
+        Password::parse("new_password", b.new_password).map_err(|e| validation(vec![e]))?;
+    done(call(
+        app,
+        Command::ResetPassword {
+            token: b.token,
+            new_password,
+        },
+    )?)
+}
+
 fn accepted(outcome: Outcome) -> Result<Response, EdgeError> {
     match outcome {
         Outcome::Accepted => Ok(Response::empty(202)),

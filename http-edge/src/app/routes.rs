@@ -70,6 +70,16 @@ pub static ROUTES: &[Route] = &[
         allow: "POST",
     },
     Route {
+        path: "/v1/password/forgot",
+        methods: &[("POST", h::forgot_password)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/password/reset",
+        methods: &[("POST", h::reset_password)],
+        allow: "POST",
+    },
+    Route {
         path: "/v1/oauth/introspect",
         methods: &[("POST", h::introspect)],
         allow: "POST",

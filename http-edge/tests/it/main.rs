@@ -10,4 +10,5 @@ mod cluster;
 mod email;
 mod framing;
 mod operations;
+mod password;
 mod support;

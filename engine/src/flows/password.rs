@@ -1,0 +1,153 @@
+//! Password forgot and reset. Forgot runs in the email partition (resolve
+//! the account) and then the user's; reset in the user partition.
+
+use std::sync::Arc;
+
+use portcullis_storage::StoreError;
+
+use crate::command::{ClientInfo, Outcome, Reply};
+use crate::core::Core;
+use crate::domain::{Email, Password};
+use crate::error::AuthError;
+use crate::mail::{link_letter, notice_letter};
+use crate::shard::PartitionKey;
+use crate::tokens::onetime::{self, Purpose};
+
+/// Queues a reset link if `email` has an account; does nothing otherwise.
+/// The caller has already answered 202 either way.
+pub(crate) async fn forgot(core: Arc<Core>, email: Email, client: ClientInfo) -> Reply {
+    if super::shared_rate_limit(&core, "forgot", &client)
+        .await
+        .is_err()
+    {
+        return Ok(Outcome::Done);
+    }
+    let Some(id) = core
+        .user_op(
+            "find_user_id_by_email",
+            core.users.find_user_id_by_email(email.as_str()),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("find_user_id_by_email", e))?
+    else {
+        return Ok(Outcome::Done);
+    };
+    let core2 = core.clone();
+    core.call_in(PartitionKey::User(id), async move {
+        issue_reset(&core2, id, email.as_str()).await
+    })
+    .await?
+}
+
+async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -> Reply {
+    for _ in 0..2 {
+        let Some(current) = core
+            .user_op("get_user", core.users.get_user(id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            // Only the record's own address (an email change may be under way).
+            .filter(|u| u.email == email)
+        else {
+            return Ok(Outcome::Done);
+        };
+        let now = core.now_ms();
+        let ttl =
+            u64::try_from(core.cfg.account.password_reset_ttl.as_millis()).unwrap_or(u64::MAX);
+        let issued = onetime::issue(Purpose::PasswordReset, id, now, ttl, core.token_svc.rng())
+            .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        let mut updated = current.clone();
+        updated.account.password_reset = Some(issued.pending);
+        let letter = link_letter(
+            &current.email,
+            "Reset your password",
+            "Someone asked to reset the password of your account. Choose a new one here:",
+            &super::mail_link(core, "reset-password", &issued.token),
+            &format!(
+                "The link works once, for {} minutes, and signs you out everywhere. \
+                 If you did not ask for it, ignore this message: your password stays as it is.",
+                ttl / 60_000
+            ),
+        );
+        let mail = super::queue_letter(core, &mut updated, &letter)?;
+        updated.version = current.version + 1;
+        updated.updated_at_ms = now;
+        match core
+            .user_op(
+                "update_user_with_mail",
+                core.users.update_user_with_mail(
+                    &updated,
+                    current.version,
+                    std::slice::from_ref(&mail),
+                ),
+            )
+            .await
+        {
+            Ok(()) => {
+                core.read.put_user(&updated);
+                return Ok(Outcome::Done);
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}
+
+/// Sets the new password if `token` is the pending reset token, then ends
+/// every session and clears the login lockout. The token is used up by the
+/// same write; a notice goes to the address.
+pub(crate) async fn reset(
+    core: Arc<Core>,
+    token: onetime::Presented,
+    new_password: Password,
+) -> Reply {
+    let current = core
+        .user_op("get_user", core.users.get_user(token.user_id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))?
+        .ok_or(AuthError::InvalidToken)?;
+    if !token.matches(current.account.password_reset.as_ref(), core.now_ms()) {
+        return Err(AuthError::InvalidToken);
+    }
+    let password_hash = core.hash.hash(new_password.into_secret()).await?;
+    let now = core.now_ms();
+    let mut updated = current.clone();
+    updated.password_hash = password_hash;
+    updated.account.password_reset = None;
+    let notice = notice_letter(
+        &current.email,
+        "Your password was changed",
+        "The password of your account was just reset, and every session was signed out. \
+         If this was not you, reset it again now and check your email account's security.",
+    );
+    let mail = super::queue_letter(&core, &mut updated, &notice)?;
+    updated.version = current.version + 1;
+    updated.updated_at_ms = now;
+    match core
+        .user_op(
+            "update_user_with_mail",
+            core.users.update_user_with_mail(
+                &updated,
+                current.version,
+                std::slice::from_ref(&mail),
+            ),
+        )
+        .await
+    {
+        Ok(()) => {}
+        // A concurrent write won; if it used this token, the token is gone.
+        Err(StoreError::VersionConflict { .. }) => return Err(AuthError::InvalidToken),
+        Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+    }
+    core.read.put_user(&updated);
+    super::revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
+    core.token_op(
+        "clear_login_failures",
+        core.tokens.clear_login_failures(&updated.email),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    Ok(Outcome::Done)
+}
