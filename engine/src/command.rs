@@ -140,6 +140,15 @@ pub enum Command {
         /// The new password.
         new_password: Password,
     },
+    /// Change the bearer's password (the current one re-verified).
+    ChangePassword {
+        /// Access token.
+        bearer: Bearer,
+        /// The current password.
+        current_password: Password,
+        /// The new password.
+        new_password: Password,
+    },
     /// RFC 7662 introspection.
     Introspect {
         /// The token to inspect.
@@ -222,6 +231,7 @@ impl std::fmt::Debug for Command {
             Command::ConfirmEmailVerification { .. } => "ConfirmEmailVerification",
             Command::ForgotPassword { .. } => "ForgotPassword",
             Command::ResetPassword { .. } => "ResetPassword",
+            Command::ChangePassword { .. } => "ChangePassword",
             Command::Introspect { .. } => "Introspect",
             Command::Revoke { .. } => "Revoke",
             Command::Jwks => "Jwks",

@@ -444,6 +444,13 @@ impl Engine {
                 }),
                 None => reply.send(Err(AuthError::InvalidToken)),
             },
+            Command::ChangePassword {
+                bearer,
+                current_password,
+                new_password,
+            } => self.authed(bearer, reply, move |c, a| {
+                crate::flows::password::change(c, a, current_password, new_password)
+            }),
             Command::Introspect { token, hint: _ } => {
                 if let Some(t) = refresh_token::parse(&token) {
                     core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {

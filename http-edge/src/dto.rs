@@ -89,6 +89,18 @@ pub struct ResetPasswordRequest {
     pub new_password: Zeroizing<String>,
 }
 
+/// `POST /v1/password/change`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The current password (re-verified; wrong ones count toward the lockout).
+    #[schema(value_type = String)]
+    pub current_password: Zeroizing<String>,
+    /// The new password: 8 to 1024 bytes of UTF-8, not trimmed.
+    #[schema(value_type = String)]
+    pub new_password: Zeroizing<String>,
+}
+
 /// RFC 7662 / RFC 7009 request (JSON form; `application/x-www-form-urlencoded` is accepted too).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

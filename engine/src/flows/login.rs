@@ -59,24 +59,7 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
     // on several pods cannot verify more passwords than the policy allows.
     // An attempt the hash pool then refuses (503 overloaded) stays counted:
     // counting is what bounds the guesses, so it cannot wait for the verify.
-    let attempt = core
-        .token_op(
-            "record_login_failure",
-            core.tokens
-                .record_login_failure(&key, now, &core.cfg.lockout),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("record_login_failure", e))?;
-    // An attempt that took the last allowed failure is still checked, and
-    // clears the lock if the password is right; one made while the key was
-    // already locked (failures 0) is refused unchecked.
-    if let Some(until) = attempt.locked_until_ms
-        && attempt.failures == 0
-    {
-        return Err(AuthError::TooManyAttempts {
-            retry_after_secs: until.saturating_sub(now).div_ceil(1000).max(1),
-        });
-    }
+    let attempt = super::count_attempt(core, &key, now).await?;
     // Unknown emails go through the same steps with a dummy hash, and lock
     // the same way, so neither timing nor answers reveal whether they exist.
     let user_id = core

@@ -258,3 +258,52 @@ pub(crate) async fn revoke_all_sessions(
     metrics::counter!(crate::metrics::SESSIONS_REVOKED_TOTAL, "reason" => reason).increment(ended);
     Ok(ended)
 }
+
+/// Counts an attempt at a secret of `key` (an email) as a failure before the
+/// secret is checked, in one atomic store operation; a success clears it
+/// (`clear_login_failures`). An attempt that took the last allowed failure
+/// is still checked, and clears the lock if the secret is right; one made
+/// while the key was already locked (failures 0) is refused unchecked.
+pub(crate) async fn count_attempt(
+    core: &Core,
+    key: &str,
+    now: u64,
+) -> Result<portcullis_storage::LockoutStatus, AuthError> {
+    let attempt = core
+        .token_op(
+            "record_login_failure",
+            core.tokens
+                .record_login_failure(key, now, &core.cfg.lockout),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("record_login_failure", e))?;
+    if let Some(until) = attempt.locked_until_ms
+        && attempt.failures == 0
+    {
+        return Err(AuthError::TooManyAttempts {
+            retry_after_secs: until.saturating_sub(now).div_ceil(1000).max(1),
+        });
+    }
+    Ok(attempt)
+}
+
+/// Writes `updated` as the successor of `current` (version + 1), queuing
+/// `mail` in the same write, and refreshes the cached view. A
+/// `VersionConflict` is the caller's to handle.
+pub(crate) async fn save_user(
+    core: &Core,
+    current: &portcullis_storage::UserRecord,
+    updated: &mut portcullis_storage::UserRecord,
+    mail: &[portcullis_storage::OutboxRecord],
+) -> Result<(), portcullis_storage::StoreError> {
+    updated.version = current.version + 1;
+    updated.updated_at_ms = core.now_ms();
+    core.user_op(
+        "update_user_with_mail",
+        core.users
+            .update_user_with_mail(updated, current.version, mail),
+    )
+    .await?;
+    core.read.put_user(updated);
+    Ok(())
+}

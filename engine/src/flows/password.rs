@@ -69,23 +69,8 @@ async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -
             ),
         );
         let mail = super::queue_letter(core, &mut updated, &letter)?;
-        updated.version = current.version + 1;
-        updated.updated_at_ms = now;
-        match core
-            .user_op(
-                "update_user_with_mail",
-                core.users.update_user_with_mail(
-                    &updated,
-                    current.version,
-                    std::slice::from_ref(&mail),
-                ),
-            )
-            .await
-        {
-            Ok(()) => {
-                core.read.put_user(&updated);
-                return Ok(Outcome::Done);
-            }
+        match super::save_user(core, &current, &mut updated, &[mail]).await {
+            Ok(()) => return Ok(Outcome::Done),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
         }
@@ -112,7 +97,6 @@ pub(crate) async fn reset(
         return Err(AuthError::InvalidToken);
     }
     let password_hash = core.hash.hash(new_password.into_secret()).await?;
-    let now = core.now_ms();
     let mut updated = current.clone();
     updated.password_hash = password_hash;
     updated.account.password_reset = None;
@@ -123,25 +107,12 @@ pub(crate) async fn reset(
          If this was not you, reset it again now and check your email account's security.",
     );
     let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    updated.version = current.version + 1;
-    updated.updated_at_ms = now;
-    match core
-        .user_op(
-            "update_user_with_mail",
-            core.users.update_user_with_mail(
-                &updated,
-                current.version,
-                std::slice::from_ref(&mail),
-            ),
-        )
-        .await
-    {
+    match super::save_user(&core, &current, &mut updated, &[mail]).await {
         Ok(()) => {}
         // A concurrent write won; if it used this token, the token is gone.
         Err(StoreError::VersionConflict { .. }) => return Err(AuthError::InvalidToken),
         Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
     }
-    core.read.put_user(&updated);
     super::revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
     core.token_op(
         "clear_login_failures",
@@ -149,5 +120,68 @@ pub(crate) async fn reset(
     )
     .await
     .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    Ok(Outcome::Done)
+}
+
+/// Changes the bearer's password after re-verifying the current one (on the
+/// hash pool, counted toward the lockout like a login), then ends every
+/// other session and mails a notice.
+pub(crate) async fn change(
+    core: Arc<Core>,
+    access: crate::tokens::VerifiedAccess,
+    current_password: Password,
+    new_password: Password,
+) -> Reply {
+    super::authorize(&core, &access).await?;
+    let user = core
+        .user_op("get_user", core.users.get_user(access.user_id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))?
+        .ok_or(AuthError::Unauthenticated(
+            crate::error::TokenProblem::Revoked,
+        ))?;
+    super::count_attempt(&core, &user.email, core.now_ms()).await?;
+    let verified = core
+        .hash
+        .verify(current_password.into_secret(), &user.password_hash)
+        .await?;
+    if !verified.ok {
+        return Err(AuthError::InvalidCredentials);
+    }
+    core.token_op(
+        "clear_login_failures",
+        core.tokens.clear_login_failures(&user.email),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    let password_hash = core.hash.hash(new_password.into_secret()).await?;
+    let mut updated = user.clone();
+    updated.password_hash = password_hash;
+    // A reset link mailed earlier must not undo this change.
+    updated.account.password_reset = None;
+    let notice = notice_letter(
+        &user.email,
+        "Your password was changed",
+        "The password of your account was just changed, and your other sessions were \
+         signed out. If this was not you, reset your password now.",
+    );
+    let mail = super::queue_letter(&core, &mut updated, &notice)?;
+    match super::save_user(&core, &user, &mut updated, &[mail]).await {
+        Ok(()) => {}
+        // Changed concurrently (another pod): ask the client to retry.
+        Err(StoreError::VersionConflict { .. }) => {
+            return Err(AuthError::Unavailable {
+                retry_after_secs: 1,
+            });
+        }
+        Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+    }
+    super::revoke_all_sessions(
+        &core,
+        updated.id,
+        Some(access.session_id),
+        "password_change",
+    )
+    .await?;
     Ok(Outcome::Done)
 }

@@ -48,23 +48,8 @@ pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
             ),
         );
         let mail = super::queue_letter(&core, &mut updated, &letter)?;
-        updated.version = current.version + 1;
-        updated.updated_at_ms = now;
-        match core
-            .user_op(
-                "update_user_with_mail",
-                core.users.update_user_with_mail(
-                    &updated,
-                    current.version,
-                    std::slice::from_ref(&mail),
-                ),
-            )
-            .await
-        {
-            Ok(()) => {
-                core.read.put_user(&updated);
-                return Ok(Outcome::Accepted);
-            }
+        match super::save_user(&core, &current, &mut updated, &[mail]).await {
+            Ok(()) => return Ok(Outcome::Accepted),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
         }
@@ -89,15 +74,7 @@ pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply
     let mut updated = current.clone();
     updated.email_verified = true;
     updated.account.verify_email = None;
-    updated.version = current.version + 1;
-    updated.updated_at_ms = now;
-    match core
-        .user_op(
-            "update_user",
-            core.users.update_user(&updated, current.version),
-        )
-        .await
-    {
+    match super::save_user(&core, &current, &mut updated, &[]).await {
         Ok(()) => Ok(Outcome::User(core.read.put_user(&updated))),
         // Another write came first: if it used this token, it is gone; either
         // way this one did not verify anything.

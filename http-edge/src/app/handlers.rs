@@ -311,6 +311,43 @@ pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErro
     )?)
 }
 
+/// Change the signed-in user's password.
+#[utoipa::path(
+    post, path = "/v1/password/change", tag = "password", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; every other session is signed out and a notice mailed"),
+        (status = 400, description = "Invalid body or password (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong current password (`invalid_credentials`), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: ChangePasswordRequest = body::parse(
+        req,
+        &[required("current_password"), required("new_password")],
+    )?;
+    let mut errors = Vec::new();
+    let current = Password::parse("current_password", b.current_password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let new = Password::parse("new_password", b.new_password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(current_password), Some(new_password)) = (current, new) else {
+        return Err(validation(errors));
+    };
+    done(call(
+        app,
+        Command::ChangePassword {
+            bearer: bearer(req),
+            current_password,
+            new_password,
+        },
+    )?)
+}
+
 fn accepted(outcome: Outcome) -> Result<Response, EdgeError> {
     match outcome {
         Outcome::Accepted => Ok(Response::empty(202)),

@@ -80,6 +80,11 @@ pub static ROUTES: &[Route] = &[
         allow: "POST",
     },
     Route {
+        path: "/v1/password/change",
+        methods: &[("POST", h::change_password)],
+        allow: "POST",
+    },
+    Route {
         path: "/v1/oauth/introspect",
         methods: &[("POST", h::introspect)],
         allow: "POST",

@@ -148,3 +148,79 @@ fn reset_tokens_expire_belong_to_their_flow_and_need_a_valid_password() {
     reset(&token, "long-enough-1").problem(400, "invalid_token");
     assert_eq!(srv.login("expiry@example.com", "password-1").status, 200);
 }
+
+#[test]
+fn a_password_change_keeps_this_session_and_ends_the_others() {
+    let srv = server();
+    let c = srv.client();
+    let reg = srv.register("change@example.com", "old-password");
+    let this = s(&reg["access_token"]).to_owned();
+    let other = srv.login("change@example.com", "old-password").json();
+    let other_refresh = s(&other["refresh_token"]).to_owned();
+
+    let change = |current: &str, new: &str| {
+        c.post_json(
+            "/v1/password/change",
+            &json!({"current_password": current, "new_password": new}),
+            Some(&this),
+        )
+    };
+    change("wrong-password", "new-password").problem(401, "invalid_credentials");
+    let r = change("old-password", "x");
+    assert_eq!(
+        r.problem(400, "invalid_request")["errors"][0]["field"],
+        "new_password"
+    );
+    let r = change("old-password", "new-password");
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    assert_eq!(
+        c.get("/v1/users/me", Some(&this)).status,
+        200,
+        "this session stays"
+    );
+    c.post_json(
+        "/v1/auth/refresh",
+        &json!({"refresh_token": other_refresh}),
+        None,
+    )
+    .problem(401, "invalid_grant");
+    srv.login("change@example.com", "old-password")
+        .problem(401, "invalid_credentials");
+    assert_eq!(srv.login("change@example.com", "new-password").status, 200);
+    let mut seen = Vec::new();
+    let notice = srv.next_mail("change@example.com", &mut seen);
+    assert!(
+        notice.contains("Subject: Your password was changed"),
+        "{notice}"
+    );
+    c.post_json(
+        "/v1/password/change",
+        &json!({"current_password": "new-password", "new_password": "newer-password"}),
+        None,
+    )
+    .problem(401, "missing_token");
+}
+
+#[test]
+fn wrong_current_passwords_lock_the_change_like_logins() {
+    let srv = server();
+    let c = srv.client();
+    let reg = srv.register("guess@example.com", "the-password");
+    let access = s(&reg["access_token"]).to_owned();
+    for _ in 0..5 {
+        c.post_json(
+            "/v1/password/change",
+            &json!({"current_password": "guess-guess", "new_password": "new-password"}),
+            Some(&access),
+        )
+        .problem(401, "invalid_credentials");
+    }
+    let r = c.post_json(
+        "/v1/password/change",
+        &json!({"current_password": "the-password", "new_password": "new-password"}),
+        Some(&access),
+    );
+    r.problem(429, "too_many_attempts");
+    assert!(r.header("retry-after").is_some());
+}
