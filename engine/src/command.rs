@@ -149,6 +149,20 @@ pub enum Command {
         /// The new password.
         new_password: Password,
     },
+    /// Ask to move the bearer's account to a new address (password re-verified).
+    RequestEmailChange {
+        /// Access token.
+        bearer: Bearer,
+        /// The new address.
+        new_email: Email,
+        /// The current password.
+        password: Password,
+    },
+    /// Confirm an email change with the token mailed to the new address.
+    ConfirmEmailChange {
+        /// The token from the link.
+        token: Zeroizing<String>,
+    },
     /// RFC 7662 introspection.
     Introspect {
         /// The token to inspect.
@@ -232,6 +246,8 @@ impl std::fmt::Debug for Command {
             Command::ForgotPassword { .. } => "ForgotPassword",
             Command::ResetPassword { .. } => "ResetPassword",
             Command::ChangePassword { .. } => "ChangePassword",
+            Command::RequestEmailChange { .. } => "RequestEmailChange",
+            Command::ConfirmEmailChange { .. } => "ConfirmEmailChange",
             Command::Introspect { .. } => "Introspect",
             Command::Revoke { .. } => "Revoke",
             Command::Jwks => "Jwks",

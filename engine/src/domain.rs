@@ -30,7 +30,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &'static str, message: impl Into<String>) -> FieldError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> FieldError {
         FieldError {
             field,
             message: message.into(),

@@ -451,6 +451,22 @@ impl Engine {
             } => self.authed(bearer, reply, move |c, a| {
                 crate::flows::password::change(c, a, current_password, new_password)
             }),
+            Command::RequestEmailChange {
+                bearer,
+                new_email,
+                password,
+            } => self.authed(bearer, reply, move |c, a| {
+                crate::flows::email_change::request(c, a, new_email, password)
+            }),
+            Command::ConfirmEmailChange { token } => match crate::tokens::onetime::parse(
+                crate::tokens::onetime::Purpose::EmailChange,
+                &token,
+            ) {
+                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                    crate::flows::email_change::confirm(c, t)
+                }),
+                None => reply.send(Err(AuthError::InvalidToken)),
+            },
             Command::Introspect { token, hint: _ } => {
                 if let Some(t) = refresh_token::parse(&token) {
                     core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {

@@ -101,6 +101,17 @@ pub struct ChangePasswordRequest {
     pub new_password: Zeroizing<String>,
 }
 
+/// `POST /v1/email/change`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequest {
+    /// The new sign-in address.
+    pub new_email: String,
+    /// The current password (re-verified; wrong ones count toward the lockout).
+    #[schema(value_type = String)]
+    pub password: Zeroizing<String>,
+}
+
 /// RFC 7662 / RFC 7009 request (JSON form; `application/x-www-form-urlencoded` is accepted too).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,9 +7,11 @@
 //! | login | email, then user (issue the session, upgrade the hash) |
 //! | refresh, logout, logout-all, me, profile, sessions, revoke | user |
 //! | email verification (request, confirm) | user |
-//! | password forgot | email, then user; password reset | user |
+//! | password forgot | email, then user; password reset, change | user |
+//! | email change (request, confirm) | user (the store arbitrates the address) |
 
 pub(crate) mod account;
+pub(crate) mod email_change;
 pub(crate) mod login;
 pub(crate) mod oauth;
 pub(crate) mod password;

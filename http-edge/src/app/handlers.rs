@@ -348,6 +348,57 @@ pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
     )?)
 }
 
+/// Ask to move the signed-in user's account to a new address.
+#[utoipa::path(
+    post, path = "/v1/email/change", tag = "email", security(("bearer" = [])),
+    request_body = EmailChangeRequest,
+    responses(
+        (status = 202, description = "A link carrying a single-use token (valid 24 h) is queued for the new address; nothing changes until it is confirmed"),
+        (status = 400, description = "Invalid body, address or password, or the current address (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password (`invalid_credentials`), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The new address belongs to another account (`email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: EmailChangeRequest = body::parse(req, &[required("new_email"), required("password")])?;
+    let mut errors = Vec::new();
+    let new_email = Email::parse("new_email", &b.new_email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = Password::parse("password", b.password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(new_email), Some(password)) = (new_email, password) else {
+        return Err(validation(errors));
+    };
+    accepted(call(
+        app,
+        Command::RequestEmailChange {
+            bearer: bearer(req),
+            new_email,
+            password,
+        },
+    )?)
+}
+
+/// Confirm an email change with the token mailed to the new address.
+#[utoipa::path(
+    post, path = "/v1/email/change/confirm", tag = "email",
+    request_body = ConfirmTokenRequest,
+    responses(
+        (status = 200, description = "The account's address is the new one (verified by the link); the old address is told; the token is used up", body = User),
+        (status = 400, description = "Malformed body (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The new address was taken in the meantime (`email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn confirm_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
+    user_response(call(app, Command::ConfirmEmailChange { token: b.token })?)
+}
+
 fn accepted(outcome: Outcome) -> Result<Response, EdgeError> {
     match outcome {
         Outcome::Accepted => Ok(Response::empty(202)),

@@ -70,6 +70,16 @@ pub static ROUTES: &[Route] = &[
         allow: "POST",
     },
     Route {
+        path: "/v1/email/change",
+        methods: &[("POST", h::request_email_change)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/email/change/confirm",
+        methods: &[("POST", h::confirm_email_change)],
+        allow: "POST",
+    },
+    Route {
         path: "/v1/password/forgot",
         methods: &[("POST", h::forgot_password)],
         allow: "POST",

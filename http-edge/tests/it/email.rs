@@ -120,3 +120,81 @@ fn confirm_bodies_are_validated() {
     )
     .problem(400, "invalid_request");
 }
+
+#[test]
+fn an_email_change_moves_the_account_once_confirmed_from_the_new_address() {
+    let srv = server();
+    let c = srv.client();
+    let reg = srv.register("old@example.com", "password-1");
+    let access = s(&reg["access_token"]).to_owned();
+    srv.register("taken@example.com", "password-2");
+    let change = |new: &str, pw: &str| {
+        c.post_json(
+            "/v1/email/change",
+            &json!({"new_email": new, "password": pw}),
+            Some(&access),
+        )
+    };
+    change("new@example.com", "wrong-password").problem(401, "invalid_credentials");
+    change("taken@example.com", "password-1").problem(409, "email_taken");
+    let p = change("OLD@example.com", "password-1").problem(400, "invalid_request");
+    assert_eq!(p["errors"][0]["field"], "new_email");
+    let r = change("new@example.com", "password-1");
+    assert_eq!(r.status, 202, "{}", r.text());
+
+    // Nothing changes before the confirmation.
+    assert_eq!(srv.login("old@example.com", "password-1").status, 200);
+    let mut seen = Vec::new();
+    let mail = srv.next_mail("new@example.com", &mut seen);
+    assert!(mail.contains("/confirm-email-change?token=pce_"), "{mail}");
+    let token = token_in(&mail, "pce_");
+    // A token of this flow does not verify, and vice versa.
+    c.post_json(
+        "/v1/email/verification/confirm",
+        &json!({"token": token}),
+        None,
+    )
+    .problem(400, "invalid_token");
+
+    let r = c.post_json("/v1/email/change/confirm", &json!({"token": token}), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["email"], "new@example.com");
+    assert_eq!(r.json()["email_verified"], true);
+    // The index moved: the new address signs in, the old one is free.
+    assert_eq!(srv.login("new@example.com", "password-1").status, 200);
+    srv.login("old@example.com", "password-1")
+        .problem(401, "invalid_credentials");
+    assert_eq!(
+        srv.register("old@example.com", "password-3")["user"]["email"],
+        "old@example.com"
+    );
+    // Single use; and the old address is told.
+    c.post_json("/v1/email/change/confirm", &json!({"token": token}), None)
+        .problem(400, "invalid_token");
+    let notice = srv.next_mail("old@example.com", &mut seen);
+    assert!(
+        notice.contains("Subject: Your sign-in address was changed"),
+        "{notice}"
+    );
+    assert!(notice.contains("new@example.com"));
+}
+
+#[test]
+fn an_email_change_loses_to_a_registration_that_took_the_address_first() {
+    let srv = server();
+    let c = srv.client();
+    let reg = srv.register("first@example.com", "password-1");
+    let access = s(&reg["access_token"]).to_owned();
+    let r = c.post_json(
+        "/v1/email/change",
+        &json!({"new_email": "race@example.com", "password": "password-1"}),
+        Some(&access),
+    );
+    assert_eq!(r.status, 202);
+    let mut seen = Vec::new();
+    let token = token_in(&srv.next_mail("race@example.com", &mut seen), "pce_");
+    srv.register("race@example.com", "password-2");
+    c.post_json("/v1/email/change/confirm", &json!({"token": token}), None)
+        .problem(409, "email_taken");
+    assert_eq!(srv.login("first@example.com", "password-1").status, 200);
+}
