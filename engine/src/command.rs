@@ -163,6 +163,34 @@ pub enum Command {
         /// The token from the link.
         token: Zeroizing<String>,
     },
+    /// Start a TOTP enrollment (a new secret; not active until confirmed).
+    EnrollTotp {
+        /// Access token.
+        bearer: Bearer,
+    },
+    /// Confirm the enrollment with a code: MFA is on; recovery codes issued.
+    ConfirmTotp {
+        /// Access token.
+        bearer: Bearer,
+        /// A current code.
+        code: String,
+    },
+    /// Turn TOTP MFA off (a valid code or recovery code required).
+    DisableTotp {
+        /// Access token.
+        bearer: Bearer,
+        /// A current code or a recovery code.
+        code: String,
+    },
+    /// The second step of a login with MFA.
+    LoginMfa {
+        /// The `mfa_token` of the first step.
+        mfa_token: Zeroizing<String>,
+        /// A current TOTP code or an unused recovery code.
+        code: String,
+        /// Caller.
+        client: ClientInfo,
+    },
     /// RFC 7662 introspection.
     Introspect {
         /// The token to inspect.
@@ -248,6 +276,10 @@ impl std::fmt::Debug for Command {
             Command::ChangePassword { .. } => "ChangePassword",
             Command::RequestEmailChange { .. } => "RequestEmailChange",
             Command::ConfirmEmailChange { .. } => "ConfirmEmailChange",
+            Command::EnrollTotp { .. } => "EnrollTotp",
+            Command::ConfirmTotp { .. } => "ConfirmTotp",
+            Command::DisableTotp { .. } => "DisableTotp",
+            Command::LoginMfa { .. } => "LoginMfa",
             Command::Introspect { .. } => "Introspect",
             Command::Revoke { .. } => "Revoke",
             Command::Jwks => "Jwks",
@@ -310,6 +342,24 @@ pub struct Check {
     pub ok: bool,
 }
 
+/// Text that is a secret (a TOTP secret, a recovery code, an `mfa_token`):
+/// zeroized on drop, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(pub Zeroizing<String>);
+
+impl SecretText {
+    /// The text, to send to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
 /// A successful answer.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -330,6 +380,22 @@ pub enum Outcome {
     Done,
     /// Accepted: a message is queued for delivery.
     Accepted,
+    /// The password was right; the login needs its second factor.
+    MfaRequired {
+        /// Token for `/v1/auth/login/mfa`.
+        mfa_token: SecretText,
+        /// Seconds it stays valid.
+        expires_in: u64,
+    },
+    /// A new TOTP secret, to be confirmed.
+    TotpEnrollment {
+        /// The secret in base32.
+        secret: SecretText,
+        /// The `otpauth://` URI for authenticator apps.
+        otpauth_uri: SecretText,
+    },
+    /// Single-use recovery codes, shown once.
+    RecoveryCodes(Vec<SecretText>),
     /// Introspection result.
     Introspection(Introspection),
     /// JWKS bytes.
@@ -348,6 +414,9 @@ impl Outcome {
             Outcome::Sessions(_) => "Sessions",
             Outcome::Done => "Done",
             Outcome::Accepted => "Accepted",
+            Outcome::MfaRequired { .. } => "MfaRequired",
+            Outcome::TotpEnrollment { .. } => "TotpEnrollment",
+            Outcome::RecoveryCodes(_) => "RecoveryCodes",
             Outcome::Introspection(_) => "Introspection",
             Outcome::Jwks(_) => "Jwks",
             Outcome::Readiness(_) => "Readiness",

@@ -467,6 +467,26 @@ impl Engine {
                 }),
                 None => reply.send(Err(AuthError::InvalidToken)),
             },
+            Command::EnrollTotp { bearer } => self.authed(bearer, reply, crate::flows::mfa::enroll),
+            Command::ConfirmTotp { bearer, code } => self.authed(bearer, reply, move |c, a| {
+                crate::flows::mfa::confirm(c, a, code)
+            }),
+            Command::DisableTotp { bearer, code } => self.authed(bearer, reply, move |c, a| {
+                crate::flows::mfa::disable(c, a, code)
+            }),
+            Command::LoginMfa {
+                mfa_token,
+                code,
+                client,
+            } => match crate::tokens::onetime::parse(
+                crate::tokens::onetime::Purpose::MfaLogin,
+                &mfa_token,
+            ) {
+                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                    crate::flows::mfa::login(c, t, code, client)
+                }),
+                None => reply.send(Err(AuthError::InvalidMfa)),
+            },
             Command::Introspect { token, hint: _ } => {
                 if let Some(t) = refresh_token::parse(&token) {
                     core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {

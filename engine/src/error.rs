@@ -30,6 +30,16 @@ pub enum AuthError {
     /// A mailed single-use token is unknown, used, expired or of another flow.
     #[error("the token is invalid, expired or already used")]
     InvalidToken,
+    /// The second factor of a login was wrong, or its `mfa_token` is
+    /// unknown, used or expired.
+    #[error("invalid MFA code or token")]
+    InvalidMfa,
+    /// A TOTP code given to confirm or disable MFA is wrong.
+    #[error("invalid MFA code")]
+    InvalidMfaCode,
+    /// TOTP MFA is on already.
+    #[error("TOTP MFA is already enabled")]
+    MfaAlreadyEnabled,
     /// The email address is verified already.
     #[error("the email address is already verified")]
     AlreadyVerified,

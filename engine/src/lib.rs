@@ -27,7 +27,7 @@ mod views;
 
 pub use command::{
     Bearer, Check, ClientInfo, Command, Introspection, Outcome, Patch, ProfilePatch, Reply,
-    Responder, SessionView, TokenGrant, TokenHint, UserView,
+    Responder, SecretText, SessionView, TokenGrant, TokenHint, UserView,
 };
 pub use config::{EngineConfig, TokenStoreConfig, UserStoreConfig};
 pub use engine::{Engine, StartError};

@@ -112,6 +112,52 @@ pub struct EmailChangeRequest {
     pub password: Zeroizing<String>,
 }
 
+/// `POST /v1/auth/login` when TOTP is on: the password was right, now the code.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Send it with a code to `POST /v1/auth/login/mfa`.
+    pub mfa_token: String,
+    /// Seconds the `mfa_token` stays valid.
+    pub expires_in: u64,
+}
+
+/// `POST /v1/auth/login/mfa`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginMfaRequest {
+    /// The `mfa_token` of the login's first step.
+    #[schema(value_type = String)]
+    pub mfa_token: Zeroizing<String>,
+    /// A current 6-digit TOTP code, or an unused recovery code.
+    pub code: String,
+}
+
+/// `POST /v1/mfa/totp/confirm` and `/disable`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaCodeRequest {
+    /// A current 6-digit TOTP code (disable also takes a recovery code).
+    pub code: String,
+}
+
+/// `POST /v1/mfa/totp/enroll`.
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrollResponse {
+    /// The secret, base32 (RFC 4648, no padding), for manual entry.
+    pub secret: String,
+    /// `otpauth://totp/...` for a QR code (SHA1, 6 digits, 30 s).
+    pub otpauth_uri: String,
+}
+
+/// `POST /v1/mfa/totp/confirm`.
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    /// Ten single-use recovery codes, shown only now.
+    pub recovery_codes: Vec<String>,
+}
+
 /// RFC 7662 / RFC 7009 request (JSON form; `application/x-www-form-urlencoded` is accepted too).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -168,6 +168,24 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "Invalid token",
                 "the token is invalid, expired, already used or for another purpose",
             ),
+            AuthError::InvalidMfa => mapped(
+                401,
+                "invalid_mfa",
+                "Invalid second factor",
+                "the code is wrong or was already used, or the mfa_token is invalid or expired",
+            ),
+            AuthError::InvalidMfaCode => mapped(
+                400,
+                "invalid_mfa",
+                "Invalid code",
+                "the code is wrong or was already used, or no authenticator is enrolled",
+            ),
+            AuthError::MfaAlreadyEnabled => mapped(
+                409,
+                "mfa_already_enabled",
+                "MFA already enabled",
+                "TOTP is on already; disable it first to enroll another authenticator",
+            ),
             AuthError::AlreadyVerified => mapped(
                 409,
                 "already_verified",

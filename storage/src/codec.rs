@@ -232,12 +232,16 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
             }
         }
     }
-    // Added after the first release of ACCOUNT_V1: absent means empty.
-    if !a.outbox.is_empty() {
+    // Added after the first release of ACCOUNT_V1, in this order; a record
+    // ends early when the rest is empty (absent means empty).
+    if !a.outbox.is_empty() || a.mfa_login.is_some() {
         e.u64(a.outbox.len() as u64);
         for id in &a.outbox {
             e.fixed(id);
         }
+    }
+    if a.mfa_login.is_some() {
+        enc_token(&mut e, a.mfa_login.as_ref());
     }
     e.finish()
 }
@@ -288,12 +292,14 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             outbox.push(d.fixed()?);
         }
     }
+    let mfa_login = if d.at_end() { None } else { dec_token(&mut d)? };
     Ok(AccountState {
         verify_email,
         password_reset,
         email_change,
         totp,
         outbox,
+        mfa_login,
     })
 }
 

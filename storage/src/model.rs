@@ -218,6 +218,8 @@ pub struct AccountState {
     /// delivered. The mailer sends only messages listed here, so none goes
     /// out for a change that did not happen.
     pub outbox: Vec<[u8; 16]>,
+    /// The `mfa_token` of a login waiting for its second factor.
+    pub mfa_login: Option<PendingToken>,
 }
 
 /// A message waiting for the mailer (the outbox), queued in the same write
@@ -258,6 +260,7 @@ impl fmt::Debug for AccountState {
             .field("email_change", &self.email_change.is_some())
             .field("totp_confirmed", &self.totp.as_ref().map(|t| t.confirmed))
             .field("outbox", &self.outbox.len())
+            .field("mfa_login", &self.mfa_login.is_some())
             .finish()
     }
 }

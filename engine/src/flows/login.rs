@@ -41,6 +41,7 @@ impl Drop for InFlight {
 pub(crate) async fn run(core: Arc<Core>, req: Login) -> Reply {
     let result = login(&core, req).await;
     let label = match &result {
+        Ok(Outcome::MfaRequired { .. }) => "mfa_required",
         Ok(_) => "ok",
         Err(AuthError::InvalidCredentials) => "invalid",
         Err(AuthError::TooManyAttempts { .. }) => "locked",
@@ -106,10 +107,14 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
         if let Some(new_hash) = rehashed {
             upgrade_hash(&core2, user.id, new_hash).await;
         }
-        super::open_session(&core2, user.id, &client, &["pwd"]).await
+        if user.mfa_enabled {
+            return super::mfa::begin(&core2, user.id).await;
+        }
+        super::open_session(&core2, user.id, &client, &["pwd"])
+            .await
+            .map(Outcome::Granted)
     })
     .await?
-    .map(Outcome::Granted)
 }
 
 /// Replaces the stored hash after a successful login with outdated

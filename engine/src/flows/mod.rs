@@ -9,10 +9,12 @@
 //! | email verification (request, confirm) | user |
 //! | password forgot | email, then user; password reset, change | user |
 //! | email change (request, confirm) | user (the store arbitrates the address) |
+//! | TOTP enroll, confirm, disable, login second step | user |
 
 pub(crate) mod account;
 pub(crate) mod email_change;
 pub(crate) mod login;
+pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod password;
 pub(crate) mod refresh;

@@ -20,6 +20,8 @@ pub enum Purpose {
     VerifyEmail,
     PasswordReset,
     EmailChange,
+    /// The `mfa_token` between a login's password and its second factor.
+    MfaLogin,
 }
 
 impl Purpose {
@@ -29,6 +31,7 @@ impl Purpose {
             Purpose::VerifyEmail => "pcv_",
             Purpose::PasswordReset => "pcr_",
             Purpose::EmailChange => "pce_",
+            Purpose::MfaLogin => "pcm_",
         }
     }
 
@@ -37,6 +40,7 @@ impl Purpose {
             Purpose::VerifyEmail => b"portcullis/one-time/verify-email/v1",
             Purpose::PasswordReset => b"portcullis/one-time/password-reset/v1",
             Purpose::EmailChange => b"portcullis/one-time/email-change/v1",
+            Purpose::MfaLogin => b"portcullis/one-time/mfa-login/v1",
         }
     }
 }

@@ -136,7 +136,7 @@ pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in, or (TOTP on) `{mfa_required: true, mfa_token, expires_in}`: finish at /v1/auth/login/mfa", body = TokenResponse),
         (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password, the same for unknown emails (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Account locked after repeated failures (`too_many_attempts`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -147,17 +147,138 @@ pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Login)?;
     let b: LoginRequest = body::parse(req, &[required("email"), required("password")])?;
     let (email, password) = credentials(&b.email, b.password, Vec::new())?;
+    match call(
+        app,
+        Command::Login {
+            email,
+            password,
+            client: app.client(req),
+        },
+    )? {
+        Outcome::MfaRequired {
+            mfa_token,
+            expires_in,
+        } => json(
+            200,
+            &MfaRequiredResponse {
+                mfa_required: true,
+                mfa_token: mfa_token.expose().to_owned(),
+                expires_in,
+            },
+        ),
+        other => tokens_response(200, other),
+    }
+}
+
+/// The second step of a login with TOTP on.
+#[utoipa::path(
+    post, path = "/v1/auth/login/mfa", tag = "auth",
+    request_body = LoginMfaRequest,
+    responses(
+        (status = 200, description = "Signed in (`amr`: pwd+otp, or pwd+mfa for a recovery code)", body = TokenResponse),
+        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong or replayed code, used recovery code, or invalid/expired `mfa_token` (`invalid_mfa`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn login_mfa(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Login)?;
+    let b: LoginMfaRequest = body::parse(req, &[required("mfa_token"), required("code")])?;
     tokens_response(
         200,
         call(
             app,
-            Command::Login {
-                email,
-                password,
+            Command::LoginMfa {
+                mfa_token: b.mfa_token,
+                code: b.code,
                 client: app.client(req),
             },
         )?,
     )
+}
+
+/// Start a TOTP enrollment: a new secret, not active until confirmed.
+#[utoipa::path(
+    post, path = "/v1/mfa/totp/enroll", tag = "mfa", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The secret and its otpauth:// URI (replaces an unconfirmed enrollment)", body = TotpEnrollResponse),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "TOTP is on already (`mfa_already_enabled`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn enroll_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    match call(
+        app,
+        Command::EnrollTotp {
+            bearer: bearer(req),
+        },
+    )? {
+        Outcome::TotpEnrollment {
+            secret,
+            otpauth_uri,
+        } => json(
+            200,
+            &TotpEnrollResponse {
+                secret: secret.expose().to_owned(),
+                otpauth_uri: otpauth_uri.expose().to_owned(),
+            },
+        ),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Confirm the enrollment with a code: TOTP is on.
+#[utoipa::path(
+    post, path = "/v1/mfa/totp/confirm", tag = "mfa", security(("bearer" = [])),
+    request_body = MfaCodeRequest,
+    responses(
+        (status = 200, description = "TOTP is on; ten single-use recovery codes, shown only now", body = RecoveryCodesResponse),
+        (status = 400, description = "Wrong code or nothing enrolled (`invalid_mfa`), or an invalid body (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "TOTP is on already (`mfa_already_enabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn confirm_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: MfaCodeRequest = body::parse(req, &[required("code")])?;
+    match call(
+        app,
+        Command::ConfirmTotp {
+            bearer: bearer(req),
+            code: b.code,
+        },
+    )? {
+        Outcome::RecoveryCodes(codes) => json(
+            200,
+            &RecoveryCodesResponse {
+                recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+            },
+        ),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Turn TOTP off.
+#[utoipa::path(
+    post, path = "/v1/mfa/totp/disable", tag = "mfa", security(("bearer" = [])),
+    request_body = MfaCodeRequest,
+    responses(
+        (status = 204, description = "TOTP is off; the secret and recovery codes are deleted"),
+        (status = 400, description = "Wrong code, or TOTP not on (`invalid_mfa`), or an invalid body (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn disable_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    let b: MfaCodeRequest = body::parse(req, &[required("code")])?;
+    done(call(
+        app,
+        Command::DisableTotp {
+            bearer: bearer(req),
+            code: b.code,
+        },
+    )?)
 }
 
 /// Rotate a refresh token: the old one stops working, a new pair is issued.

@@ -30,6 +30,11 @@ pub static ROUTES: &[Route] = &[
         allow: "POST",
     },
     Route {
+        path: "/v1/auth/login/mfa",
+        methods: &[("POST", h::login_mfa)],
+        allow: "POST",
+    },
+    Route {
         path: "/v1/auth/refresh",
         methods: &[("POST", h::refresh)],
         allow: "POST",
@@ -92,6 +97,21 @@ pub static ROUTES: &[Route] = &[
     Route {
         path: "/v1/password/change",
         methods: &[("POST", h::change_password)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/mfa/totp/enroll",
+        methods: &[("POST", h::enroll_totp)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/mfa/totp/confirm",
+        methods: &[("POST", h::confirm_totp)],
+        allow: "POST",
+    },
+    Route {
+        path: "/v1/mfa/totp/disable",
+        methods: &[("POST", h::disable_totp)],
         allow: "POST",
     },
     Route {

@@ -322,11 +322,11 @@ fn unknown_routes_and_methods() {
     let r = c.request("PUT", "/v1/users/me", &[], None);
     r.problem(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET, HEAD, PATCH"));
-    // MFA routes come with a later release and do not exist yet.
-    c.post_json(
-        "/v1/auth/login/mfa",
-        &json!({"mfa_token": "x", "code": "123456"}),
-        None,
-    )
-    .problem(404, "not_found");
+    // Social login comes with a later release and does not exist yet.
+    c.get("/v1/oauth/google/authorize", None)
+        .problem(404, "not_found");
+    // A route's wrong method names the allowed one.
+    let r = c.get("/v1/auth/login/mfa", None);
+    r.problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
 }

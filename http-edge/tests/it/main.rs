@@ -9,6 +9,7 @@ mod binary;
 mod cluster;
 mod email;
 mod framing;
+mod mfa;
 mod operations;
 mod password;
 mod support;

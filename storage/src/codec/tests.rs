@@ -43,6 +43,10 @@ fn full_account() -> AccountState {
             recovery_hashes: vec![[3; 32], [4; 32]],
         }),
         outbox: vec![[5; 16], [6; 16]],
+        mfa_login: Some(PendingToken {
+            hash: [8; 32],
+            expires_at_ms: 9,
+        }),
     }
 }
 
@@ -78,6 +82,15 @@ fn a_user_with_account_state_round_trips() {
     assert_eq!(
         decode_account(&encode_account(&full_account())).unwrap(),
         full_account()
+    );
+    // A pending MFA login without queued mail (the outbox count is written as 0).
+    let only_mfa = AccountState {
+        mfa_login: Some(PendingToken::default()),
+        ..AccountState::default()
+    };
+    assert_eq!(
+        decode_account(&encode_account(&only_mfa)).unwrap(),
+        only_mfa
     );
 }
 
