@@ -27,8 +27,14 @@ impl Drop for Proc {
 
 /// Starts the binary on ephemeral ports and waits for its "listening" line.
 fn spawn(data_dir: &std::path::Path) -> Proc {
+    spawn_with(data_dir, &[])
+}
+
+/// [`spawn`] with more environment variables.
+fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(BIN)
         .arg("serve")
+        .envs(env.iter().copied())
         .env("PORTCULLIS_DATA_DIR", data_dir)
         .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
         .env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:0")
@@ -305,4 +311,92 @@ fn scylla_settings_fail_clearly_and_an_unreachable_cluster_fails_start_up() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("scylla"), "{err}");
     assert!(err.contains("store not reachable yet; retrying"), "{err}");
+}
+
+fn eml_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join("mail"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn mail_queued_before_a_sigkill_is_delivered_exactly_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // First life: the SMTP relay is down, so the message stays queued
+    // (a transient failure, retried with backoff) when the process dies.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut p = spawn_with(
+        dir.path(),
+        &[
+            ("PORTCULLIS_MAIL_TRANSPORT", "smtp"),
+            ("PORTCULLIS_SMTP_HOST", "127.0.0.1"),
+            ("PORTCULLIS_SMTP_PORT", &dead),
+            ("PORTCULLIS_SMTP_SECURITY", "none"),
+            ("PORTCULLIS_SMTP_TIMEOUT", "1s"),
+        ],
+    );
+    let c = Client { addr: p.addr };
+    let r = c.post_json(
+        "/v1/auth/register",
+        &json!({"email": "durable@example.com", "password": "password-1"}),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let access = s(&r.json()["access_token"]).to_owned();
+    assert_eq!(
+        c.post_empty("/v1/email/verification", Some(&access)).status,
+        202
+    );
+    let mut attempted = false;
+    for _ in 0..200 {
+        if p.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("mail delivery failed; retrying later"))
+        {
+            attempted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(attempted, "the first life tried and failed to deliver");
+    signal(&p, libc::SIGKILL);
+    let _ = p.child.wait();
+    drop(p);
+    assert!(eml_files(dir.path()).is_empty());
+
+    // Second life: the file transport delivers the queued message, once.
+    let p = spawn(dir.path());
+    let mut files = Vec::new();
+    for _ in 0..400 {
+        files = eml_files(dir.path());
+        if !files.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(files.len(), 1, "delivered after the restart");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(eml_files(dir.path()).len(), 1, "exactly once");
+    let mail = decode_quoted_printable(&std::fs::read_to_string(&files[0]).unwrap());
+    assert!(mail.contains("To: durable@example.com"), "{mail}");
+    // It is the message of the change that happened: its token works.
+    let c = Client { addr: p.addr };
+    let r = c.post_json(
+        "/v1/email/verification/confirm",
+        &json!({"token": token_in(&mail, "pcv_")}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }
