@@ -94,11 +94,14 @@ pub enum Limited {
     Refresh,
     /// `POST /v1/password/forgot` (each one may send mail).
     PasswordForgot,
+    /// The routes that take a mailed token: verification and email-change
+    /// confirmation, password reset.
+    TokenConfirm,
 }
 
 /// One limiter per limited route.
 pub struct IpLimits {
-    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 4]>,
+    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 5]>,
 }
 
 impl std::fmt::Debug for IpLimits {
@@ -119,12 +122,7 @@ impl IpLimits {
                 let quota = Quota::with_period(period)
                     .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-                Some([
-                    RateLimiter::keyed(quota),
-                    RateLimiter::keyed(quota),
-                    RateLimiter::keyed(quota),
-                    RateLimiter::keyed(quota),
-                ])
+                Some(std::array::from_fn(|_| RateLimiter::keyed(quota)))
             }
         };
         IpLimits { limiters }

@@ -176,6 +176,58 @@ fn localhost_cert(
 impl SmtpServer {
     /// `tls`: extra aiosmtpd arguments (`--tlscert` for STARTTLS, `--smtpscert` for implicit TLS).
     fn start(tls: &dyn Fn(&std::path::Path) -> Vec<std::ffi::OsString>) -> SmtpServer {
+        Self::launch(&|port, dir, maildir| {
+            let mut cmd = std::process::Command::new("python3");
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(tls(dir))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(maildir);
+            cmd
+        })
+    }
+
+    /// An aiosmtpd that requires STARTTLS and then AUTH as `user`/`password`.
+    fn start_with_auth(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        user: &str,
+        password: &str,
+    ) -> SmtpServer {
+        const SCRIPT: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, maildir, cert, key, user, password = sys.argv[1:7]
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password.encode()
+    return AuthResult(success=ok, handled=False)
+Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port), tls_context=ctx,
+           require_starttls=True, authenticator=check, auth_required=True).start()
+while True:
+    time.sleep(3600)
+"#;
+        let (cert, key) = (cert.to_owned(), key.to_owned());
+        let (user, password) = (user.to_owned(), password.to_owned());
+        Self::launch(&move |port, _, maildir| {
+            let mut cmd = std::process::Command::new("python3");
+            cmd.args(["-c", SCRIPT])
+                .arg(port.to_string())
+                .arg(maildir)
+                .arg(&cert)
+                .arg(&key)
+                .arg(&user)
+                .arg(&password);
+            cmd
+        })
+    }
+
+    fn launch(
+        command: &dyn Fn(u16, &std::path::Path, &std::path::Path) -> std::process::Command,
+    ) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -183,12 +235,7 @@ impl SmtpServer {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(tls(dir.path()))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let child = command(port, dir.path(), &maildir)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("python3 with aiosmtpd (pip install aiosmtpd) is installed");
@@ -314,4 +361,73 @@ async fn smtp_answers_are_classified_transient_or_permanent() {
         t.send(&from, &[1; 16], &letter()).await,
         Err(SendError::Transient(_))
     ));
+}
+
+fn smtp_with(
+    port: u16,
+    ca: &std::path::Path,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Transport {
+    Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
+        host: "localhost".into(),
+        port: Some(port),
+        security: transport::SmtpSecurity::StartTls,
+        username: user.map(str::to_owned),
+        password: password.map(|p| zeroize::Zeroizing::new(p.to_owned())),
+        ca_file: Some(ca.to_owned()),
+        timeout: std::time::Duration::from_secs(5),
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_authenticates_after_starttls_and_a_refused_login_is_permanent() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = localhost_cert(certs.path());
+    let server = SmtpServer::start_with_auth(&cert, &key, "mailer", "s3cret-relay");
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+
+    let wrong = smtp_with(server.port, &ca, Some("mailer"), Some("not-it"));
+    let e = wrong.send(&from, &[1; 16], &letter()).await.unwrap_err();
+    assert!(matches!(e, SendError::Permanent(_)), "{e:?}");
+    let anonymous = smtp_with(server.port, &ca, None, None);
+    assert!(anonymous.send(&from, &[2; 16], &letter()).await.is_err());
+    assert!(
+        server.received().is_empty(),
+        "nothing accepted without AUTH"
+    );
+
+    let right = smtp_with(server.port, &ca, Some("mailer"), Some("s3cret-relay"));
+    right.send(&from, &[3; 16], &letter()).await.unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: Verify your email"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stops_answering_cannot_hold_a_delivery() {
+    // A listener that accepts and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: transport::SmtpSecurity::None,
+        username: None,
+        password: None,
+        ca_file: None,
+        timeout: std::time::Duration::from_millis(200),
+    }))
+    .unwrap();
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+    let started = tokio::time::Instant::now();
+    let e = t.send(&from, &[9; 16], &letter()).await.unwrap_err();
+    assert!(matches!(e, SendError::Transient(_)), "{e:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
 }

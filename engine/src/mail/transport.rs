@@ -74,17 +74,23 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// A delivery may take this many steps' timeouts in all (connect, EHLO,
+/// STARTTLS, AUTH, MAIL, RCPT, DATA and the body).
+const DIALOGUE_STEPS: u32 = 8;
+
 /// A ready transport.
 pub enum Transport {
     File(PathBuf),
-    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    /// The client, and the longest a whole delivery may take (a relay that
+    /// stops answering mid-dialogue must not hold the mailer).
+    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>, Duration),
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::File(dir) => f.debug_tuple("File").field(dir).finish(),
-            Transport::Smtp(_) => f.write_str("Smtp"),
+            Transport::Smtp(..) => f.write_str("Smtp"),
         }
     }
 }
@@ -124,7 +130,10 @@ impl Transport {
                 if let (Some(user), Some(password)) = (&s.username, &s.password) {
                     b = b.credentials(Credentials::new(user.clone(), password.to_string()));
                 }
-                Ok(Transport::Smtp(Box::new(b.build())))
+                Ok(Transport::Smtp(
+                    Box::new(b.build()),
+                    s.timeout.saturating_mul(DIALOGUE_STEPS),
+                ))
             }
         }
     }
@@ -146,13 +155,20 @@ impl Transport {
                     .await
                     .map_err(|e| SendError::Transient(format!("file transport task: {e}")))?
             }
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() {
-                    SendError::Permanent(e.to_string())
-                } else {
-                    SendError::Transient(e.to_string())
+            Transport::Smtp(smtp, deadline) => {
+                match tokio::time::timeout(*deadline, smtp.send(message)).await {
+                    Err(_) => Err(SendError::Transient(format!(
+                        "the SMTP dialogue took longer than {deadline:?}"
+                    ))),
+                    Ok(r) => r.map(|_| ()).map_err(|e| {
+                        if e.is_permanent() {
+                            SendError::Permanent(e.to_string())
+                        } else {
+                            SendError::Transient(e.to_string())
+                        }
+                    }),
                 }
-            }),
+            }
         }
     }
 }

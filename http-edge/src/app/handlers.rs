@@ -375,10 +375,12 @@ pub fn request_email_verification(app: &App, req: &Request<'_>) -> Result<Respon
     responses(
         (status = 200, description = "Verified: the user, with `email_verified: true`; the token is used up", body = User),
         (status = 400, description = "Malformed body (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::TokenConfirm)?;
     let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
     user_response(call(
         app,
@@ -416,10 +418,12 @@ pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
     responses(
         (status = 204, description = "The password is changed; every session is signed out, the login lockout cleared, and a notice mailed; the token is used up"),
         (status = 400, description = "Invalid body or password (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::TokenConfirm)?;
     let b: ResetPasswordRequest = body::parse(req, &[required("token"), required("new_password")])?;
     let new_password =
         Password::parse("new_password", b.new_password).map_err(|e| validation(vec![e]))?;
@@ -512,10 +516,12 @@ pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, Ed
         (status = 200, description = "The account's address is the new one (verified by the link); the old address is told; the token is used up", body = User),
         (status = 400, description = "Malformed body (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The new address was taken in the meantime (`email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn confirm_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::TokenConfirm)?;
     let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
     user_response(call(app, Command::ConfirmEmailChange { token: b.token })?)
 }
