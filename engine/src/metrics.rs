@@ -191,4 +191,11 @@ pub fn register() {
         }
     }
     metrics::gauge!(LOGINS_IN_FLIGHT).set(0.0);
+    describe_counter!(
+        crate::mail::mailer::MAIL_TOTAL,
+        "Outbox messages by outcome (sent, retried, dropped, unvouched)"
+    );
+    for outcome in ["sent", "retried", "dropped", "unvouched"] {
+        metrics::counter!(crate::mail::mailer::MAIL_TOTAL, "outcome" => outcome).increment(0);
+    }
 }
