@@ -10,7 +10,7 @@ use portcullis_storage::{PendingEmailChange, StoreError};
 use crate::command::{Outcome, Reply};
 use crate::core::Core;
 use crate::domain::{Email, FieldError, Password};
-use crate::error::{AuthError, TokenProblem};
+use crate::error::AuthError;
 use crate::mail::{link_letter, notice_letter};
 use crate::tokens::VerifiedAccess;
 use crate::tokens::onetime::{self, Purpose};
@@ -24,31 +24,14 @@ pub(crate) async fn request(
     password: Password,
 ) -> Reply {
     super::authorize(&core, &access).await?;
-    let current = core
-        .user_op("get_user", core.users.get_user(access.user_id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))?;
+    let current = super::load_user(&core, access.user_id).await?;
     if new_email.as_str() == current.email {
         return Err(AuthError::InvalidRequest(vec![FieldError::new(
             "new_email",
             "is the account's current address",
         )]));
     }
-    super::count_attempt(&core, &current.email, core.now_ms()).await?;
-    let verified = core
-        .hash
-        .verify(password.into_secret(), &current.password_hash)
-        .await?;
-    if !verified.ok {
-        return Err(AuthError::InvalidCredentials);
-    }
-    core.token_op(
-        "clear_login_failures",
-        core.tokens.clear_login_failures(&current.email),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    super::reverify_password(&core, &current, password).await?;
     // Checked again, atomically, when the change is confirmed.
     if core
         .user_op(
@@ -61,16 +44,8 @@ pub(crate) async fn request(
     {
         return Err(AuthError::EmailTaken);
     }
-    let now = core.now_ms();
-    let ttl = u64::try_from(core.cfg.account.email_change_ttl.as_millis()).unwrap_or(u64::MAX);
-    let issued = onetime::issue(
-        Purpose::EmailChange,
-        current.id,
-        now,
-        ttl,
-        core.token_svc.rng(),
-    )
-    .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+    let ttl = core.cfg.account.email_change_ttl;
+    let issued = super::issue_token(&core, Purpose::EmailChange, current.id, ttl)?;
     let mut updated = current.clone();
     updated.account.email_change = Some(PendingEmailChange {
         token: issued.pending,
@@ -83,7 +58,7 @@ pub(crate) async fn request(
         &super::mail_link(&core, "confirm-email-change", &issued.token),
         &format!(
             "The link works once, for {} hours. If you did not ask for it, ignore this message.",
-            ttl / 3_600_000
+            ttl.as_secs() / 3600
         ),
     );
     let mail = super::queue_letter(&core, &mut updated, &letter)?;

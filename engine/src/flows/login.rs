@@ -94,12 +94,7 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
         }
         return Err(AuthError::InvalidCredentials);
     };
-    core.token_op(
-        "clear_login_failures",
-        core.tokens.clear_login_failures(&key),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    super::clear_lockout(core, &key).await?;
     let core2 = core.clone();
     let client = req.client;
     let rehashed = verified.rehashed;

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::command::{ClientInfo, Outcome, Reply, SecretText};
 use crate::core::Core;
-use crate::error::{AuthError, TokenProblem};
+use crate::error::AuthError;
 use crate::mfa::totp;
 use crate::tokens::VerifiedAccess;
 use crate::tokens::onetime::{self, Purpose};
@@ -20,13 +20,6 @@ use crate::tokens::onetime::{self, Purpose};
 pub const RECOVERY_CODES: usize = 10;
 const RECOVERY_LABEL: &[u8] = b"portcullis/recovery-code/v1";
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-async fn load(core: &Core, id: UserId) -> Result<UserRecord, AuthError> {
-    core.user_op("get_user", core.users.get_user(id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))
-}
 
 fn conflict_or(e: StoreError, op: &'static str) -> AuthError {
     match e {
@@ -106,7 +99,7 @@ fn apply(state: &mut TotpState, used: &CodeUse) {
 /// A new secret, sealed for the user, replacing an unconfirmed one.
 pub(crate) async fn enroll(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
-    let current = load(&core, access.user_id).await?;
+    let current = super::load_user(&core, access.user_id).await?;
     if current.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
@@ -140,7 +133,7 @@ pub(crate) async fn enroll(core: Arc<Core>, access: VerifiedAccess) -> Reply {
 /// Turns MFA on with a code of the enrolled secret; returns the recovery codes.
 pub(crate) async fn confirm(core: Arc<Core>, access: VerifiedAccess, code: String) -> Reply {
     super::authorize(&core, &access).await?;
-    let current = load(&core, access.user_id).await?;
+    let current = super::load_user(&core, access.user_id).await?;
     let Some(state) = current.account.totp.clone().filter(|t| !t.confirmed) else {
         return Err(if current.mfa_enabled {
             AuthError::MfaAlreadyEnabled
@@ -152,7 +145,7 @@ pub(crate) async fn confirm(core: Arc<Core>, access: VerifiedAccess, code: Strin
     let Some(CodeUse::Totp(step)) = check(&core, &current, &state, &code)? else {
         return Err(AuthError::InvalidMfaCode);
     };
-    clear_failures(&core, &current.email).await?;
+    super::clear_lockout(&core, &current.email).await?;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -187,7 +180,7 @@ pub(crate) async fn confirm(core: Arc<Core>, access: VerifiedAccess, code: Strin
 /// Turns MFA off; needs a current code or a recovery code.
 pub(crate) async fn disable(core: Arc<Core>, access: VerifiedAccess, code: String) -> Reply {
     super::authorize(&core, &access).await?;
-    let current = load(&core, access.user_id).await?;
+    let current = super::load_user(&core, access.user_id).await?;
     let Some(state) = current.account.totp.clone().filter(|t| t.confirmed) else {
         return Err(AuthError::InvalidMfaCode);
     };
@@ -195,7 +188,7 @@ pub(crate) async fn disable(core: Arc<Core>, access: VerifiedAccess, code: Strin
     if check(&core, &current, &state, &code)?.is_none() {
         return Err(AuthError::InvalidMfaCode);
     }
-    clear_failures(&core, &current.email).await?;
+    super::clear_lockout(&core, &current.email).await?;
     let mut updated = current.clone();
     updated.mfa_enabled = false;
     updated.account.totp = None;
@@ -206,23 +199,12 @@ pub(crate) async fn disable(core: Arc<Core>, access: VerifiedAccess, code: Strin
     Ok(Outcome::Done)
 }
 
-async fn clear_failures(core: &Core, email: &str) -> Result<(), AuthError> {
-    core.token_op(
-        "clear_login_failures",
-        core.tokens.clear_login_failures(email),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("clear_login_failures", e))
-}
-
 /// After a right password: keeps a single-use `mfa_token` in the record and
 /// asks for the second factor.
 pub(crate) async fn begin(core: &Core, id: UserId) -> Reply {
-    let current = load(core, id).await?;
-    let now = core.now_ms();
-    let ttl = u64::try_from(core.cfg.account.mfa_token_ttl.as_millis()).unwrap_or(u64::MAX);
-    let issued = onetime::issue(Purpose::MfaLogin, id, now, ttl, core.token_svc.rng())
-        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+    let current = super::load_user(core, id).await?;
+    let ttl = core.cfg.account.mfa_token_ttl;
+    let issued = super::issue_token(core, Purpose::MfaLogin, id, ttl)?;
     let mut updated = current.clone();
     updated.account.mfa_login = Some(issued.pending);
     super::save_user(core, &current, &mut updated, &[])
@@ -230,7 +212,7 @@ pub(crate) async fn begin(core: &Core, id: UserId) -> Reply {
         .map_err(|e| conflict_or(e, "update_user"))?;
     Ok(Outcome::MfaRequired {
         mfa_token: SecretText(issued.token),
-        expires_in: ttl / 1000,
+        expires_in: ttl.as_secs(),
     })
 }
 
@@ -244,7 +226,7 @@ pub(crate) async fn login(
     code: String,
     client: ClientInfo,
 ) -> Reply {
-    let current = load(&core, token.user_id)
+    let current = super::load_user(&core, token.user_id)
         .await
         .map_err(|_| AuthError::InvalidMfa)?;
     let now = core.now_ms();
@@ -267,7 +249,7 @@ pub(crate) async fn login(
     super::save_user(&core, &current, &mut updated, &[])
         .await
         .map_err(|e| conflict_or(e, "update_user"))?;
-    clear_failures(&core, &current.email).await?;
+    super::clear_lockout(&core, &current.email).await?;
     let amr: &[&str] = match used {
         CodeUse::Totp(_) => &["pwd", "otp"],
         CodeUse::Recovery(_) => &["pwd", "mfa"],

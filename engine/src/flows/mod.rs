@@ -311,3 +311,54 @@ pub(crate) async fn save_user(
     core.read.put_user(updated);
     Ok(())
 }
+
+/// The bearer's record; a user deleted since the token was issued is a
+/// revoked token.
+pub(crate) async fn load_user(
+    core: &Core,
+    id: UserId,
+) -> Result<portcullis_storage::UserRecord, AuthError> {
+    core.user_op("get_user", core.users.get_user(id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))?
+        .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))
+}
+
+/// Forgets the failed attempts of `key` (after a secret was right).
+pub(crate) async fn clear_lockout(core: &Core, key: &str) -> Result<(), AuthError> {
+    core.token_op(
+        "clear_login_failures",
+        core.tokens.clear_login_failures(key),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("clear_login_failures", e))
+}
+
+/// Re-verifies `user`'s password on the hash pool, counted toward the
+/// lockout like a login attempt.
+pub(crate) async fn reverify_password(
+    core: &Core,
+    user: &portcullis_storage::UserRecord,
+    password: crate::domain::Password,
+) -> Result<(), AuthError> {
+    count_attempt(core, &user.email, core.now_ms()).await?;
+    let verified = core
+        .hash
+        .verify(password.into_secret(), &user.password_hash)
+        .await?;
+    if !verified.ok {
+        return Err(AuthError::InvalidCredentials);
+    }
+    clear_lockout(core, &user.email).await
+}
+
+/// Issues a single-use token of `purpose` for `user`, valid for `ttl`.
+pub(crate) fn issue_token(
+    core: &Core,
+    purpose: crate::tokens::onetime::Purpose,
+    user: UserId,
+    ttl: std::time::Duration,
+) -> Result<crate::tokens::onetime::Issued, AuthError> {
+    crate::tokens::onetime::issue(purpose, user, core.now_ms(), ms(ttl), core.token_svc.rng())
+        .map_err(|_| AuthError::Internal("system random generator failed".into()))
+}

@@ -50,11 +50,8 @@ async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -
         else {
             return Ok(Outcome::Done);
         };
-        let now = core.now_ms();
-        let ttl =
-            u64::try_from(core.cfg.account.password_reset_ttl.as_millis()).unwrap_or(u64::MAX);
-        let issued = onetime::issue(Purpose::PasswordReset, id, now, ttl, core.token_svc.rng())
-            .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        let ttl = core.cfg.account.password_reset_ttl;
+        let issued = super::issue_token(core, Purpose::PasswordReset, id, ttl)?;
         let mut updated = current.clone();
         updated.account.password_reset = Some(issued.pending);
         let letter = link_letter(
@@ -65,7 +62,7 @@ async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -
             &format!(
                 "The link works once, for {} minutes, and signs you out everywhere. \
                  If you did not ask for it, ignore this message: your password stays as it is.",
-                ttl / 60_000
+                ttl.as_secs() / 60
             ),
         );
         let mail = super::queue_letter(core, &mut updated, &letter)?;
@@ -114,12 +111,7 @@ pub(crate) async fn reset(
         Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
     }
     super::revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
-    core.token_op(
-        "clear_login_failures",
-        core.tokens.clear_login_failures(&updated.email),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    super::clear_lockout(&core, &updated.email).await?;
     Ok(Outcome::Done)
 }
 
@@ -133,27 +125,8 @@ pub(crate) async fn change(
     new_password: Password,
 ) -> Reply {
     super::authorize(&core, &access).await?;
-    let user = core
-        .user_op("get_user", core.users.get_user(access.user_id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::Unauthenticated(
-            crate::error::TokenProblem::Revoked,
-        ))?;
-    super::count_attempt(&core, &user.email, core.now_ms()).await?;
-    let verified = core
-        .hash
-        .verify(current_password.into_secret(), &user.password_hash)
-        .await?;
-    if !verified.ok {
-        return Err(AuthError::InvalidCredentials);
-    }
-    core.token_op(
-        "clear_login_failures",
-        core.tokens.clear_login_failures(&user.email),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("clear_login_failures", e))?;
+    let user = super::load_user(&core, access.user_id).await?;
+    super::reverify_password(&core, &user, current_password).await?;
     let password_hash = core.hash.hash(new_password.into_secret()).await?;
     let mut updated = user.clone();
     updated.password_hash = password_hash;

@@ -7,7 +7,7 @@ use portcullis_storage::StoreError;
 
 use crate::command::{Outcome, Reply};
 use crate::core::Core;
-use crate::error::{AuthError, TokenProblem};
+use crate::error::AuthError;
 use crate::mail::link_letter;
 use crate::tokens::VerifiedAccess;
 use crate::tokens::onetime::{self, Purpose};
@@ -17,24 +17,12 @@ use crate::tokens::onetime::{self, Purpose};
 pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
     for _ in 0..2 {
-        let current = core
-            .user_op("get_user", core.users.get_user(access.user_id))
-            .await
-            .map_err(|e| AuthError::from_store("get_user", e))?
-            .ok_or(AuthError::Unauthenticated(TokenProblem::Revoked))?;
+        let current = super::load_user(&core, access.user_id).await?;
         if current.email_verified {
             return Err(AuthError::AlreadyVerified);
         }
-        let now = core.now_ms();
-        let ttl = u64::try_from(core.cfg.account.verify_email_ttl.as_millis()).unwrap_or(u64::MAX);
-        let issued = onetime::issue(
-            Purpose::VerifyEmail,
-            current.id,
-            now,
-            ttl,
-            core.token_svc.rng(),
-        )
-        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+        let ttl = core.cfg.account.verify_email_ttl;
+        let issued = super::issue_token(&core, Purpose::VerifyEmail, current.id, ttl)?;
         let mut updated = current.clone();
         updated.account.verify_email = Some(issued.pending);
         let letter = link_letter(
@@ -44,7 +32,7 @@ pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
             &super::mail_link(&core, "verify-email", &issued.token),
             &format!(
                 "The link works once, for {} hours. If you did not ask for it, ignore this message.",
-                ttl / 3_600_000
+                ttl.as_secs() / 3600
             ),
         );
         let mail = super::queue_letter(&core, &mut updated, &letter)?;

@@ -57,10 +57,6 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600))
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 fn count(outcome: &'static str) {
     metrics::counter!(MAIL_TOTAL, "outcome" => outcome).increment(1);
 }
@@ -100,14 +96,18 @@ async fn deliver(
         .as_ref()
         .is_some_and(|u| u.account.outbox.contains(&m.id));
     if !vouched {
-        if now.saturating_sub(m.created_at_ms) > ms(VOUCH_GRACE) {
+        if now.saturating_sub(m.created_at_ms) > crate::flows::ms(VOUCH_GRACE) {
             // The change it reports never happened (or the user is gone).
             core.users.delete_mail(&m).await?;
             count("unvouched");
         }
         return Ok(false);
     }
-    if !core.users.claim_mail(&m, now, now + ms(CLAIM)).await? {
+    if !core
+        .users
+        .claim_mail(&m, now, now + crate::flows::ms(CLAIM))
+        .await?
+    {
         return Ok(false);
     }
     let letter = match Letter::open(&mailer.keys, &m.id, &m.payload) {
@@ -129,7 +129,7 @@ async fn deliver(
         }
         Err(SendError::Transient(e)) if m.attempts + 1 < MAX_ATTEMPTS => {
             m.attempts += 1;
-            m.due_at_ms = now + ms(backoff(m.attempts));
+            m.due_at_ms = now + crate::flows::ms(backoff(m.attempts));
             tracing::warn!(user_id = %m.user_id, attempts = m.attempts, error = %e, "mail delivery failed; retrying later");
             core.users.retry_mail(&m).await?;
             count("retried");
@@ -170,19 +170,8 @@ async fn unvouch(core: &Arc<Core>, user: UserId, id: [u8; 16]) {
                 }
                 let mut updated = current.clone();
                 updated.account.outbox.retain(|x| *x != id);
-                updated.version += 1;
-                updated.updated_at_ms = c.now_ms();
-                match c
-                    .user_op(
-                        "update_user",
-                        c.users.update_user(&updated, current.version),
-                    )
-                    .await
-                {
-                    Ok(()) => {
-                        c.read.put_user(&updated);
-                        return Ok(crate::command::Outcome::Done);
-                    }
+                match crate::flows::save_user(&c, &current, &mut updated, &[]).await {
+                    Ok(()) => return Ok(crate::command::Outcome::Done),
                     Err(portcullis_storage::StoreError::VersionConflict { .. }) => continue,
                     Err(e) => return Err(AuthError::from_store("update_user", e)),
                 }

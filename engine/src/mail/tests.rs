@@ -270,13 +270,8 @@ async fn deliver_over(
     ca: Option<std::path::PathBuf>,
 ) {
     let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
-        host: "localhost".into(),
-        port: Some(server.port),
-        security,
-        username: None,
-        password: None,
         ca_file: ca,
-        timeout: std::time::Duration::from_secs(5),
+        ..smtp("localhost", server.port, security)
     }))
     .unwrap();
     let from: lettre::message::Mailbox = "Portcullis <no-reply@auth.example.com>".parse().unwrap();
@@ -318,15 +313,11 @@ async fn smtp_delivers_over_implicit_tls_and_refuses_an_untrusted_certificate() 
         ]
     });
     // Without the CA the self-signed certificate is refused: nothing sent.
-    let untrusted = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
-        host: "localhost".into(),
-        port: Some(server.port),
-        security: transport::SmtpSecurity::Tls,
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout: std::time::Duration::from_secs(5),
-    }))
+    let untrusted = Transport::new(&TransportConfig::Smtp(smtp(
+        "localhost",
+        server.port,
+        transport::SmtpSecurity::Tls,
+    )))
     .unwrap();
     let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
     let e = untrusted
@@ -347,13 +338,8 @@ async fn smtp_answers_are_classified_transient_or_permanent() {
         .unwrap()
         .port();
     let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: transport::SmtpSecurity::None,
-        username: None,
-        password: None,
-        ca_file: None,
         timeout: std::time::Duration::from_secs(2),
+        ..smtp("127.0.0.1", port, transport::SmtpSecurity::None)
     }))
     .unwrap();
     let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
@@ -363,6 +349,19 @@ async fn smtp_answers_are_classified_transient_or_permanent() {
     ));
 }
 
+/// SMTP settings without AUTH or an extra CA, with a 5 s step timeout.
+fn smtp(host: &str, port: u16, security: transport::SmtpSecurity) -> transport::SmtpSettings {
+    transport::SmtpSettings {
+        host: host.into(),
+        port: Some(port),
+        security,
+        username: None,
+        password: None,
+        ca_file: None,
+        timeout: std::time::Duration::from_secs(5),
+    }
+}
+
 fn smtp_with(
     port: u16,
     ca: &std::path::Path,
@@ -370,13 +369,10 @@ fn smtp_with(
     password: Option<&str>,
 ) -> Transport {
     Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
-        host: "localhost".into(),
-        port: Some(port),
-        security: transport::SmtpSecurity::StartTls,
         username: user.map(str::to_owned),
         password: password.map(|p| zeroize::Zeroizing::new(p.to_owned())),
         ca_file: Some(ca.to_owned()),
-        timeout: std::time::Duration::from_secs(5),
+        ..smtp("localhost", port, transport::SmtpSecurity::StartTls)
     }))
     .unwrap()
 }
@@ -411,13 +407,8 @@ async fn a_relay_that_stops_answering_cannot_hold_a_delivery() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let t = Transport::new(&TransportConfig::Smtp(transport::SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: transport::SmtpSecurity::None,
-        username: None,
-        password: None,
-        ca_file: None,
         timeout: std::time::Duration::from_millis(200),
+        ..smtp("127.0.0.1", port, transport::SmtpSecurity::None)
     }))
     .unwrap();
     let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
