@@ -85,7 +85,7 @@ settings! {
     SMTP_TIMEOUT: "smtp-timeout", "PORTCULLIS_SMTP_TIMEOUT", "10s", "DURATION", "Longest wait for the SMTP server at each step";
     AUDIENCE: "audience", "PORTCULLIS_AUDIENCE", "portcullis", "AUD", "JWT audience (aud)";
     REFRESH_REUSE_GRACE_MS: "refresh-reuse-grace-ms", "PORTCULLIS_REFRESH_REUSE_GRACE_MS", "2000", "MS", "A rotated refresh token presented within this window is refused without revoking the session";
-    TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose X-Forwarded-For is believed";
+    TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose Forwarded (preferred) or X-Forwarded-For is believed";
     IP_RATE_LIMIT: "ip-rate-limit", "PORTCULLIS_IP_RATE_LIMIT", "10/s,burst=20", "RATE", "Per-IP limit on register, login and refresh (e.g. 10/s,burst=20, 600/min, off)";
     PASSWORD_HASH: "password-hash", "PORTCULLIS_PASSWORD_HASH", "argon2id:m=19456,t=2,p=1", "SCHEME", "Scheme for new password hashes (argon2id:m=..,t=..,p=.. or pbkdf2-sha256:i=..)";
     HASH_THREADS: "hash-threads", "PORTCULLIS_HASH_THREADS", "0", "N", "Password hash threads (0: one per core)";

@@ -76,8 +76,11 @@ impl App {
     }
 
     pub(crate) fn client_ip(&self, req: &Request<'_>) -> std::net::IpAddr {
-        self.proxies
-            .client_ip(req.peer.ip(), req.headers_named("x-forwarded-for"))
+        self.proxies.client_ip(
+            req.peer.ip(),
+            req.headers_named("forwarded"),
+            req.headers_named("x-forwarded-for"),
+        )
     }
 }
 
