@@ -98,8 +98,16 @@ pub fn parse_bytes<T: DeserializeOwned>(body: &[u8], fields: &[Field]) -> Result
     if std::str::from_utf8(body).is_err() {
         return Err(invalid("the request body is not valid UTF-8"));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("the request body is not valid JSON: {e}")))?;
+    let value = match serde_json::from_slice::<Unique>(body) {
+        Ok(Unique(v)) => v,
+        Err(e)
+            if e.classify() == serde_json::error::Category::Data
+                && e.to_string().starts_with(DUPLICATE_KEY) =>
+        {
+            return Err(invalid(format!("the request body has a {e}")));
+        }
+        Err(e) => return Err(invalid(format!("the request body is not valid JSON: {e}"))),
+    };
     let Value::Object(map) = value else {
         return Err(invalid("the request body must be a JSON object"));
     };
@@ -115,6 +123,91 @@ pub fn parse_bytes<T: DeserializeOwned>(body: &[u8], fields: &[Field]) -> Result
             "the request body does not match the expected shape: {e}"
         ))
     })
+}
+
+/// A JSON value whose objects, at every depth, have no repeated key. A
+/// repeated key is refused rather than resolved: a proxy or WAF that reads
+/// the first occurrence and this server reading the last would act on
+/// different requests. Parsing recurses through `serde_json`'s deserializer,
+/// so its recursion limit still applies.
+struct Unique(Value);
+
+/// How the error of a repeated key starts.
+const DUPLICATE_KEY: &str = "duplicate key";
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Unique(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "{DUPLICATE_KEY} '{}'",
+                    truncate(&key)
+                )));
+            }
+            let Unique(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 fn check_shape(map: &Map<String, Value>, fields: &[Field]) -> Vec<FieldError> {
@@ -223,5 +316,56 @@ mod tests {
         assert!(errs(b"\"str\"").0.contains("JSON object"));
         assert!(errs(b"{\"email\":\"\xff\xfe\"}").0.contains("UTF-8"));
         assert!(errs(b"{} trailing").0.contains("not valid JSON"));
+        assert!(
+            errs(br#"{"email":1e400}"#)
+                .0
+                .starts_with("the request body is not valid JSON: number out of range")
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let (detail, e) = errs(br#"{"email":"a@x.co","email":"b@x.co","password":"x"}"#);
+        assert!(detail.contains("duplicate key 'email'"), "{detail}");
+        assert!(e.is_empty(), "{e:?}");
+        let (detail, _) =
+            errs(br#"{"email":"a@x.co","password":"x","name":{"a":[{"k":1,"k":2}]}}"#);
+        assert!(detail.contains("duplicate key 'k'"), "{detail}");
+        // Escapes that spell the same key are the same key.
+        let (detail, _) = errs(br#"{"email":"a@x.co","\u0065mail":"b@x.co","password":"x"}"#);
+        assert!(detail.contains("duplicate key 'email'"), "{detail}");
+        // Same names in different objects are fine (the shape check speaks).
+        let (detail, _) = errs(br#"{"email":{"email":1},"password":{"email":2}}"#);
+        assert_eq!(detail, "one or more fields are invalid");
+    }
+
+    #[test]
+    fn values_survive_the_strict_parse() {
+        let v: Value = serde_json::from_slice::<Unique>(
+            br#"{"a":[1,-2,3.5,true,null,"s",{}],"b":18446744073709551615}"#,
+        )
+        .map(|Unique(v)| v)
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            v,
+            serde_json::from_slice::<Value>(
+                br#"{"a":[1,-2,3.5,true,null,"s",{}],"b":18446744073709551615}"#
+            )
+            .unwrap_or(Value::Null)
+        );
+    }
+
+    #[test]
+    fn deep_nesting_hits_the_recursion_limit_not_the_stack() {
+        let mut deep = Vec::new();
+        deep.extend(std::iter::repeat_n(b'[', 100_000));
+        let detail = errs(&deep).0;
+        assert!(detail.contains("recursion limit"), "{detail}");
+        let mut objects = Vec::new();
+        for _ in 0..100_000 {
+            objects.extend_from_slice(br#"{"a":"#);
+        }
+        let detail = errs(&objects).0;
+        assert!(detail.contains("recursion limit"), "{detail}");
     }
 }

@@ -173,7 +173,8 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "invalid_mfa",
                 "Invalid second factor",
                 "the code is wrong or was already used, or the mfa_token is invalid or expired",
-            ),
+            )
+            .header("WWW-Authenticate", REALM.into()),
             AuthError::InvalidMfaCode => mapped(
                 400,
                 "invalid_mfa",
@@ -278,7 +279,17 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
 
 /// The problem response for `err`.
 pub fn problem(err: EdgeError, request_id: &str) -> Response {
-    let m = map(err, request_id);
+    let mut m = map(err, request_id);
+    // The contract: every 401 says how to authenticate. Each 401 above names
+    // its own challenge; this catches one added without it.
+    if m.status == 401
+        && !m
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
+    {
+        m.headers.push(("WWW-Authenticate", REALM.into()));
+    }
     let doc = Problem {
         kind: format!("urn:portcullis:problem:{}", m.code),
         title: m.title,
@@ -302,4 +313,118 @@ pub fn problem(err: EdgeError, request_id: &str) -> Response {
         rsp = rsp.with_header(name, value);
     }
     rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each error the API can answer.
+    fn every_error() -> Vec<EdgeError> {
+        let auth = vec![
+            AuthError::InvalidRequest(Vec::new()),
+            AuthError::InvalidCredentials,
+            AuthError::TooManyAttempts {
+                retry_after_secs: 1,
+            },
+            AuthError::RateLimited {
+                retry_after_secs: 1,
+            },
+            AuthError::EmailTaken,
+            AuthError::InvalidToken,
+            AuthError::InvalidMfa,
+            AuthError::InvalidMfaCode,
+            AuthError::MfaAlreadyEnabled,
+            AuthError::AlreadyVerified,
+            AuthError::InvalidGrant,
+            AuthError::Unauthenticated(TokenProblem::Missing),
+            AuthError::Unauthenticated(TokenProblem::Invalid),
+            AuthError::Unauthenticated(TokenProblem::Expired),
+            AuthError::Unauthenticated(TokenProblem::Revoked),
+            AuthError::NotFound,
+            AuthError::Overloaded {
+                retry_after_secs: 1,
+            },
+            AuthError::Unavailable {
+                retry_after_secs: 1,
+            },
+            AuthError::Internal("test".into()),
+        ];
+        // A new variant does not compile here until it is listed above.
+        for e in &auth {
+            match e {
+                AuthError::InvalidRequest(_)
+                | AuthError::InvalidCredentials
+                | AuthError::TooManyAttempts { .. }
+                | AuthError::RateLimited { .. }
+                | AuthError::EmailTaken
+                | AuthError::InvalidToken
+                | AuthError::InvalidMfa
+                | AuthError::InvalidMfaCode
+                | AuthError::MfaAlreadyEnabled
+                | AuthError::AlreadyVerified
+                | AuthError::InvalidGrant
+                | AuthError::NotFound
+                | AuthError::Overloaded { .. }
+                | AuthError::Unavailable { .. }
+                | AuthError::Internal(_) => {}
+                AuthError::Unauthenticated(
+                    TokenProblem::Missing
+                    | TokenProblem::Invalid
+                    | TokenProblem::Expired
+                    | TokenProblem::Revoked,
+                ) => {}
+            }
+        }
+        let mut all: Vec<EdgeError> = auth.into_iter().map(EdgeError::Auth).collect();
+        all.extend([
+            EdgeError::Frame(FrameError::BodyTooLarge),
+            EdgeError::Timeout,
+            EdgeError::NotFound,
+            EdgeError::MethodNotAllowed("GET"),
+            EdgeError::UnsupportedMediaType("application/json"),
+            EdgeError::InvalidBody {
+                detail: "x".into(),
+                errors: Vec::new(),
+            },
+            EdgeError::RateLimited {
+                retry_after_secs: 1,
+            },
+        ]);
+        all
+    }
+
+    #[test]
+    fn every_401_carries_www_authenticate() {
+        let mut codes = Vec::new();
+        for e in every_error() {
+            let name = format!("{e:?}");
+            let r = problem(e, "rid");
+            if r.status == 401 {
+                let challenge = r.header("www-authenticate").unwrap_or_default();
+                assert!(
+                    challenge.starts_with("Bearer realm="),
+                    "{name}: {challenge:?}"
+                );
+                let body = match &r.body {
+                    crate::server::Body::Owned(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("{name}: {other:?}"),
+                };
+                codes.push(body);
+            }
+            if matches!(r.status, 429 | 503) {
+                assert!(r.header("retry-after").is_some(), "{name}");
+            }
+        }
+        let codes = codes.join(" ");
+        for code in [
+            "invalid_credentials",
+            "invalid_mfa",
+            "invalid_grant",
+            "missing_token",
+            "invalid_token",
+        ] {
+            assert!(codes.contains(&format!("\"code\":\"{code}\"")), "{code}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Attacks on the HTTP edge itself: escaping the per-IP rate limit through
-//! forwarding headers.
+//! forwarding headers, bodies read differently by a front end and by us,
+//! and 401s without a challenge.
 
 use crate::support::{Resp, TestServer};
 
@@ -92,4 +93,94 @@ fn obfuscated_identifiers_get_their_own_buckets() {
     admitted(&login(&srv, &[("Forwarded", "for=_other")]));
     admitted(&login(&srv, &[("Forwarded", "for=unknown")]));
     admitted(&login(&srv, &[]));
+}
+
+fn post_raw(srv: &TestServer, path: &str, body: &[u8]) -> Resp {
+    srv.client().request(
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body),
+    )
+}
+
+#[test]
+fn duplicate_json_keys_are_refused_and_register_nothing() {
+    let srv = TestServer::start();
+    let r = post_raw(
+        &srv,
+        "/v1/auth/register",
+        br#"{"email":"dup-a@example.com","email":"dup-b@example.com","password":"correct horse battery"}"#,
+    );
+    let doc = r.problem(400, "invalid_request");
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key 'email'"),
+        "{doc}"
+    );
+    // Neither address was taken: both register now, with another password.
+    srv.register("dup-a@example.com", "another horse battery");
+    srv.register("dup-b@example.com", "another horse battery");
+    // Spelled with an escape, it is still the same key.
+    let r = post_raw(
+        &srv,
+        "/v1/auth/login",
+        br#"{"email":"dup-a@example.com","password":"wrong","\u0070assword":"another horse battery"}"#,
+    );
+    let doc = r.problem(400, "invalid_request");
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key 'password'"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn nested_duplicate_json_keys_are_refused() {
+    let srv = TestServer::start();
+    let r = post_raw(
+        &srv,
+        "/v1/auth/register",
+        br#"{"email":"nest@example.com","password":"correct horse battery","name":{"first":"a","first":"b"}}"#,
+    );
+    let doc = r.problem(400, "invalid_request");
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key 'first'"),
+        "{doc}"
+    );
+    let r = post_raw(
+        &srv,
+        "/v1/auth/login",
+        br#"{"email":"nest@example.com","password":[{"k":1},{"k":2,"k":3}]}"#,
+    );
+    let doc = r.problem(400, "invalid_request");
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key 'k'"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn login_mfa_401_carries_a_challenge() {
+    let srv = TestServer::start();
+    // The shape of an mfa_token (pcm_<user id>.<secret>), for no login.
+    let token = format!("pcm_{}.{}", "A".repeat(22), "B".repeat(43));
+    let r = srv.client().post_json(
+        "/v1/auth/login/mfa",
+        &serde_json::json!({"mfa_token": token, "code": "123456"}),
+        None,
+    );
+    r.problem(401, "invalid_mfa");
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer realm="), "{challenge:?}");
 }
