@@ -102,6 +102,7 @@ settings! {
     LOCKOUT_DURATION: "lockout-duration", "PORTCULLIS_LOCKOUT_DURATION", "1m", "DURATION", "First lock; each further lock doubles it";
     LOCKOUT_MAX_DURATION: "lockout-max-duration", "PORTCULLIS_LOCKOUT_MAX_DURATION", "1h", "DURATION", "Longest lock";
     MAX_CONNECTIONS: "max-connections", "PORTCULLIS_MAX_CONNECTIONS", "10000", "N", "Open API connections at most";
+    MAX_CONNECTIONS_PER_IP: "max-connections-per-ip", "PORTCULLIS_MAX_CONNECTIONS_PER_IP", "256", "N", "Open API connections per TCP peer address (IPv6: per /64) at most, 0 for no limit (behind a load balancer, whose address every client shares: raise it or use 0)";
     KEEPALIVE_TIMEOUT: "keepalive-timeout", "PORTCULLIS_KEEPALIVE_TIMEOUT", "75s", "DURATION", "Idle keep-alive connections are closed after this (keep it above the load balancer's)";
     REQUEST_TIMEOUT: "request-timeout", "PORTCULLIS_REQUEST_TIMEOUT", "15s", "DURATION", "A started request must arrive completely within this";
     ENGINE_TIMEOUT: "engine-timeout", "PORTCULLIS_ENGINE_TIMEOUT", "30s", "DURATION", "Longest time one operation may hold its partition in the engine before it is abandoned (503)";
@@ -398,6 +399,7 @@ impl Config {
             ip_rate_limit,
             server: ServerConfig {
                 max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
+                max_connections_per_ip: r.num(&MAX_CONNECTIONS_PER_IP)?,
                 keepalive_timeout: r.duration(&KEEPALIVE_TIMEOUT)?,
                 request_timeout: r.duration(&REQUEST_TIMEOUT)?,
                 ..ServerConfig::default()

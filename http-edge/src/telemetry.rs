@@ -14,7 +14,9 @@ pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "portcullis_http_request_duration_seconds";
 /// Requests refused by the per-IP limit (counter).
 pub const HTTP_RATE_LIMITED_TOTAL: &str = "portcullis_http_rate_limited_total";
-/// Connections refused at `max_connections` (counter; label `server` = api | admin).
+/// Connections refused at a connection limit (counter; labels `server` =
+/// api | admin, `limit` = total (`max_connections`) | per_ip
+/// (`max_connections_per_ip`)).
 pub const HTTP_CONNECTIONS_REJECTED_TOTAL: &str = "portcullis_http_connections_rejected_total";
 
 /// Buckets for HTTP request durations (seconds): 100 µs .. 5 s.
@@ -84,7 +86,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
             describe_edge_metrics();
             metrics::counter!(HTTP_RATE_LIMITED_TOTAL).increment(0);
             for server in ["api", "admin"] {
-                metrics::counter!(HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => server).increment(0);
+                for limit in ["total", "per_ip"] {
+                    metrics::counter!(HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => server, "limit" => limit)
+                        .increment(0);
+                }
             }
             Ok(handle)
         })
@@ -109,7 +114,7 @@ fn describe_edge_metrics() {
     );
     describe_counter!(
         HTTP_CONNECTIONS_REJECTED_TOTAL,
-        "Connections refused at the connection limit"
+        "Connections refused at a connection limit (limit: total or per_ip)"
     );
     describe_histogram!(
         m::GROUP_COMMIT_SIZE,

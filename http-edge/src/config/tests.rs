@@ -26,6 +26,14 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.edge.trusted_proxies, TrustedProxies::default());
     assert_eq!(c.engine.lockout, LockoutPolicy::default());
     assert_eq!(c.engine.signing_keys_dir, None);
+    assert_eq!(c.edge.server.max_connections, 10_000);
+    assert_eq!(c.edge.server.max_connections_per_ip, 256);
+    let off = Config::resolve(
+        &Flags::new(),
+        &env(&[("PORTCULLIS_MAX_CONNECTIONS_PER_IP", "0")]),
+    )
+    .unwrap();
+    assert_eq!(off.edge.server.max_connections_per_ip, 0);
 }
 
 #[test]

@@ -24,6 +24,10 @@ const MAX_BUFFERED: usize = MAX_HEAD_BYTES + 2 * MAX_BODY_BYTES;
 /// Answers queued before they are written even if more requests are buffered.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// The read buffer's size between large requests.
+const READ_BUF_NORMAL: usize = 2 * READ_CHUNK;
+/// The output buffer's capacity between large answers.
+const OUT_BUF_NORMAL: usize = READ_CHUNK;
 
 enum Step {
     /// Keep going.
@@ -45,7 +49,7 @@ pub(super) fn serve<H: Handler>(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(cfg.write_timeout));
     let mut buf = ReadBuf::new();
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(OUT_BUF_NORMAL);
     let mut continue_sent = false;
     let mut progress = Progress::default();
     let mut pending_since: Option<Stopwatch> = None;
@@ -157,7 +161,9 @@ pub(super) fn serve<H: Handler>(
 }
 
 /// The connection's read buffer: `data[start..end]` holds unread bytes. The
-/// storage is zeroed once and reused; reads go straight into its tail.
+/// storage is zeroed once and reused; reads go straight into its tail. It
+/// grows for a large request and returns to its normal size once emptied,
+/// so an idle connection never keeps a large request's worth of memory.
 struct ReadBuf {
     data: Vec<u8>,
     start: usize,
@@ -173,7 +179,7 @@ impl Drop for ReadBuf {
 impl ReadBuf {
     fn new() -> ReadBuf {
         ReadBuf {
-            data: vec![0; 2 * READ_CHUNK],
+            data: vec![0; READ_BUF_NORMAL],
             start: 0,
             end: 0,
         }
@@ -196,6 +202,11 @@ impl ReadBuf {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.data.len() > READ_BUF_NORMAL {
+                // Wiped before it is freed: it may hold a password.
+                self.data.zeroize();
+                self.data = vec![0; READ_BUF_NORMAL];
+            }
         }
     }
 
@@ -385,6 +396,67 @@ fn write_out(stream: &mut may::net::TcpStream, out: &mut Vec<u8>) -> std::io::Re
         return Ok(());
     }
     let r = stream.write_all(out);
-    out.clear();
+    release_output(out);
     r
+}
+
+/// Empties the output buffer, back to its normal capacity if an answer made
+/// it grow (wiped before it is freed: answers carry tokens).
+fn release_output(out: &mut Vec<u8>) {
+    if out.capacity() > OUT_BUF_NORMAL {
+        out.zeroize();
+        *out = Vec::with_capacity(OUT_BUF_NORMAL);
+    } else {
+        out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `bytes` into `buf` the way the connection loop does.
+    fn fill(buf: &mut ReadBuf, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let spare = buf.spare_mut();
+            let n = spare.len().min(bytes.len()).min(READ_CHUNK);
+            spare[..n].copy_from_slice(&bytes[..n]);
+            buf.commit(n);
+            bytes = &bytes[n..];
+        }
+    }
+
+    #[test]
+    fn the_read_buffer_shrinks_once_a_large_request_is_consumed() {
+        let mut buf = ReadBuf::new();
+        assert_eq!(buf.data.len(), READ_BUF_NORMAL);
+        let big = vec![b'x'; 150 * 1024];
+        fill(&mut buf, &big);
+        assert!(buf.data.len() >= big.len());
+        // Partly consumed: the rest stays, and so does the storage.
+        buf.consume(100 * 1024);
+        assert_eq!(buf.len(), 50 * 1024);
+        assert!(buf.data.len() > READ_BUF_NORMAL);
+        assert!(buf.filled_mut().iter().all(|&b| b == b'x'));
+        buf.consume(50 * 1024);
+        assert!(buf.is_empty());
+        assert_eq!(buf.data.len(), READ_BUF_NORMAL);
+        assert_eq!(buf.data.capacity(), READ_BUF_NORMAL);
+        // And it still works.
+        fill(&mut buf, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(buf.filled_mut(), b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn the_output_buffer_shrinks_after_a_large_answer() {
+        let mut out = Vec::with_capacity(OUT_BUF_NORMAL);
+        out.extend_from_slice(b"small");
+        release_output(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(out.capacity(), OUT_BUF_NORMAL);
+        out.extend(std::iter::repeat_n(b'y', 300 * 1024));
+        release_output(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(out.capacity(), OUT_BUF_NORMAL);
+    }
 }

@@ -16,7 +16,7 @@ pub mod response;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream as StdTcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,6 +89,11 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ServerConfig {
     /// Open connections at most; beyond, new ones get a 503 and are closed.
     pub max_connections: usize,
+    /// Open connections per TCP peer address (IPv6: per /64) at most, 0 for
+    /// no limit; beyond, new ones get a 503 and are closed. The peer is
+    /// counted, not the address forwarding headers name: no request has been
+    /// framed yet when a connection is accepted.
+    pub max_connections_per_ip: usize,
     /// How long an idle keep-alive connection stays open.
     pub keepalive_timeout: Duration,
     /// How long a started request may take to arrive completely.
@@ -101,6 +106,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             keepalive_timeout: Duration::from_secs(75),
             request_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(30),
@@ -111,13 +117,64 @@ impl Default for ServerConfig {
 struct ConnEntry {
     stream: StdTcpStream,
     busy: Arc<AtomicBool>,
+    /// The peer's key in `Registry::per_ip`.
+    peer: IpAddr,
+}
+
+/// The open connections, and how many each peer address holds.
+#[derive(Default)]
+struct Registry {
+    conns: HashMap<u64, ConnEntry>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Which connection limit refused a connection (the `limit` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Total,
+    PerIp,
+}
+
+impl Registry {
+    /// Registers connection `id` from `peer`, or says which limit refuses it.
+    fn admit(&mut self, id: u64, entry: ConnEntry, cfg: &ServerConfig) -> Result<(), Refused> {
+        if self.conns.len() >= cfg.max_connections {
+            return Err(Refused::Total);
+        }
+        let held = self.per_ip.get(&entry.peer).copied().unwrap_or(0);
+        if cfg.max_connections_per_ip > 0 && held >= cfg.max_connections_per_ip {
+            return Err(Refused::PerIp);
+        }
+        self.per_ip.insert(entry.peer, held + 1);
+        self.conns.insert(id, entry);
+        Ok(())
+    }
+
+    /// Forgets connection `id`.
+    fn release(&mut self, id: u64) {
+        let Some(entry) = self.conns.remove(&id) else {
+            return;
+        };
+        match self.per_ip.get_mut(&entry.peer) {
+            Some(held) if *held > 1 => *held -= 1,
+            _ => {
+                self.per_ip.remove(&entry.peer);
+            }
+        }
+    }
+}
+
+/// The key a peer's connections are counted under: the address, IPv6 by
+/// /64 (one host usually holds a whole /64), as the rate limiter keys.
+fn peer_key(peer: SocketAddr) -> IpAddr {
+    portcullis_engine::domain::rate_limit_key(peer.ip())
 }
 
 /// State shared by the acceptor, the connections and the handle.
 pub(crate) struct Shared {
     shutting_down: AtomicBool,
     in_flight: AtomicUsize,
-    conns: Mutex<HashMap<u64, ConnEntry>>,
+    conns: Mutex<Registry>,
     next_id: AtomicU64,
     date: date::DateCache,
 }
@@ -182,7 +239,7 @@ impl Server {
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Registry::default()),
             next_id: AtomicU64::new(0),
             date: date::DateCache::new(clock),
         });
@@ -229,7 +286,7 @@ impl Server {
             .conns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for c in conns.values() {
+        for c in conns.conns.values() {
             if !c.busy.load(Ordering::Acquire) {
                 let _ = c.stream.shutdown(std::net::Shutdown::Both);
             }
@@ -275,34 +332,37 @@ fn accept_loop<H: Handler>(
         };
         let busy = Arc::new(AtomicBool::new(true));
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut conns = shared
-                .conns
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if conns.len() >= cfg.max_connections {
-                drop(conns);
-                metrics::counter!(crate::telemetry::HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => name)
-                    .increment(1);
-                let Handled {
-                    response,
-                    request_id,
-                } = handler.overloaded();
-                let mut out = Vec::new();
-                shared.date.with(|date| {
-                    response::encode(&mut out, &response, &request_id, date, true, false)
-                });
-                // Best effort, without blocking the acceptor.
-                let _ = stream.inner_mut().write_all(&out);
-                continue;
-            }
-            conns.insert(
+        let admitted = shared
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(
                 id,
                 ConnEntry {
                     stream: registry_copy,
                     busy: busy.clone(),
+                    peer: peer_key(peer),
                 },
+                &cfg,
             );
+        if let Err(refused) = admitted {
+            let limit = match refused {
+                Refused::Total => "total",
+                Refused::PerIp => "per_ip",
+            };
+            metrics::counter!(crate::telemetry::HTTP_CONNECTIONS_REJECTED_TOTAL, "server" => name, "limit" => limit)
+                .increment(1);
+            let Handled {
+                response,
+                request_id,
+            } = handler.overloaded();
+            let mut out = Vec::new();
+            shared
+                .date
+                .with(|date| response::encode(&mut out, &response, &request_id, date, true, false));
+            // Best effort, without blocking the acceptor.
+            let _ = stream.inner_mut().write_all(&out);
+            continue;
         }
         let handler = handler.clone();
         let shared2 = shared.clone();
@@ -314,7 +374,7 @@ fn accept_loop<H: Handler>(
                 .conns
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
+                .release(id);
         });
         if let Err(e) = spawned {
             tracing::error!(server = name, error = %e, "cannot start a connection coroutine");
@@ -322,8 +382,66 @@ fn accept_loop<H: Handler>(
                 .conns
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
+                .release(id);
         }
     }
     tracing::info!(server = name, "stopped accepting connections");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(peer: &str) -> ConnEntry {
+        // Any open socket will do: the registry only keeps it to shut it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ConnEntry {
+            stream: StdTcpStream::connect(listener.local_addr().unwrap()).unwrap(),
+            busy: Arc::new(AtomicBool::new(false)),
+            peer: peer_key(peer.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn per_address_limit_counts_and_releases() {
+        let cfg = ServerConfig {
+            max_connections: 5,
+            max_connections_per_ip: 2,
+            ..ServerConfig::default()
+        };
+        let mut r = Registry::default();
+        assert_eq!(r.admit(1, entry("192.0.2.1:1000"), &cfg), Ok(()));
+        assert_eq!(r.admit(2, entry("[::ffff:192.0.2.1]:1001"), &cfg), Ok(()));
+        assert_eq!(
+            r.admit(3, entry("192.0.2.1:1002"), &cfg),
+            Err(Refused::PerIp)
+        );
+        // IPv6 by /64.
+        assert_eq!(r.admit(4, entry("[2001:db8::1]:1"), &cfg), Ok(()));
+        assert_eq!(r.admit(5, entry("[2001:db8::2]:1"), &cfg), Ok(()));
+        assert_eq!(
+            r.admit(6, entry("[2001:db8::3]:1"), &cfg),
+            Err(Refused::PerIp)
+        );
+        assert_eq!(r.admit(7, entry("[2001:db8:0:1::1]:1"), &cfg), Ok(()));
+        assert_eq!(
+            r.admit(8, entry("192.0.2.9:1"), &cfg),
+            Err(Refused::Total),
+            "the total still counts"
+        );
+        r.release(1);
+        r.release(1);
+        assert_eq!(r.admit(9, entry("192.0.2.1:1003"), &cfg), Ok(()));
+        for id in [2, 4, 5, 7, 9] {
+            r.release(id);
+        }
+        assert!(r.conns.is_empty() && r.per_ip.is_empty(), "nothing kept");
+        let off = ServerConfig {
+            max_connections_per_ip: 0,
+            ..cfg
+        };
+        for id in 0..5 {
+            assert_eq!(r.admit(id, entry("192.0.2.1:1"), &off), Ok(()));
+        }
+    }
 }

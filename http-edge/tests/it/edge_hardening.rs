@@ -1,8 +1,12 @@
 //! Attacks on the HTTP edge itself: escaping the per-IP rate limit through
 //! forwarding headers, bodies read differently by a front end and by us,
-//! and 401s without a challenge.
+//! 401s without a challenge, and one address holding every connection.
 
-use crate::support::{Resp, TestServer};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::support::{Resp, TestServer, closed, raw, read_response};
 
 /// Behind a trusted proxy at 127.0.0.1, two logins per address, then 429.
 fn behind_proxy() -> TestServer {
@@ -183,4 +187,59 @@ fn login_mfa_401_carries_a_challenge() {
     r.problem(401, "invalid_mfa");
     let challenge = r.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Bearer realm="), "{challenge:?}");
+}
+
+const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// A connection to `server` from `local` (any port), answered once and left
+/// open (keep-alive), so the server counts it.
+fn idle_connection(server: SocketAddr, local: &str) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&local.parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(HEALTH).unwrap();
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    s
+}
+
+/// Retries `attempt` until it says yes, for up to 10 s.
+fn eventually(what: &str, mut attempt: impl FnMut() -> bool) {
+    let t = portcullis_engine::clock::Stopwatch::start();
+    while t.elapsed() < Duration::from_secs(10) {
+        if attempt() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let srv = TestServer::with(|_, edge| edge.server.max_connections_per_ip = 3);
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| idle_connection(srv.addr, "127.0.0.1:0"))
+        .collect();
+    // A fourth from the same address is refused as at the global limit.
+    let (r, mut fourth) = raw(srv.addr, HEALTH);
+    let r = r.expect("an answer");
+    r.problem(503, "overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(closed(&mut fourth));
+    // Another address is not affected.
+    let _other = idle_connection(srv.addr, "127.0.0.2:0");
+    // The held connections still work.
+    held[1].write_all(HEALTH).unwrap();
+    assert_eq!(read_response(&mut held[1], false).unwrap().status, 200);
+    // Closing one lets a new one in, once the server has seen it close.
+    drop(held.pop());
+    eventually("a connection is admitted after one closed", || {
+        let (r, _s) = raw(srv.addr, HEALTH);
+        r.is_some_and(|r| r.status == 200)
+    });
 }
