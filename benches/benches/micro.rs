@@ -53,6 +53,7 @@ fn claims() -> AccessClaims {
         iat: 1_900_000_000,
         exp: 1_900_000_900,
         amr: vec!["pwd".into()],
+        auth_time: None,
     }
 }
 
@@ -101,14 +102,15 @@ fn jwt(c: &mut Criterion) {
         })
         .collect();
     svc.set_keys(KeyRing::load(records, now));
+    let pwd = ["pwd".to_owned()];
     let token = svc
-        .issue_access(UserId([1; 16]), SessionId([2; 16]), now, &["pwd"])
+        .issue_access(UserId([1; 16]), SessionId([2; 16]), now, &pwd, now)
         .unwrap()
         .token;
     g.bench_function("verify EdDSA (signature + claims, uncached)", |b| {
         b.iter_batched(
             || {
-                svc.issue_access(UserId([1; 16]), SessionId([2; 16]), now, &["pwd"])
+                svc.issue_access(UserId([1; 16]), SessionId([2; 16]), now, &pwd, now)
                     .unwrap()
                     .token
             },
@@ -145,5 +147,31 @@ fn shard_round_trip(c: &mut Criterion) {
     rt.block_on(engine.shutdown(Duration::from_secs(1)));
 }
 
-criterion_group!(benches, hash_verify, jwt, shard_round_trip);
+/// The most work one refresh request can cause: a presented token the
+/// longest allowed walk behind the session's current one.
+fn refresh_chain_walk(c: &mut Criterion) {
+    use portcullis_engine::tokens::refresh::{self, Chain, MAX_WALK};
+    use portcullis_storage::{SessionId, UserId};
+    let chain = Chain::new(&[7; 32]);
+    let sid = SessionId([2; 16]);
+    let first = refresh::first_secret(&ring::rand::SystemRandom::new()).unwrap();
+    let mut secret = first.clone();
+    for g in 0..MAX_WALK {
+        secret = chain.next(sid, g, &secret);
+    }
+    let current = refresh::hash_secret(&secret);
+    let token = refresh::parse(&refresh::encode(UserId([1; 16]), sid, 0, &first)).unwrap();
+    c.bench_function(
+        "refresh lineage, a token MAX_WALK (1,024) rotations behind",
+        |b| b.iter(|| chain.lineage(&token, &current, MAX_WALK)),
+    );
+}
+
+criterion_group!(
+    benches,
+    hash_verify,
+    jwt,
+    shard_round_trip,
+    refresh_chain_walk
+);
 criterion_main!(benches);

@@ -71,6 +71,8 @@ pub enum Command {
         email: Email,
         /// Password.
         password: Password,
+        /// The device token a previous login of this client returned.
+        device_token: Option<Zeroizing<String>>,
         /// Caller.
         client: ClientInfo,
     },
@@ -119,6 +121,8 @@ pub enum Command {
     RequestEmailVerification {
         /// Access token.
         bearer: Bearer,
+        /// Caller.
+        client: ClientInfo,
     },
     /// Confirm an address with the mailed token.
     ConfirmEmailVerification {
@@ -139,6 +143,8 @@ pub enum Command {
         token: Zeroizing<String>,
         /// The new password.
         new_password: Password,
+        /// Caller (its own lockout for the account is cleared).
+        client: ClientInfo,
     },
     /// Change the bearer's password (the current one re-verified).
     ChangePassword {
@@ -148,6 +154,8 @@ pub enum Command {
         current_password: Password,
         /// The new password.
         new_password: Password,
+        /// Caller.
+        client: ClientInfo,
     },
     /// Ask to move the bearer's account to a new address (password re-verified).
     RequestEmailChange {
@@ -157,6 +165,8 @@ pub enum Command {
         new_email: Email,
         /// The current password.
         password: Password,
+        /// Caller.
+        client: ClientInfo,
     },
     /// Confirm an email change with the token mailed to the new address.
     ConfirmEmailChange {
@@ -167,6 +177,10 @@ pub enum Command {
     EnrollTotp {
         /// Access token.
         bearer: Bearer,
+        /// The current password (a bare access token changes no credential).
+        password: Password,
+        /// Caller.
+        client: ClientInfo,
     },
     /// Confirm the enrollment with a code: MFA is on; recovery codes issued.
     ConfirmTotp {
@@ -174,13 +188,19 @@ pub enum Command {
         bearer: Bearer,
         /// A current code.
         code: String,
+        /// Caller.
+        client: ClientInfo,
     },
-    /// Turn TOTP MFA off (a valid code or recovery code required).
+    /// Turn TOTP MFA off (a valid code or recovery code, and the password).
     DisableTotp {
         /// Access token.
         bearer: Bearer,
         /// A current code or a recovery code.
         code: String,
+        /// The current password.
+        password: Password,
+        /// Caller.
+        client: ClientInfo,
     },
     /// The second step of a login with MFA.
     LoginMfa {
@@ -245,6 +265,9 @@ pub struct TokenGrant {
     pub refresh_expires_in: u64,
     /// Session id.
     pub session_id: String,
+    /// A device token for the client to present at its next password
+    /// logins (password sign-ins only).
+    pub device_token: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for TokenGrant {

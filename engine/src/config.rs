@@ -64,8 +64,30 @@ pub struct EngineConfig {
     /// A rotated-away refresh token presented within this window is refused
     /// without revoking the session (benign concurrent refresh).
     pub refresh_reuse_grace: Duration,
-    /// Account lockout policy.
+    /// Password failures counted per (account, client address), and per
+    /// device token: this many within the window lock that pair (or that
+    /// device) with backoff. Nobody else is affected.
     pub lockout: LockoutPolicy,
+    /// Password failures of an account from clients without a valid device
+    /// token, whatever their address: this many within the window lock the
+    /// account for such clients only (a client presenting a valid device
+    /// token is never stopped by it). OWASP's device-cookie scheme.
+    pub account_lockout: LockoutPolicy,
+    /// Wrong second-factor codes of an account: this many within the window
+    /// kill the pending `mfa_token` and lock the second step with backoff,
+    /// whatever the password does. Only a completed second factor clears it.
+    pub mfa_lockout: LockoutPolicy,
+    /// Lifetime of a device token (returned by a successful password login).
+    pub device_token_ttl: Duration,
+    /// Live sessions a user may have; a new one past it ends the least
+    /// recently used. 0: no limit.
+    pub max_sessions_per_user: usize,
+    /// Per-account limit on routes that check a credential or change one
+    /// (password and email change, MFA enroll/confirm/disable, verification
+    /// requests), across every pod.
+    pub account_rate_limit: Option<RateLimit>,
+    /// Per-account and per-address limit on introspection and revocation.
+    pub introspection_rate_limit: Option<RateLimit>,
     /// How long a signing key signs before its successor takes over.
     pub key_rotation_interval: Duration,
     /// How long a new signing key is published in the JWKS before it signs.
@@ -137,7 +159,30 @@ pub struct AccountConfig {
     pub totp_issuer: String,
     /// How often the mailer looks for due messages.
     pub mailer_poll: Duration,
+    /// Mail each flow may send per account and per recipient address: every
+    /// limit must admit (e.g. one a minute and ten a day).
+    pub mail_limits: Vec<RateLimit>,
+    /// Messages the outbox may hold; beyond, flows that send mail answer
+    /// 503 until the mailer catches up.
+    pub outbox_max: u64,
+    /// How often a background pass re-seals secrets still sealed under an
+    /// older data key (only while more than one key is configured).
+    pub reseal_interval: Duration,
 }
+
+/// One message a minute.
+pub const MAIL_PER_MINUTE: RateLimit = RateLimit {
+    count: 1,
+    period_ms: 60_000,
+    burst: 1,
+};
+
+/// Ten messages a day.
+pub const MAIL_PER_DAY: RateLimit = RateLimit {
+    count: 10,
+    period_ms: 86_400_000,
+    burst: 10,
+};
 
 impl Default for AccountConfig {
     fn default() -> AccountConfig {
@@ -152,6 +197,9 @@ impl Default for AccountConfig {
             mfa_token_ttl: Duration::from_secs(5 * 60),
             totp_issuer: "Portcullis".into(),
             mailer_poll: Duration::from_secs(1),
+            mail_limits: vec![MAIL_PER_MINUTE, MAIL_PER_DAY],
+            outbox_max: 100_000,
+            reseal_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -175,6 +223,23 @@ impl EngineConfig {
             session_max_age: Duration::from_secs(90 * 86_400),
             refresh_reuse_grace: Duration::from_millis(2000),
             lockout: LockoutPolicy::default(),
+            account_lockout: LockoutPolicy {
+                max_failures: 50,
+                ..LockoutPolicy::default()
+            },
+            mfa_lockout: LockoutPolicy::default(),
+            device_token_ttl: Duration::from_secs(90 * 86_400),
+            max_sessions_per_user: 100,
+            account_rate_limit: Some(RateLimit {
+                count: 20,
+                period_ms: 3_600_000,
+                burst: 10,
+            }),
+            introspection_rate_limit: Some(RateLimit {
+                count: 100,
+                period_ms: 1_000,
+                burst: 200,
+            }),
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(86_400),
             signing_keys_dir: None,

@@ -48,6 +48,10 @@ pub(crate) struct Core {
     /// Delivers the outbox; holds the data keys that seal queued mail (and
     /// TOTP secrets).
     pub mailer: crate::mail::mailer::Mailer,
+    /// Refuses weak new passwords.
+    pub passwords: crate::passwords::PasswordPolicy,
+    /// Messages in the outbox as the mailer last counted (its bound).
+    pub outbox_len: std::sync::atomic::AtomicU64,
 }
 
 impl Core {

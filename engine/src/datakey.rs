@@ -231,6 +231,21 @@ impl DataKeys {
     pub fn is_stale(&self, sealed: &[u8]) -> bool {
         sealed.get(1..1 + ID_LEN) != Some(&self.keys[0].id[..])
     }
+
+    /// `sealed` re-sealed under the sealing key, when it was sealed under
+    /// another (`None`: already current).
+    pub fn reseal(&self, sealed: &[u8], owner: &[u8]) -> Result<Option<Vec<u8>>, DataKeyError> {
+        if !self.is_stale(sealed) {
+            return Ok(None);
+        }
+        let plain = self.open(sealed, owner)?;
+        self.seal(&plain, owner).map(Some)
+    }
+
+    /// How many keys are configured (1: nothing can be stale).
+    pub fn count(&self) -> usize {
+        self.keys.len()
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,11 @@ impl Password {
     pub(crate) fn into_secret(self) -> Zeroizing<String> {
         self.0
     }
+
+    /// The secret, borrowed (strength checks).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Password {

@@ -190,6 +190,8 @@ impl Engine {
             handle: handle.clone(),
             closing: Default::default(),
             mailer,
+            passwords: crate::passwords::PasswordPolicy::new(),
+            outbox_len: Default::default(),
         });
         maintain_keys(&core).await.map_err(StartError::Keys)?;
         let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
@@ -305,6 +307,22 @@ impl Engine {
         let core = self.core.clone();
         let mut stop = self.background.stop.subscribe();
         tasks.push(self.core.handle.spawn(async move {
+            let mut tick = tokio::time::interval(core.cfg.account.reseal_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = crate::flows::reseal_pass(&core).await {
+                            tracing::warn!(error = %e, "data-key re-sealing pass failed; retried later");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        let core = self.core.clone();
+        let mut stop = self.background.stop.subscribe();
+        tasks.push(self.core.handle.spawn(async move {
             let mut tick = tokio::time::interval(core.cfg.account.mailer_poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -343,13 +361,23 @@ impl Engine {
             Command::Login {
                 email,
                 password,
+                device_token,
                 client,
             } => {
+                // The hash-pool place first: a login the pool cannot take is
+                // refused now, in microseconds, before it waits for its
+                // partition or counts as an attempt.
+                let Some((slot, reply)) = reserve_hash(core, reply) else {
+                    metrics::counter!(m::LOGINS_TOTAL, "result" => "overloaded").increment(1);
+                    return;
+                };
                 let key = PartitionKey::Email(email.as_str().to_owned());
                 let req = login::Login {
                     email,
                     password,
+                    device_token,
                     client,
+                    slot,
                 };
                 // Counted from admission to answer; a refused or abandoned
                 // login drops the guard with the closure.
@@ -403,8 +431,11 @@ impl Engine {
                     account::delete_session(c, a, target)
                 })
             }
-            Command::RequestEmailVerification { bearer } => {
-                self.authed(bearer, reply, crate::flows::verify::request);
+            Command::RequestEmailVerification { bearer, client } => {
+                self.authed(bearer, reply, move |c, a| async move {
+                    crate::flows::shared_rate_limit(&c, "verify", &client).await?;
+                    crate::flows::verify::request(c, a).await
+                });
             }
             Command::ConfirmEmailVerification { token } => {
                 match crate::tokens::onetime::parse(
@@ -419,45 +450,88 @@ impl Engine {
             }
             Command::ForgotPassword { email, client } => {
                 // Answered before any lookup, so neither the answer nor its
-                // timing says whether the address has an account. The work
-                // then runs in the email partition, under its admission bound.
-                reply.send(Ok(Outcome::Accepted));
-                let key = PartitionKey::Email(email.as_str().to_owned());
-                let done = Responder::new(|r| {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "a password reset request was not carried out");
+                // timing says whether the address has an account: first the
+                // mail limits of the address (the same whether or not it has
+                // an account), then 202, then the work, in the email
+                // partition under its admission bound.
+                let engine = self.clone();
+                core.handle.spawn(async move {
+                    let core = &engine.core;
+                    let allowed =
+                        crate::flows::password::forgot_allowed(core.clone(), email.clone()).await;
+                    match allowed {
+                        Ok(_) => reply.send(Ok(Outcome::Accepted)),
+                        Err(e) => {
+                            reply.send(Err(e));
+                            return;
+                        }
                     }
-                });
-                core.dispatch(key, done, move |c| {
-                    crate::flows::password::forgot(c, email, client)
+                    let key = PartitionKey::Email(email.as_str().to_owned());
+                    let done = Responder::new(|r| {
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "a password reset request was not carried out");
+                        }
+                    });
+                    core.dispatch(key, done, move |c| {
+                        crate::flows::password::forgot(c, email, client)
+                    });
                 });
             }
             Command::ResetPassword {
                 token,
                 new_password,
+                client,
             } => match crate::tokens::onetime::parse(
                 crate::tokens::onetime::Purpose::PasswordReset,
                 &token,
             ) {
-                Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
-                    crate::flows::password::reset(c, t, new_password)
-                }),
+                Some(t) => {
+                    let Some((slot, reply)) = reserve_hash(core, reply) else {
+                        return;
+                    };
+                    core.dispatch(PartitionKey::User(t.user_id), reply, move |c| {
+                        crate::flows::password::reset(c, t, new_password, client, slot)
+                    })
+                }
                 None => reply.send(Err(AuthError::InvalidToken)),
             },
             Command::ChangePassword {
                 bearer,
                 current_password,
                 new_password,
-            } => self.authed(bearer, reply, move |c, a| {
-                crate::flows::password::change(c, a, current_password, new_password)
-            }),
+                client,
+            } => {
+                let Some((slot, reply)) = reserve_hash(core, reply) else {
+                    return;
+                };
+                self.authed(bearer, reply, move |c, a| async move {
+                    crate::flows::shared_rate_limit(&c, "password_change", &client).await?;
+                    crate::flows::password::change(
+                        c,
+                        a,
+                        current_password,
+                        new_password,
+                        client,
+                        slot,
+                    )
+                    .await
+                })
+            }
             Command::RequestEmailChange {
                 bearer,
                 new_email,
                 password,
-            } => self.authed(bearer, reply, move |c, a| {
-                crate::flows::email_change::request(c, a, new_email, password)
-            }),
+                client,
+            } => {
+                let Some((slot, reply)) = reserve_hash(core, reply) else {
+                    return;
+                };
+                self.authed(bearer, reply, move |c, a| async move {
+                    crate::flows::shared_rate_limit(&c, "email_change", &client).await?;
+                    crate::flows::email_change::request(c, a, new_email, password, client, slot)
+                        .await
+                })
+            }
             Command::ConfirmEmailChange { token } => match crate::tokens::onetime::parse(
                 crate::tokens::onetime::Purpose::EmailChange,
                 &token,
@@ -467,13 +541,41 @@ impl Engine {
                 }),
                 None => reply.send(Err(AuthError::InvalidToken)),
             },
-            Command::EnrollTotp { bearer } => self.authed(bearer, reply, crate::flows::mfa::enroll),
-            Command::ConfirmTotp { bearer, code } => self.authed(bearer, reply, move |c, a| {
-                crate::flows::mfa::confirm(c, a, code)
+            Command::EnrollTotp {
+                bearer,
+                password,
+                client,
+            } => {
+                let Some((slot, reply)) = reserve_hash(core, reply) else {
+                    return;
+                };
+                self.authed(bearer, reply, move |c, a| async move {
+                    crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
+                    crate::flows::mfa::enroll(c, a, password, client, slot).await
+                })
+            }
+            Command::ConfirmTotp {
+                bearer,
+                code,
+                client,
+            } => self.authed(bearer, reply, move |c, a| async move {
+                crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
+                crate::flows::mfa::confirm(c, a, code, client).await
             }),
-            Command::DisableTotp { bearer, code } => self.authed(bearer, reply, move |c, a| {
-                crate::flows::mfa::disable(c, a, code)
-            }),
+            Command::DisableTotp {
+                bearer,
+                code,
+                password,
+                client,
+            } => {
+                let Some((slot, reply)) = reserve_hash(core, reply) else {
+                    return;
+                };
+                self.authed(bearer, reply, move |c, a| async move {
+                    crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
+                    crate::flows::mfa::disable(c, a, code, password, client, slot).await
+                })
+            }
             Command::LoginMfa {
                 mfa_token,
                 code,
@@ -682,6 +784,19 @@ impl Engine {
             tracing::error!(error = %e, "flushing the token store failed");
         }
         tracing::info!("engine stopped");
+    }
+}
+
+/// Takes a place in the hash pool for a command that will hash, or answers
+/// `reply` with 503 `overloaded` at once (nothing is queued, nothing is
+/// counted as an attempt).
+fn reserve_hash(core: &Core, reply: Responder) -> Option<(crate::hashpool::HashSlot, Responder)> {
+    match core.hash.reserve() {
+        Ok(slot) => Some((slot, reply)),
+        Err(e) => {
+            reply.send(Err(e.into()));
+            None
+        }
     }
 }
 

@@ -24,6 +24,21 @@ pub enum AuthError {
         /// Seconds until a retry can pass.
         retry_after_secs: u64,
     },
+    /// A per-account or per-recipient limit (mail flows, credential
+    /// changes, introspection) refuses this request for now.
+    #[error("too many requests for this account or address; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a retry can pass.
+        retry_after_secs: u64,
+    },
+    /// The new password is too easy to guess (NIST SP 800-63B 3.1.1.2).
+    #[error("weak password: {reason}")]
+    WeakPassword {
+        /// The request field holding the password.
+        field: &'static str,
+        /// Why, for the user.
+        reason: &'static str,
+    },
     /// The email address is already registered.
     #[error("email address is already registered")]
     EmailTaken,

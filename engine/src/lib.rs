@@ -20,6 +20,7 @@ pub mod hashpool;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod passwords;
 mod readmodel;
 mod shard;
 pub mod tokens;

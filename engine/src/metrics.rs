@@ -14,13 +14,15 @@ pub const HASH_DURATION_SECONDS: &str = "portcullis_hash_duration_seconds";
 pub const HASH_CPU_MICROSECONDS_TOTAL: &str = "portcullis_hash_cpu_microseconds_total";
 /// Hash jobs refused because the pool was saturated (counter).
 pub const HASH_REJECTED_TOTAL: &str = "portcullis_hash_rejected_total";
-/// Logins by result (counter; label `result` = ok | invalid | locked | mfa_required | error).
+/// Logins by result (counter; label `result` = ok | invalid | locked |
+/// mfa_required | overloaded | error).
 pub const LOGINS_TOTAL: &str = "portcullis_engine_logins_total";
 /// Registrations by result (counter; label `result` = ok | taken | error).
 pub const REGISTRATIONS_TOTAL: &str = "portcullis_engine_registrations_total";
 /// Refreshes by result (counter; label `result` = ok | invalid | reused | superseded | error).
 pub const REFRESHES_TOTAL: &str = "portcullis_engine_refreshes_total";
-/// Sessions revoked (counter; label `reason` = logout | logout_all | deleted | reuse | revoke).
+/// Sessions revoked (counter; label `reason` = logout | logout_all | deleted
+/// | reuse | revoke | password_reset | password_change | cap | stale_credentials).
 pub const SESSIONS_REVOKED_TOTAL: &str = "portcullis_engine_sessions_revoked_total";
 /// Operations admitted to a shard and not finished (gauge; label `shard`).
 pub const SHARD_MAILBOX_DEPTH: &str = "portcullis_shard_mailbox_depth";
@@ -37,6 +39,18 @@ pub const SHARED_RATE_LIMITED_TOTAL: &str = "portcullis_engine_shared_rate_limit
 pub const KEY_RELOADS_TOTAL: &str = "portcullis_tokens_key_reloads_total";
 /// Access-token verifications (counter; label `cache` = hit | miss, `result` = ok | invalid).
 pub const TOKEN_VERIFICATIONS_TOTAL: &str = "portcullis_tokens_verifications_total";
+
+/// Requests refused by a per-account or per-recipient limit: mail flows,
+/// credential changes, introspection (counter).
+pub const ACCOUNT_RATE_LIMITED_TOTAL: &str = "portcullis_engine_account_rate_limited_total";
+/// Messages in the outbox, as the mailer last counted (gauge).
+pub const OUTBOX_MESSAGES: &str = "portcullis_mail_outbox_messages";
+/// Records whose sealed secrets are still under a data key other than the
+/// newest, as the last re-sealing pass found (gauge). 0: old keys can be
+/// retired.
+pub const DATAKEY_OLD_RECORDS: &str = "portcullis_datakey_records_under_old_keys";
+/// Records whose secrets were re-sealed under the newest data key (counter).
+pub const DATAKEY_RESEALED_TOTAL: &str = "portcullis_datakey_resealed_total";
 
 /// Logins admitted and not yet answered, queued or running (gauge). With
 /// the hash queue wait, a per-pod saturation signal for the autoscaler.
@@ -78,7 +92,14 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         LOGINS_TOTAL,
         "result",
-        &["ok", "invalid", "locked", "mfa_required", "error"],
+        &[
+            "ok",
+            "invalid",
+            "locked",
+            "mfa_required",
+            "overloaded",
+            "error",
+        ],
     ),
     (REGISTRATIONS_TOTAL, "result", &["ok", "taken", "error"]),
     (
@@ -97,12 +118,14 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
             "revoke",
             "password_reset",
             "password_change",
+            "cap",
+            "stale_credentials",
         ],
     ),
     (
         HASH_CPU_MICROSECONDS_TOTAL,
         "op",
-        &["hash", "verify", "dummy_verify"],
+        &["hash", "verify", "dummy_verify", "verify_then_hash"],
     ),
     (
         SHARED_RATE_LIMITED_TOTAL,
@@ -176,7 +199,28 @@ pub fn register() {
             metrics::counter!(*name, *label => *value).increment(0);
         }
     }
-    for name in [HASH_REJECTED_TOTAL, SHARD_REJECTED_TOTAL, KEY_RELOADS_TOTAL] {
+    describe_counter!(
+        ACCOUNT_RATE_LIMITED_TOTAL,
+        "Requests refused by a per-account or per-recipient limit (mail, credential changes, introspection)"
+    );
+    describe_gauge!(OUTBOX_MESSAGES, "Messages waiting in the outbox");
+    describe_counter!(
+        DATAKEY_RESEALED_TOTAL,
+        "Records whose secrets were re-sealed under the newest data key"
+    );
+    describe_gauge!(
+        DATAKEY_OLD_RECORDS,
+        "Records with secrets sealed under a data key other than the newest"
+    );
+    metrics::gauge!(OUTBOX_MESSAGES).set(0.0);
+    metrics::gauge!(DATAKEY_OLD_RECORDS).set(0.0);
+    for name in [
+        HASH_REJECTED_TOTAL,
+        SHARD_REJECTED_TOTAL,
+        KEY_RELOADS_TOTAL,
+        ACCOUNT_RATE_LIMITED_TOTAL,
+        DATAKEY_RESEALED_TOTAL,
+    ] {
         metrics::counter!(name).increment(0);
     }
     for store in ["user", "token"] {

@@ -20,6 +20,30 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+/// Which forwarding header the trusted proxies write (and overwrite): only
+/// that one is read, so a client cannot smuggle its own value through a
+/// proxy that passes the other one on untouched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (most load balancers and ingress controllers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            _ => Err("expected x-forwarded-for or forwarded".into()),
+        }
+    }
+}
+
 /// CIDR ranges of proxies whose forwarding headers are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);

@@ -85,8 +85,18 @@ settings! {
     SMTP_TIMEOUT: "smtp-timeout", "PORTCULLIS_SMTP_TIMEOUT", "10s", "DURATION", "Longest wait for the SMTP server at each step";
     AUDIENCE: "audience", "PORTCULLIS_AUDIENCE", "portcullis", "AUD", "JWT audience (aud)";
     REFRESH_REUSE_GRACE_MS: "refresh-reuse-grace-ms", "PORTCULLIS_REFRESH_REUSE_GRACE_MS", "2000", "MS", "A rotated refresh token presented within this window is refused without revoking the session";
-    TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose Forwarded (preferred) or X-Forwarded-For is believed";
-    IP_RATE_LIMIT: "ip-rate-limit", "PORTCULLIS_IP_RATE_LIMIT", "10/s,burst=20", "RATE", "Per-IP limit on register, login and refresh (e.g. 10/s,burst=20, 600/min, off)";
+    TRUSTED_PROXIES: "trusted-proxies", "PORTCULLIS_TRUSTED_PROXIES", "", "CIDRS", "Comma-separated proxy CIDRs whose forwarding header (see --forwarded-header) is believed";
+    FORWARDED_HEADER: "forwarded-header", "PORTCULLIS_FORWARDED_HEADER", "x-forwarded-for", "HEADER", "The header the trusted proxies write (and overwrite): x-forwarded-for or forwarded (RFC 7239); the other is ignored";
+    IP_RATE_LIMIT: "ip-rate-limit", "PORTCULLIS_IP_RATE_LIMIT", "10/s,burst=20", "RATE", "Per-IP limit on every route that costs a hash, sends mail or takes a secret: register, login (both steps), refresh, password forgot/reset/change, email change and verification, MFA (e.g. 10/s,burst=20, 600/min, off)";
+    INTROSPECTION_RATE_LIMIT: "introspection-rate-limit", "PORTCULLIS_INTROSPECTION_RATE_LIMIT", "100/s,burst=200", "RATE", "Per-IP limit on introspection and revocation, and the same per account of the token (resource servers call them; off turns both off)";
+    ACCOUNT_RATE_LIMIT: "account-rate-limit", "PORTCULLIS_ACCOUNT_RATE_LIMIT", "20/h,burst=10", "RATE", "Per-account limit, across pods, on password and email change and MFA enroll/confirm/disable (off turns it off)";
+    MAIL_LIMIT: "mail-limit", "PORTCULLIS_MAIL_LIMIT", "1/min,10/d", "RATES", "Mail each flow (verification, email change, password reset) may send per account and per recipient address; every rate must admit (429 too_many_requests)";
+    OUTBOX_MAX: "outbox-max", "PORTCULLIS_OUTBOX_MAX", "100000", "N", "Messages the outbox may hold; beyond, flows that send mail answer 503 until the mailer catches up";
+    MAX_SESSIONS_PER_USER: "max-sessions-per-user", "PORTCULLIS_MAX_SESSIONS_PER_USER", "100", "N", "Live sessions per user; a new one past it ends the least recently used (0: no limit)";
+    DEVICE_TOKEN_TTL: "device-token-ttl", "PORTCULLIS_DEVICE_TOKEN_TTL", "90d", "DURATION", "Lifetime of the device token a password login returns";
+    ACCOUNT_LOCKOUT_THRESHOLD: "account-lockout-threshold", "PORTCULLIS_ACCOUNT_LOCKOUT_THRESHOLD", "50", "N", "Failed logins of one account from clients without a valid device token, from any address, within the lockout window, that lock the account for such clients only";
+    MFA_LOCKOUT_THRESHOLD: "mfa-lockout-threshold", "PORTCULLIS_MFA_LOCKOUT_THRESHOLD", "5", "N", "Wrong second-factor codes of one account within the lockout window that kill the pending mfa_token and lock the second step (with backoff)";
+    DATA_KEY_RESEAL_INTERVAL: "data-key-reseal-interval", "PORTCULLIS_DATA_KEY_RESEAL_INTERVAL", "1h", "DURATION", "How often secrets still sealed under an older data key are re-sealed under the first one (while several keys are configured)";
     PASSWORD_HASH: "password-hash", "PORTCULLIS_PASSWORD_HASH", "argon2id:m=19456,t=2,p=1", "SCHEME", "Scheme for new password hashes (argon2id:m=..,t=..,p=.. or pbkdf2-sha256:i=..)";
     HASH_THREADS: "hash-threads", "PORTCULLIS_HASH_THREADS", "0", "N", "Password hash threads (0: one per core)";
     HASH_QUEUE: "hash-queue", "PORTCULLIS_HASH_QUEUE", "0", "N", "Hash jobs that may wait before logins get 503 overloaded (0: 16 per thread)";
@@ -97,8 +107,8 @@ settings! {
     SESSION_MAX_AGE: "session-max-age", "PORTCULLIS_SESSION_MAX_AGE", "90d", "DURATION", "Absolute session lifetime";
     KEY_ROTATION_INTERVAL: "key-rotation-interval", "PORTCULLIS_KEY_ROTATION_INTERVAL", "30d", "DURATION", "How long a signing key signs before its (already published) successor takes over";
     SIGNING_KEYS_DIR: "signing-keys-dir", "PORTCULLIS_SIGNING_KEYS_DIR", "", "DIR", "Operator-managed signing keys (e.g. a mounted Secret): signing.pem signs, other *.pem are published; reread every 30s, never rotated by Portcullis";
-    LOCKOUT_THRESHOLD: "lockout-threshold", "PORTCULLIS_LOCKOUT_THRESHOLD", "5", "N", "Failed logins within the window that lock an account";
-    LOCKOUT_WINDOW: "lockout-window", "PORTCULLIS_LOCKOUT_WINDOW", "15m", "DURATION", "Window in which failed logins are counted";
+    LOCKOUT_THRESHOLD: "lockout-threshold", "PORTCULLIS_LOCKOUT_THRESHOLD", "5", "N", "Failed logins of one account from one client address (or one device token) within the window that lock that address (or device) out of that account";
+    LOCKOUT_WINDOW: "lockout-window", "PORTCULLIS_LOCKOUT_WINDOW", "15m", "DURATION", "Window in which failed logins and codes are counted";
     LOCKOUT_DURATION: "lockout-duration", "PORTCULLIS_LOCKOUT_DURATION", "1m", "DURATION", "First lock; each further lock doubles it";
     LOCKOUT_MAX_DURATION: "lockout-max-duration", "PORTCULLIS_LOCKOUT_MAX_DURATION", "1h", "DURATION", "Longest lock";
     MAX_CONNECTIONS: "max-connections", "PORTCULLIS_MAX_CONNECTIONS", "10000", "N", "Open API connections at most";
@@ -155,8 +165,12 @@ pub struct EdgeConfig {
     pub issuer: String,
     /// Trusted proxies.
     pub trusted_proxies: TrustedProxies,
+    /// The header they write.
+    pub forwarded_header: crate::clientip::ForwardedHeader,
     /// Per-IP rate limit.
     pub ip_rate_limit: RateSpec,
+    /// Per-IP limit on introspection and revocation.
+    pub introspection_rate_limit: RateSpec,
     /// API connection limits and timeouts.
     pub server: ServerConfig,
     /// may worker threads (0: cores).
@@ -227,6 +241,42 @@ impl Resolver<'_> {
     fn duration(&self, s: &Setting) -> Result<Duration, ConfigError> {
         self.parse(s, parse_duration)
     }
+}
+
+/// Parses a list of rates like `1/min,10/d` (each `<count>/<unit>`, the
+/// burst equal to the count), or `off` for none.
+pub fn parse_rates(v: &str) -> Result<Vec<portcullis_engine::config::RateLimit>, String> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (count, unit) = part
+            .split_once('/')
+            .ok_or_else(|| format!("'{part}' is not a rate like 1/min or 10/d"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("'{part}': the count must be a positive whole number"))?;
+        let period_ms = match unit.trim() {
+            "s" => 1000,
+            "min" | "m" => 60_000,
+            "h" => 3_600_000,
+            "d" | "day" => 86_400_000,
+            u => return Err(format!("'{part}': unknown unit '{u}' (use s, min, h or d)")),
+        };
+        out.push(portcullis_engine::config::RateLimit {
+            count,
+            period_ms,
+            burst: count,
+        });
+    }
+    if out.is_empty() {
+        return Err("expected rates like 1/min,10/d, or off".to_owned());
+    }
+    Ok(out)
 }
 
 /// Parses `90s`, `15m`, `1h`, `30d`, `250ms` (a bare number means seconds).
@@ -332,6 +382,24 @@ impl Config {
             base_lock_ms: ms(r.duration(&LOCKOUT_DURATION)?),
             max_lock_ms: ms(r.duration(&LOCKOUT_MAX_DURATION)?),
         };
+        let positive_u32 = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("expected a positive whole number".to_owned()),
+        };
+        engine.account_lockout = LockoutPolicy {
+            max_failures: r.parse(&ACCOUNT_LOCKOUT_THRESHOLD, positive_u32)?,
+            ..engine.lockout
+        };
+        engine.mfa_lockout = LockoutPolicy {
+            max_failures: r.parse(&MFA_LOCKOUT_THRESHOLD, positive_u32)?,
+            ..engine.lockout
+        };
+        engine.device_token_ttl = r.duration(&DEVICE_TOKEN_TTL)?;
+        engine.max_sessions_per_user = r.num(&MAX_SESSIONS_PER_USER)?;
+        let account_rate: RateSpec = r.parse(&ACCOUNT_RATE_LIMIT, str::parse)?;
+        engine.account_rate_limit = account_rate.shared();
+        let introspection_rate_limit: RateSpec = r.parse(&INTROSPECTION_RATE_LIMIT, str::parse)?;
+        engine.introspection_rate_limit = introspection_rate_limit.shared();
         engine.store_connect_timeout = r.duration(&STORE_CONNECT_TIMEOUT)?;
         engine.user_store = match r.raw(&USER_STORE).as_str() {
             "embedded" => UserStoreConfig::Embedded,
@@ -389,6 +457,17 @@ impl Config {
             }
         };
         engine.account = mail::account(&r)?;
+        engine.account.mail_limits = r.parse(&MAIL_LIMIT, parse_rates)?;
+        engine.account.outbox_max = r.num(&OUTBOX_MAX)? as u64;
+        engine.account.reseal_interval = r.parse(&DATA_KEY_RESEAL_INTERVAL, |v| {
+            parse_duration(v).and_then(|d| {
+                if d >= Duration::from_secs(1) {
+                    Ok(d)
+                } else {
+                    Err("must be at least 1s".to_owned())
+                }
+            })
+        })?;
         let ip_rate_limit: RateSpec = r.parse(&IP_RATE_LIMIT, str::parse)?;
         engine.shared_rate_limit = ip_rate_limit.shared();
         let edge = EdgeConfig {
@@ -396,7 +475,9 @@ impl Config {
             admin_listen: r.parse(&ADMIN_LISTEN, parse_addr)?,
             issuer,
             trusted_proxies: r.parse(&TRUSTED_PROXIES, str::parse)?,
+            forwarded_header: r.parse(&FORWARDED_HEADER, str::parse)?,
             ip_rate_limit,
+            introspection_rate_limit,
             server: ServerConfig {
                 max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
                 max_connections_per_ip: r.num(&MAX_CONNECTIONS_PER_IP)?,

@@ -31,6 +31,12 @@ pub struct LoginRequest {
     /// Password.
     #[schema(value_type = String, format = Password)]
     pub password: Zeroizing<String>,
+    /// The `device_token` a previous successful login of this client
+    /// returned: failures counted against the account from elsewhere never
+    /// lock out a client that presents a valid one.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "pdt_...")]
+    pub device_token: Option<Zeroizing<String>>,
 }
 
 /// `POST /v1/auth/refresh`.
@@ -138,8 +144,28 @@ pub struct LoginMfaRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaCodeRequest {
-    /// A current 6-digit TOTP code (disable also takes a recovery code).
+    /// A current 6-digit TOTP code.
     pub code: String,
+}
+
+/// `POST /v1/mfa/totp/enroll`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrollRequest {
+    /// The current password: a stolen access token alone enrolls nothing.
+    #[schema(value_type = String, format = Password)]
+    pub password: Zeroizing<String>,
+}
+
+/// `POST /v1/mfa/totp/disable`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisableRequest {
+    /// A current 6-digit TOTP code, or an unused recovery code.
+    pub code: String,
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Zeroizing<String>,
 }
 
 /// `POST /v1/mfa/totp/enroll`.
@@ -222,6 +248,11 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
     /// Session id.
     pub session_id: String,
+    /// After a password sign-in: an opaque token (90 days) the client keeps
+    /// and sends as `device_token` with its next logins, so that failures
+    /// from other clients never lock it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 impl From<&TokenGrant> for TokenResponse {
@@ -233,6 +264,7 @@ impl From<&TokenGrant> for TokenResponse {
             refresh_token: g.refresh_token.to_string(),
             refresh_expires_in: g.refresh_expires_in,
             session_id: g.session_id.clone(),
+            device_token: g.device_token.as_ref().map(|t| t.to_string()),
         }
     }
 }

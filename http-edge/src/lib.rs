@@ -71,8 +71,9 @@ pub fn serve(
     };
     let app = Arc::new(App::new(
         bridge.clone(),
-        IpLimits::new(cfg.ip_rate_limit),
+        IpLimits::with_introspection(cfg.ip_rate_limit, cfg.introspection_rate_limit),
         cfg.trusted_proxies.clone(),
+        cfg.forwarded_header,
         docs,
     ));
     let clock = engine.clock().clone();

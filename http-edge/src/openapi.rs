@@ -59,6 +59,8 @@ use crate::problem;
         dto::MfaRequiredResponse,
         dto::LoginMfaRequest,
         dto::MfaCodeRequest,
+        dto::TotpEnrollRequest,
+        dto::TotpDisableRequest,
         dto::TotpEnrollResponse,
         dto::RecoveryCodesResponse,
         dto::User,

@@ -156,6 +156,25 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "too many failed login attempts; the account is temporarily locked",
             )
             .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::TooManyRequests { retry_after_secs } => mapped(
+                429,
+                "too_many_requests",
+                "Too many requests",
+                "too many requests for this account or address; retry later",
+            )
+            .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::WeakPassword { field, reason } => Mapped {
+                errors: vec![FieldError {
+                    field,
+                    message: reason.to_owned(),
+                }],
+                ..mapped(
+                    400,
+                    "weak_password",
+                    "Weak password",
+                    format!("the password {reason}"),
+                )
+            },
             AuthError::EmailTaken => mapped(
                 409,
                 "email_taken",
@@ -330,6 +349,13 @@ mod tests {
             AuthError::RateLimited {
                 retry_after_secs: 1,
             },
+            AuthError::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            AuthError::WeakPassword {
+                field: "password",
+                reason: "x",
+            },
             AuthError::EmailTaken,
             AuthError::InvalidToken,
             AuthError::InvalidMfa,
@@ -357,6 +383,8 @@ mod tests {
                 | AuthError::InvalidCredentials
                 | AuthError::TooManyAttempts { .. }
                 | AuthError::RateLimited { .. }
+                | AuthError::TooManyRequests { .. }
+                | AuthError::WeakPassword { .. }
                 | AuthError::EmailTaken
                 | AuthError::InvalidToken
                 | AuthError::InvalidMfa

@@ -97,43 +97,69 @@ pub enum Limited {
     /// The routes that take a mailed token: verification and email-change
     /// confirmation, password reset.
     TokenConfirm,
+    /// The signed-in routes that check or change a credential or send mail:
+    /// password and email change, MFA enroll/confirm/disable, verification
+    /// requests.
+    Credential,
+    /// Introspection and revocation (their own, higher limit: resource
+    /// servers call them).
+    Introspection,
 }
+
+/// Routes under the general limit (all but introspection).
+const GENERAL: usize = 6;
 
 /// One limiter per limited route.
 pub struct IpLimits {
-    limiters: Option<[DefaultKeyedRateLimiter<IpAddr>; 5]>,
+    limiters: [Option<DefaultKeyedRateLimiter<IpAddr>>; GENERAL + 1],
 }
 
 impl std::fmt::Debug for IpLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpLimits")
-            .field("enabled", &self.limiters.is_some())
+            .field("enabled", &self.limiters.iter().any(Option::is_some))
             .finish()
     }
 }
 
+fn limiter(spec: RateSpec) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+    match spec {
+        RateSpec::Off => None,
+        RateSpec::Limit { count, per, burst } => {
+            let period = per / count;
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+            Some(RateLimiter::keyed(quota))
+        }
+    }
+}
+
 impl IpLimits {
-    /// Limiters for `spec`.
+    /// Limiters for `spec` on every limited route.
     pub fn new(spec: RateSpec) -> IpLimits {
-        let limiters = match spec {
-            RateSpec::Off => None,
-            RateSpec::Limit { count, per, burst } => {
-                let period = per / count;
-                let quota = Quota::with_period(period)
-                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-                Some(std::array::from_fn(|_| RateLimiter::keyed(quota)))
-            }
-        };
-        IpLimits { limiters }
+        IpLimits::with_introspection(spec, spec)
+    }
+
+    /// Limiters for `spec`, and for `introspection` on introspection and
+    /// revocation.
+    pub fn with_introspection(spec: RateSpec, introspection: RateSpec) -> IpLimits {
+        IpLimits {
+            limiters: std::array::from_fn(|i| {
+                if i == Limited::Introspection as usize {
+                    limiter(introspection)
+                } else {
+                    limiter(spec)
+                }
+            }),
+        }
     }
 
     /// Admits one request from `ip`, or says how many seconds to wait.
     pub fn check(&self, route: Limited, ip: IpAddr) -> Result<(), u64> {
-        let Some(limiters) = &self.limiters else {
+        let Some(limiter) = &self.limiters[route as usize] else {
             return Ok(());
         };
-        let limiter = &limiters[route as usize];
         limiter
             .check_key(&portcullis_engine::domain::rate_limit_key(ip))
             .map_err(|not_until| {
@@ -145,11 +171,9 @@ impl IpLimits {
 
     /// Forgets addresses whose limits have fully recovered (bounds memory).
     pub fn sweep(&self) {
-        if let Some(limiters) = &self.limiters {
-            for l in limiters {
-                l.retain_recent();
-                l.shrink_to_fit();
-            }
+        for l in self.limiters.iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
         }
     }
 }

@@ -14,9 +14,11 @@ use crate::model::{
 
 /// Format tag of [`UserRecord`] encodings.
 const USER_V1: u8 = 1;
-/// Format tag of [`AccountState`] encodings (nested in a user record, and
-/// the ScyllaDB `account_state` column).
+/// Format tag of the first [`AccountState`] encodings (nested in a user
+/// record, and the ScyllaDB `account_state` column): read, no longer written.
 const ACCOUNT_V1: u8 = 1;
+/// Format tag of [`AccountState`] encodings: every field present, in order.
+const ACCOUNT_V2: u8 = 2;
 /// Format tag of [`OutboxRecord`] encodings.
 const OUTBOX_V1: u8 = 1;
 /// Format tag of [`SessionRecord`] encodings.
@@ -204,7 +206,7 @@ fn dec_token(d: &mut Dec<'_>) -> Result<Option<PendingToken>, StoreError> {
 /// Encodes the account state on its own (the embedded user record nests it;
 /// the ScyllaDB backend stores it in one blob column).
 pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
-    let mut e = Enc::new(ACCOUNT_V1);
+    let mut e = Enc::new(ACCOUNT_V2);
     enc_token(&mut e, a.verify_email.as_ref());
     enc_token(&mut e, a.password_reset.as_ref());
     match &a.email_change {
@@ -230,25 +232,27 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
             for h in &t.recovery_hashes {
                 e.fixed(h);
             }
+            e.bytes(&t.recovery_sealed);
         }
     }
-    // Added after the first release of ACCOUNT_V1, in this order; a record
-    // ends early when the rest is empty (absent means empty).
-    if !a.outbox.is_empty() || a.mfa_login.is_some() {
-        e.u64(a.outbox.len() as u64);
-        for id in &a.outbox {
-            e.fixed(id);
-        }
+    e.u64(a.outbox.len() as u64);
+    for id in &a.outbox {
+        e.fixed(id);
     }
-    if a.mfa_login.is_some() {
-        enc_token(&mut e, a.mfa_login.as_ref());
-    }
+    enc_token(&mut e, a.mfa_login.as_ref());
+    e.u64(a.credentials_epoch);
     e.finish()
 }
 
-/// Decodes [`encode_account`]'s output.
+/// Decodes [`encode_account`]'s output, and the older `ACCOUNT_V1` layout
+/// (which ended early when its later fields were empty).
 pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
-    let mut d = Dec::new(buf, "account state", ACCOUNT_V1)?;
+    let v2 = buf.first() == Some(&ACCOUNT_V2);
+    let mut d = Dec::new(
+        buf,
+        "account state",
+        if v2 { ACCOUNT_V2 } else { ACCOUNT_V1 },
+    )?;
     let verify_email = dec_token(&mut d)?;
     let password_reset = dec_token(&mut d)?;
     let email_change = match d.u64()? {
@@ -273,17 +277,19 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             for _ in 0..n {
                 recovery_hashes.push(d.fixed()?);
             }
+            let recovery_sealed = if v2 { d.bytes()?.to_vec() } else { Vec::new() };
             Some(TotpState {
                 secret_sealed,
                 confirmed,
                 last_step,
                 recovery_hashes,
+                recovery_sealed,
             })
         }
         _ => return Err(d.err("bad totp presence")),
     };
     let mut outbox = Vec::new();
-    if !d.at_end() {
+    if v2 || !d.at_end() {
         let n = d.u64()?;
         if n > 1024 {
             return Err(d.err("too many outbox ids"));
@@ -292,7 +298,12 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             outbox.push(d.fixed()?);
         }
     }
-    let mfa_login = if d.at_end() { None } else { dec_token(&mut d)? };
+    let mfa_login = if !v2 && d.at_end() {
+        None
+    } else {
+        dec_token(&mut d)?
+    };
+    let credentials_epoch = if v2 { d.u64()? } else { 0 };
     Ok(AccountState {
         verify_email,
         password_reset,
@@ -300,6 +311,7 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         totp,
         outbox,
         mfa_login,
+        credentials_epoch,
     })
 }
 
@@ -360,12 +372,18 @@ pub(crate) fn encode_session(s: &SessionRecord) -> Vec<u8> {
         .fixed(&s.refresh_hash)
         .u64(s.generation)
         .u64(s.rotated_at_ms);
+    // Added later: absent in older records (no amr, auth time unknown).
+    e.u64(s.amr.len() as u64);
+    for m in &s.amr {
+        e.str(m);
+    }
+    e.u64(s.auth_time_ms);
     e.finish()
 }
 
 pub(crate) fn decode_session(buf: &[u8]) -> Result<SessionRecord, StoreError> {
     let mut d = Dec::new(buf, "session record", SESSION_V1)?;
-    Ok(SessionRecord {
+    let mut s = SessionRecord {
         user_id: UserId(d.fixed()?),
         id: SessionId(d.fixed()?),
         created_at_ms: d.u64()?,
@@ -377,7 +395,24 @@ pub(crate) fn decode_session(buf: &[u8]) -> Result<SessionRecord, StoreError> {
         refresh_hash: d.fixed()?,
         generation: d.u64()?,
         rotated_at_ms: d.u64()?,
-    })
+        amr: Vec::new(),
+        auth_time_ms: 0,
+    };
+    if !d.at_end() {
+        let n = d.u64()?;
+        if n > 16 {
+            return Err(d.err("too many amr values"));
+        }
+        for _ in 0..n {
+            s.amr.push(d.str()?);
+        }
+        s.auth_time_ms = d.u64()?;
+    } else {
+        // Opened before sessions kept their authentication: a password.
+        s.amr.push("pwd".into());
+        s.auth_time_ms = s.created_at_ms;
+    }
+    Ok(s)
 }
 
 pub(crate) fn encode_key(k: &SigningKeyRecord) -> Vec<u8> {

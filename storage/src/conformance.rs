@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::model::{
-    LockoutPolicy, RotateOutcome, RotateRequest, SessionId, SessionRecord, SigningKeyRecord,
-    UserId, UserRecord,
+    LockoutPolicy, RateLimit, RotateOutcome, RotateRequest, SessionId, SessionRecord,
+    SigningKeyRecord, UserId, UserRecord,
 };
 use crate::{StoreError, TokenStore, UserStore};
 
@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             session_create_get_list_delete,
             session_expired_is_invisible,
             session_delete_all_is_scoped_to_user,
+            session_cap_ends_the_least_recently_used,
             rotate_current_token,
             rotate_caps_expiry_at_session_max,
             rotate_with_a_stale_expectation_conflicts,
@@ -47,6 +48,7 @@ macro_rules! conformance_suite {
             lockout_counts_locks_and_backs_off,
             lockout_window_expires_failures,
             lockout_concurrent_failures_are_all_counted,
+            rate_limit_admits_a_burst_then_asks_to_wait,
             signing_keys_save_load_replace_delete,
             purge_removes_expired_sessions,
             ping_and_flush,
@@ -74,6 +76,7 @@ macro_rules! conformance_suite {
             mail_of_a_failed_write_is_not_queued,
             mail_claims_retries_and_deletes,
             user_unknown_reads_none,
+            user_scan_visits_every_user_once,
             user_change_email_moves_the_index,
             user_change_email_to_a_taken_address_changes_nothing,
             user_change_email_checks_version,
@@ -135,6 +138,8 @@ pub fn sample_session(user: u8, sid: u8, hash: u8) -> SessionRecord {
         refresh_hash: [hash; 32],
         generation: 0,
         rotated_at_ms: T0,
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time_ms: T0 - 5,
     }
 }
 
@@ -255,7 +260,9 @@ pub async fn user_account_state_is_kept_with_the_record(b: &Backends) {
             confirmed: true,
             last_step: Some(57_000_000),
             recovery_hashes: vec![[9; 32]; 10],
+            recovery_sealed: vec![10; 40],
         }),
+        credentials_epoch: 3,
         ..AccountState::default()
     };
     u.version = 2;
@@ -601,13 +608,39 @@ pub async fn user_unknown_reads_none(b: &Backends) {
     );
 }
 
+/// A paged scan visits every user exactly once, and ends with an empty page.
+pub async fn user_scan_visits_every_user_once(b: &Backends) {
+    let mut expected = HashSet::new();
+    for n in 40..47u8 {
+        let u = sample_user(n, &format!("scan-{n}@example.com"));
+        b.users.create_user(&u).await.unwrap();
+        expected.insert(u.id);
+    }
+    let mut seen = HashSet::new();
+    let mut after = None;
+    for _ in 0..20 {
+        let page = b.users.scan_users(after, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for u in &page {
+            assert!(seen.insert(u.id), "{:?} visited twice", u.id);
+        }
+    }
+    // Other checks may share the store: every user of this one was seen.
+    assert!(
+        expected.is_subset(&seen),
+        "{expected:?} not all in {seen:?}"
+    );
+}
+
 /// The session life cycle.
 pub async fn session_create_get_list_delete(b: &Backends) {
     let s1 = sample_session(1, 1, 1);
     let mut s2 = sample_session(1, 2, 2);
     s2.created_at_ms = T0 + 5;
-    b.tokens.create_session(&s1).await.unwrap();
-    b.tokens.create_session(&s2).await.unwrap();
+    b.tokens.create_session(&s1, 0).await.unwrap();
+    b.tokens.create_session(&s2, 0).await.unwrap();
     assert_eq!(
         b.tokens.get_session(s1.user_id, s1.id, T0).await.unwrap(),
         Some(s1.clone())
@@ -632,7 +665,7 @@ pub async fn session_create_get_list_delete(b: &Backends) {
 /// Expired sessions (sliding or absolute) read as absent and are not listed.
 pub async fn session_expired_is_invisible(b: &Backends) {
     let s = sample_session(2, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     let later = s.expires_at_ms;
     assert_eq!(
         b.tokens.get_session(s.user_id, s.id, later).await.unwrap(),
@@ -657,12 +690,12 @@ pub async fn session_expired_is_invisible(b: &Backends) {
 pub async fn session_delete_all_is_scoped_to_user(b: &Backends) {
     for sid in 1..=3 {
         b.tokens
-            .create_session(&sample_session(5, sid, sid))
+            .create_session(&sample_session(5, sid, sid), 0)
             .await
             .unwrap();
     }
     let other = sample_session(6, 1, 1);
-    b.tokens.create_session(&other).await.unwrap();
+    b.tokens.create_session(&other, 0).await.unwrap();
     let deleted: HashSet<_> = b
         .tokens
         .delete_all_sessions(UserId([5; 16]))
@@ -692,10 +725,105 @@ pub async fn session_delete_all_is_scoped_to_user(b: &Backends) {
     );
 }
 
+/// A new session past the cap ends the least recently used others, in the
+/// same step; the new session always stays, and other users are untouched.
+pub async fn session_cap_ends_the_least_recently_used(b: &Backends) {
+    let user = UserId([9; 16]);
+    let mut ids = Vec::new();
+    for n in 1..=3u8 {
+        let mut s = sample_session(9, n, n);
+        s.created_at_ms = T0 + u64::from(n);
+        s.last_used_at_ms = T0 + u64::from(n);
+        s.expires_at_ms = T0 + 30 * DAY + u64::from(n);
+        assert!(b.tokens.create_session(&s, 3).await.unwrap().is_empty());
+        ids.push(s.id);
+    }
+    b.tokens
+        .create_session(&sample_session(10, 1, 1), 3)
+        .await
+        .unwrap();
+    // Session 1 is used again: session 2 is now the least recently used.
+    let r = b
+        .tokens
+        .rotate_refresh(&rotate(&sample_session(9, 1, 1), 1, 11, T0 + 10))
+        .await
+        .unwrap();
+    assert!(matches!(r, RotateOutcome::Rotated(_)), "{r:?}");
+    let mut fourth = sample_session(9, 4, 4);
+    fourth.created_at_ms = T0 + 20;
+    fourth.last_used_at_ms = T0 + 20;
+    fourth.expires_at_ms = T0 + 30 * DAY + 20;
+    let evicted = b.tokens.create_session(&fourth, 3).await.unwrap();
+    assert_eq!(evicted, vec![ids[1]]);
+    let live: Vec<SessionId> = b
+        .tokens
+        .list_sessions(user, T0 + 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![ids[0], ids[2], fourth.id]);
+    assert_eq!(
+        b.tokens
+            .list_sessions(UserId([10; 16]), T0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A cap of one keeps only the new session.
+    let mut fifth = sample_session(9, 5, 5);
+    fifth.last_used_at_ms = T0 + 30;
+    fifth.expires_at_ms = T0 + 30 * DAY + 30;
+    assert_eq!(b.tokens.create_session(&fifth, 1).await.unwrap().len(), 3);
+    let live = b.tokens.list_sessions(user, T0 + 30).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].amr, vec!["pwd".to_owned(), "otp".to_owned()]);
+    assert_eq!(live[0].auth_time_ms, T0 - 5);
+}
+
+/// The shared GCRA limiter: a burst passes, the next request is told how
+/// long to wait, the rate recovers, and keys are independent.
+pub async fn rate_limit_admits_a_burst_then_asks_to_wait(b: &Backends) {
+    let limit = RateLimit {
+        count: 1,
+        period_ms: 60_000,
+        burst: 2,
+    };
+    let key = "conformance:mail:abc";
+    assert_eq!(b.tokens.rate_limit(key, T0, &limit).await.unwrap(), None);
+    assert_eq!(b.tokens.rate_limit(key, T0, &limit).await.unwrap(), None);
+    let wait = b.tokens.rate_limit(key, T0, &limit).await.unwrap();
+    assert_eq!(wait, Some(60_000));
+    assert_eq!(
+        b.tokens.rate_limit(key, T0 + 30_000, &limit).await.unwrap(),
+        Some(30_000)
+    );
+    assert_eq!(
+        b.tokens
+            .rate_limit("conformance:mail:other", T0, &limit)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.tokens.rate_limit(key, T0 + 60_000, &limit).await.unwrap(),
+        None
+    );
+    assert!(
+        b.tokens
+            .rate_limit(key, T0 + 60_000, &limit)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// Rotating the current token installs the new one.
 pub async fn rotate_current_token(b: &Backends) {
     let s = sample_session(7, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     let now = T0 + 1_000;
     let r = b
         .tokens
@@ -725,7 +853,7 @@ pub async fn rotate_current_token(b: &Backends) {
 pub async fn rotate_caps_expiry_at_session_max(b: &Backends) {
     let mut s = sample_session(7, 2, 1);
     s.max_expires_at_ms = T0 + DAY;
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     let r = b
         .tokens
         .rotate_refresh(&rotate(&s, 1, 2, T0 + 1))
@@ -740,7 +868,7 @@ pub async fn rotate_caps_expiry_at_session_max(b: &Backends) {
 /// A rotation based on an old read (hash or generation) changes nothing.
 pub async fn rotate_with_a_stale_expectation_conflicts(b: &Backends) {
     let s = sample_session(8, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     b.tokens
         .rotate_refresh(&rotate(&s, 1, 2, T0 + 1))
         .await
@@ -775,7 +903,7 @@ pub async fn rotate_missing_or_expired_is_invalid(b: &Backends) {
         .unwrap();
     assert_eq!(r, RotateOutcome::Invalid);
     let s = sample_session(11, 3, 1);
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     let r = b
         .tokens
         .rotate_refresh(&rotate(&s, 1, 2, s.expires_at_ms))
@@ -787,7 +915,7 @@ pub async fn rotate_missing_or_expired_is_invalid(b: &Backends) {
 /// Parallel rotations of one token: exactly one wins, the others conflict.
 pub async fn rotate_concurrent_exactly_one_wins(b: &Backends) {
     let s = sample_session(12, 1, 1);
-    b.tokens.create_session(&s).await.unwrap();
+    b.tokens.create_session(&s, 0).await.unwrap();
     let mut tasks = Vec::new();
     for n in 0..20u8 {
         let tokens = b.tokens.clone();
@@ -968,8 +1096,8 @@ pub async fn purge_removes_expired_sessions(b: &Backends) {
     let live = sample_session(20, 1, 1);
     let mut dead = sample_session(20, 2, 2);
     dead.expires_at_ms = T0 + 10;
-    b.tokens.create_session(&live).await.unwrap();
-    b.tokens.create_session(&dead).await.unwrap();
+    b.tokens.create_session(&live, 0).await.unwrap();
+    b.tokens.create_session(&dead, 0).await.unwrap();
     let mut list = Vec::new();
     for _ in 0..100 {
         b.tokens.purge_expired(T0 + 11).await.unwrap();

@@ -198,8 +198,14 @@ pub struct TotpState {
     pub confirmed: bool,
     /// The last time step a code was accepted at (no replay within it).
     pub last_step: Option<u64>,
-    /// SHA-256 hashes of the unused recovery codes.
+    /// Plain SHA-256 hashes of the unused recovery codes: only records
+    /// written before recovery codes were sealed carry them (read, never
+    /// written by new enrollments).
     pub recovery_hashes: Vec<[u8; 32]>,
+    /// The keyed hashes of the unused recovery codes, sealed together with
+    /// the data key for this user (AEAD): a leaked database without the data
+    /// key does not let anyone test guesses against them.
+    pub recovery_sealed: Vec<u8>,
 }
 
 /// The parts of a user record that flows other than the profile change.
@@ -220,6 +226,11 @@ pub struct AccountState {
     pub outbox: Vec<[u8; 16]>,
     /// The `mfa_token` of a login waiting for its second factor.
     pub mfa_login: Option<PendingToken>,
+    /// Bumped by every credential event (password reset or change, email
+    /// change, MFA turned on or off, logout-all): a login that verified the
+    /// password under an older epoch opens no session, and device tokens
+    /// issued under an older epoch stop counting as trusted.
+    pub credentials_epoch: u64,
 }
 
 /// A message waiting for the mailer (the outbox), queued in the same write
@@ -261,6 +272,7 @@ impl fmt::Debug for AccountState {
             .field("totp_confirmed", &self.totp.as_ref().map(|t| t.confirmed))
             .field("outbox", &self.outbox.len())
             .field("mfa_login", &self.mfa_login.is_some())
+            .field("credentials_epoch", &self.credentials_epoch)
             .finish()
     }
 }
@@ -305,6 +317,11 @@ pub struct SessionRecord {
     pub generation: u64,
     /// When the current token was issued (Unix ms): creation or last rotation.
     pub rotated_at_ms: u64,
+    /// How the user authenticated when the session opened (RFC 8176 `amr`
+    /// values, e.g. `pwd`, `otp`): every access token of the session says so.
+    pub amr: Vec<String>,
+    /// When the user authenticated (Unix ms): the session's `auth_time`.
+    pub auth_time_ms: u64,
 }
 
 impl fmt::Debug for SessionRecord {
@@ -316,6 +333,7 @@ impl fmt::Debug for SessionRecord {
             .field("last_used_at_ms", &self.last_used_at_ms)
             .field("expires_at_ms", &self.expires_at_ms)
             .field("generation", &self.generation)
+            .field("amr", &self.amr)
             .finish_non_exhaustive()
     }
 }

@@ -96,6 +96,19 @@ pub trait UserStore: Send + Sync + 'static {
     /// Removes a delivered or abandoned message.
     async fn delete_mail(&self, mail: &OutboxRecord) -> StoreResult<()>;
 
+    /// About how many messages the outbox holds (for its bound and its
+    /// gauge): cheap, not exact. `None` when the backend cannot tell.
+    async fn outbox_len(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Up to `limit` users after `after` (from the start when `None`), in
+    /// the backend's own stable order, for background maintenance that
+    /// visits every user (re-sealing secrets under a new data key). Pass
+    /// the last id of a page to get the next; an empty page is the end.
+    async fn scan_users(&self, after: Option<UserId>, limit: usize)
+    -> StoreResult<Vec<UserRecord>>;
+
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -119,8 +132,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// When true, the engine may cache session liveness in memory and trust it.
     fn is_local_authority(&self) -> bool;
 
-    /// Stores a new session (durably).
-    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// Stores a new session (durably). When the user then has more than
+    /// `max_sessions` sessions (0: no limit), the least recently used others
+    /// are deleted in the same atomic step; their ids are returned.
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: usize,
+    ) -> StoreResult<Vec<SessionId>>;
 
     /// Reads a session; expired sessions read as `None`.
     async fn get_session(
@@ -166,17 +185,16 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
 
     /// Admits one request under a limit shared by every process using this
-    /// store, or returns the milliseconds to wait. `key` names the limiter
-    /// (route and client address). Stores with one process (the embedded
-    /// backend) admit everything: the in-process limiter is the only line.
+    /// store (GCRA), or returns the milliseconds to wait. `key` names the
+    /// limiter (what is limited and for whom: a route and a client address,
+    /// a flow and an account). Keys are short and carry no personal data in
+    /// clear (callers hash addresses and emails).
     async fn rate_limit(
         &self,
-        _key: &str,
-        _now_ms: u64,
-        _limit: &RateLimit,
-    ) -> StoreResult<Option<u64>> {
-        Ok(None)
-    }
+        key: &str,
+        now_ms: u64,
+        limit: &RateLimit,
+    ) -> StoreResult<Option<u64>>;
 
     /// Every stored signing key.
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

@@ -177,6 +177,8 @@ struct Outcome {
     cpu: Duration,
     cpu_precise: Duration,
     lat_us: Vec<u64>,
+    /// Latencies of the 503 answers (refused for load).
+    lat_503_us: Vec<u64>,
 }
 
 impl Outcome {
@@ -197,7 +199,8 @@ where
     let cpu0 = process_cpu(srv.pid).unwrap();
     let cpup0 = process_cpu_precise(srv.pid).unwrap();
     let t0 = Instant::now();
-    let results: Vec<(Vec<u64>, BTreeMap<u16, u64>)> = std::thread::scope(|scope| {
+    type Worker = (Vec<u64>, Vec<u64>, BTreeMap<u16, u64>);
+    let results: Vec<Worker> = std::thread::scope(|scope| {
         let handles: Vec<_> = users
             .iter_mut()
             .map(|u| {
@@ -205,6 +208,7 @@ where
                 scope.spawn(move || {
                     let mut conn = Conn::open(srv.api);
                     let mut lat = Vec::with_capacity(100_000);
+                    let mut lat_503 = Vec::new();
                     let mut statuses = BTreeMap::new();
                     while Instant::now() < deadline {
                         let t = Instant::now();
@@ -212,9 +216,11 @@ where
                         *statuses.entry(status).or_insert(0u64) += 1;
                         if (200..300).contains(&status) {
                             lat.push(t.elapsed().as_micros() as u64);
+                        } else if status == 503 {
+                            lat_503.push(t.elapsed().as_micros() as u64);
                         }
                     }
-                    (lat, statuses)
+                    (lat, lat_503, statuses)
                 })
             })
             .collect();
@@ -229,10 +235,12 @@ where
     let cpu = process_cpu(srv.pid).unwrap() - cpu0;
     let cpu_precise = process_cpu_precise(srv.pid).unwrap() - cpup0;
     let mut lat_us = Vec::new();
+    let mut lat_503_us = Vec::new();
     let mut errors = BTreeMap::new();
     let mut ok = 0;
-    for (l, st) in results {
+    for (l, l503, st) in results {
         lat_us.extend(l);
+        lat_503_us.extend(l503);
         for (s, n) in st {
             if (200..300).contains(&s) {
                 ok += n;
@@ -242,6 +250,7 @@ where
         }
     }
     lat_us.sort_unstable();
+    lat_503_us.sort_unstable();
     Outcome {
         name: name.to_owned(),
         steal_pct,
@@ -252,6 +261,7 @@ where
         cpu,
         cpu_precise,
         lat_us,
+        lat_503_us,
     }
 }
 
@@ -436,7 +446,7 @@ fn print(o: &Outcome) {
 fn main() -> Result<()> {
     let mut secs = 10u64;
     let mut concurrency = 32usize;
-    let mut phases = "login,refresh,me,cheap,redis".to_owned();
+    let mut phases = "login,refresh,me,cheap,overload,redis".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -445,10 +455,10 @@ fn main() -> Result<()> {
             "--phases" => {
                 phases = args
                     .next()
-                    .context("--phases login,refresh,me,cheap,redis")?
+                    .context("--phases login,refresh,me,cheap,overload,redis")?
             }
             other => bail!(
-                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,redis)"
+                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,overload,redis)"
             ),
         }
     }
@@ -527,6 +537,7 @@ fn main() -> Result<()> {
                         acc.cpu += o.cpu;
                         acc.cpu_precise += o.cpu_precise;
                         acc.lat_us.extend(o.lat_us);
+                        acc.lat_503_us.extend(o.lat_503_us);
                         for (k, v) in o.errors {
                             *acc.errors.entry(k).or_insert(0) += v;
                         }
@@ -606,6 +617,46 @@ fn main() -> Result<()> {
             raw_cheap.as_secs_f64() * 1e6,
             cheap.cpu_us_per_op() - raw_cheap.as_secs_f64() * 1e6
         ));
+    }
+
+    // Overload: the hash pool at capacity (every thread busy, the queue
+    // full, nothing refused), then 16 clients per hash thread. Accepted
+    // logins must not wait much longer than at capacity, and refusals must
+    // come at once: a login the pool cannot take is refused before it waits
+    // for its partition.
+    if want("overload") {
+        let srv = Server::start(&bin, OWASP, &[])?;
+        let threads = cores;
+        // The server's default queue: 4 per hash thread.
+        let capacity = threads * 5;
+        let mut users = seed(&srv, 16 * threads, "overload");
+        let at_capacity = run(
+            "login at capacity (OWASP)",
+            &srv,
+            &mut users[..capacity],
+            secs,
+            login_step,
+        );
+        print(&at_capacity);
+        let over = run(
+            "login overload 16x threads (OWASP)",
+            &srv,
+            &mut users,
+            secs,
+            login_step,
+        );
+        print(&over);
+        let p99_cap = percentile(&at_capacity.lat_us, 99.0) as f64 / 1000.0;
+        let p99_over = percentile(&over.lat_us, 99.0) as f64 / 1000.0;
+        let p99_503 = percentile(&over.lat_503_us, 99.0) as f64 / 1000.0;
+        summary.push(format!(
+            "overload: accepted logins p99 {p99_over:.1} ms against {p99_cap:.1} ms at capacity ({} clients) = {:.2}x (target <= 2x); {} answers 503 with p99 {p99_503:.2} ms (target <= 5 ms); {} accepted",
+            capacity,
+            p99_over / p99_cap.max(0.001),
+            over.lat_503_us.len(),
+            over.ok
+        ));
+        drop(srv);
     }
 
     // The Redis Cluster token store: refresh and me against a real 3+3

@@ -18,10 +18,31 @@ pub(crate) async fn logout(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     Ok(Outcome::Done)
 }
 
-/// Ends every session of the token's user.
+/// Ends every session of the token's user. The credentials epoch moves on
+/// first, so a sign-in that checked the password before and opens its
+/// session after is refused (and device tokens issued before stop counting).
 pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
     core.read.revoke_session(access.user_id, access.session_id);
+    let mut bumped = false;
+    for _ in 0..3 {
+        let current = super::load_user(&core, access.user_id).await?;
+        let mut updated = current.clone();
+        updated.account.credentials_epoch = updated.account.credentials_epoch.wrapping_add(1);
+        match super::save_user(&core, &current, &mut updated, &[]).await {
+            Ok(()) => {
+                bumped = true;
+                break;
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user", e)),
+        }
+    }
+    if !bumped {
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        });
+    }
     super::revoke_all_sessions(&core, access.user_id, None, "logout_all").await?;
     Ok(Outcome::Done)
 }

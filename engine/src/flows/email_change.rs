@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use portcullis_storage::{PendingEmailChange, StoreError};
 
-use crate::command::{Outcome, Reply};
+use crate::command::{ClientInfo, Outcome, Reply};
 use crate::core::Core;
 use crate::domain::{Email, FieldError, Password};
 use crate::error::AuthError;
+use crate::hashpool::HashSlot;
 use crate::mail::{link_letter, notice_letter};
 use crate::tokens::VerifiedAccess;
 use crate::tokens::onetime::{self, Purpose};
@@ -22,8 +23,17 @@ pub(crate) async fn request(
     access: VerifiedAccess,
     new_email: Email,
     password: Password,
+    client: ClientInfo,
+    slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
+    super::account_limit(
+        &core,
+        "email_change",
+        access.user_id,
+        core.cfg.account_rate_limit,
+    )
+    .await?;
     let current = super::load_user(&core, access.user_id).await?;
     if new_email.as_str() == current.email {
         return Err(AuthError::InvalidRequest(vec![FieldError::new(
@@ -31,7 +41,7 @@ pub(crate) async fn request(
             "is the account's current address",
         )]));
     }
-    super::reverify_password(&core, &current, password).await?;
+    super::reverify_password(&core, &current, password, &client, slot).await?;
     // Checked again, atomically, when the change is confirmed.
     if core
         .user_op(
@@ -44,6 +54,9 @@ pub(crate) async fn request(
     {
         return Err(AuthError::EmailTaken);
     }
+    // Per account and per recipient: nobody can bomb an address with
+    // confirmation links, from one account or many.
+    super::mail_allowed(&core, "email_change", Some(current.id), new_email.as_str()).await?;
     let ttl = core.cfg.account.email_change_ttl;
     let issued = super::issue_token(&core, Purpose::EmailChange, current.id, ttl)?;
     let mut updated = current.clone();
@@ -89,7 +102,7 @@ pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply
     let mut updated = current.clone();
     updated.email = change.new_email.clone();
     updated.email_verified = true;
-    updated.account.email_change = None;
+    super::credential_event(&mut updated);
     let notice = notice_letter(
         &current.email,
         "Your sign-in address was changed",

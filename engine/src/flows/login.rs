@@ -10,13 +10,17 @@ use crate::command::{ClientInfo, Outcome, Reply};
 use crate::core::Core;
 use crate::domain::{Email, Password};
 use crate::error::AuthError;
+use crate::hashpool::HashSlot;
 use crate::metrics as m;
 use crate::shard::PartitionKey;
 
 pub(crate) struct Login {
     pub email: Email,
     pub password: Password,
+    pub device_token: Option<Zeroizing<String>>,
     pub client: ClientInfo,
+    /// The hash-pool place taken before the login was admitted.
+    pub slot: HashSlot,
 }
 
 /// Counts a login in `portcullis_engine_logins_in_flight` while it lives.
@@ -53,14 +57,7 @@ pub(crate) async fn run(core: Arc<Core>, req: Login) -> Reply {
 
 async fn login(core: &Arc<Core>, req: Login) -> Reply {
     let key = req.email.as_str().to_owned();
-    let now = core.now_ms();
     super::shared_rate_limit(core, "login", &req.client).await?;
-    // The attempt counts as a failure before the password is checked, in
-    // one atomic store operation, and a success clears it: attempts racing
-    // on several pods cannot verify more passwords than the policy allows.
-    // An attempt the hash pool then refuses (503 overloaded) stays counted:
-    // counting is what bounds the guesses, so it cannot wait for the verify.
-    let attempt = super::count_attempt(core, &key, now).await?;
     // Unknown emails go through the same steps with a dummy hash, and lock
     // the same way, so neither timing nor answers reveal whether they exist.
     let user_id = core
@@ -80,36 +77,87 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
             .filter(|u| u.email == key),
         None => None,
     };
+    // A device token counts only for the account it was issued to, under
+    // its current credentials, until it expires.
+    let now = core.now_ms();
+    let device = match (&req.device_token, &user) {
+        (Some(t), Some(u)) => core.token_svc.device_key()?.verify(t).filter(|d| {
+            d.user_id == u.id && d.epoch == u.account.credentials_epoch && now < d.expires_at_ms
+        }),
+        _ => None,
+    };
+    // The attempt counts as a failure before the password is checked, in
+    // one atomic store operation, and a success clears it: attempts racing
+    // on several pods cannot verify more passwords than the policy allows.
+    // The hash-pool place was taken before admission, so an attempt the
+    // pool could not take never got here and never counts.
+    let counters = super::guard_password(core, &key, &req.client, device.as_ref()).await?;
     let password: Zeroizing<String> = req.password.into_secret();
     let verified = match &user {
-        Some(u) => core.hash.verify(password, &u.password_hash).await?,
-        None => core.hash.dummy_verify(password).await?,
+        Some(u) => req.slot.verify(password, &u.password_hash).await?,
+        None => req.slot.dummy_verify(password).await?,
     };
+    super::settle_password(core, &counters, verified.ok).await?;
     let Some(user) = user.filter(|_| verified.ok) else {
-        if attempt.locked_until_ms.is_some() {
-            tracing::warn!(
-                failures = attempt.failures,
-                "login key locked after repeated failures"
-            );
-        }
         return Err(AuthError::InvalidCredentials);
     };
-    super::clear_lockout(core, &key).await?;
     let core2 = core.clone();
     let client = req.client;
     let rehashed = verified.rehashed;
+    // What was checked: the session opens only if these are still the
+    // account's credentials once it is written.
+    let epoch = user.account.credentials_epoch;
+    let checked_hash = user.password_hash;
+    let device_id = device.map(|d| d.device_id);
     core.call_in(PartitionKey::User(user.id), async move {
+        let current = super::load_user(&core2, user.id).await?;
+        if current.password_hash != checked_hash || current.account.credentials_epoch != epoch {
+            return Err(AuthError::InvalidCredentials);
+        }
         if let Some(new_hash) = rehashed {
             upgrade_hash(&core2, user.id, new_hash).await;
         }
-        if user.mfa_enabled {
-            return super::mfa::begin(&core2, user.id).await;
+        if current.mfa_enabled {
+            return super::mfa::begin(&core2, user.id, epoch).await;
         }
-        super::open_session(&core2, user.id, &client, &["pwd"])
-            .await
-            .map(Outcome::Granted)
+        let mut grant =
+            super::open_session(&core2, user.id, &client, &["pwd"], Some(epoch)).await?;
+        grant.device_token = Some(issue_device_token(&core2, user.id, epoch, device_id)?);
+        Ok(Outcome::Granted(grant))
     })
     .await?
+}
+
+/// A device token for `user` under credentials `epoch`: the presented
+/// device's id when it had a valid one (its counter carries on), else a new
+/// device.
+pub(crate) fn issue_device_token(
+    core: &Core,
+    user: UserId,
+    epoch: u64,
+    device_id: Option<[u8; 16]>,
+) -> Result<Zeroizing<String>, AuthError> {
+    use ring::rand::SecureRandom as _;
+    let device_id = match device_id {
+        Some(id) => id,
+        None => {
+            let mut id = [0u8; 16];
+            core.token_svc
+                .rng()
+                .fill(&mut id)
+                .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+            id
+        }
+    };
+    let device = crate::tokens::device::Device {
+        user_id: user,
+        device_id,
+        expires_at_ms: core
+            .now_ms()
+            .saturating_add(super::ms(core.cfg.device_token_ttl)),
+        epoch,
+    };
+    Ok(core.token_svc.device_key()?.issue(&device))
 }
 
 /// Replaces the stored hash after a successful login with outdated

@@ -120,12 +120,24 @@ pub(crate) async fn end_session(
     Ok(existed)
 }
 
-/// Opens a session for `user_id` and issues its tokens.
+/// Opens a session for `user_id`, authenticated now with the methods `amr`
+/// (kept for the session's whole life), and issues its tokens. Past the
+/// per-user cap, the least recently used sessions end.
+///
+/// With `epoch` (a sign-in that checked a credential earlier, in another
+/// step), the session is written first and the account's credentials epoch
+/// read after: if a credential event (password reset or change,
+/// logout-all, ...) moved it since the credential was checked, the new
+/// session is ended again and the sign-in refused. The event bumps the
+/// epoch before it ends sessions, so either this check sees the new epoch
+/// or the event's revocation sees this session: no session opened on
+/// replaced credentials survives, on any pod.
 pub(crate) async fn open_session(
     core: &Arc<Core>,
     user_id: UserId,
     client: &ClientInfo,
     amr: &[&str],
+    epoch: Option<u64>,
 ) -> Result<TokenGrant, AuthError> {
     let now = core.now_ms();
     let sid = core.token_svc.new_session_id()?;
@@ -147,18 +159,43 @@ pub(crate) async fn open_session(
         refresh_hash: hash,
         generation: 0,
         rotated_at_ms: now,
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+        auth_time_ms: now,
     };
-    core.token_op("create_session", core.tokens.create_session(&session))
+    let evicted = core
+        .token_op(
+            "create_session",
+            core.tokens
+                .create_session(&session, core.cfg.max_sessions_per_user),
+        )
         .await
         .map_err(|e| AuthError::from_store("create_session", e))?;
+    for old in &evicted {
+        core.read.revoke_session(user_id, *old);
+    }
+    if !evicted.is_empty() {
+        metrics::counter!(crate::metrics::SESSIONS_REVOKED_TOTAL, "reason" => "cap")
+            .increment(evicted.len() as u64);
+    }
+    if let Some(expected) = epoch {
+        let current = load_user(core, user_id).await?;
+        if current.account.credentials_epoch != expected {
+            end_session(core, user_id, sid, "stale_credentials").await?;
+            tracing::info!(user_id = %user_id, "sign-in refused: the credentials changed while it was checked");
+            return Err(AuthError::InvalidCredentials);
+        }
+    }
     core.read.put_session(&session, now);
-    let access = core.token_svc.issue_access(user_id, sid, now, amr)?;
+    let access = core
+        .token_svc
+        .issue_access(user_id, sid, now, &session.amr, now)?;
     Ok(TokenGrant {
         access_token: access.token,
         expires_in: access.expires_in,
         refresh_token,
         refresh_expires_in: (session.expires_at_ms - now) / 1000,
         session_id: sid.to_b64(),
+        device_token: None,
     })
 }
 
@@ -178,6 +215,14 @@ pub(crate) fn queue_letter(
     letter: &crate::mail::Letter,
 ) -> Result<portcullis_storage::OutboxRecord, AuthError> {
     use ring::rand::SecureRandom as _;
+    // The outbox is bounded: past the bound, flows that send mail wait
+    // (503) until the mailer catches up, and an alert says why.
+    if core.outbox_len.load(std::sync::atomic::Ordering::Relaxed) >= core.cfg.account.outbox_max {
+        tracing::warn!("the outbox is full; a flow that sends mail was refused");
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 30,
+        });
+    }
     let now = core.now_ms();
     let mut random = [0u8; 10];
     core.token_svc
@@ -263,21 +308,23 @@ pub(crate) async fn revoke_all_sessions(
     Ok(ended)
 }
 
-/// Counts an attempt at a secret of `key` (an email) as a failure before the
-/// secret is checked, in one atomic store operation; a success clears it
-/// (`clear_login_failures`). An attempt that took the last allowed failure
-/// is still checked, and clears the lock if the secret is right; one made
-/// while the key was already locked (failures 0) is refused unchecked.
+/// Counts an attempt at a secret guarded by counter `key` as a failure
+/// before the secret is checked, in one atomic store operation; a success
+/// clears it ([`clear_lockout`]). An attempt that took the last allowed
+/// failure is still checked, and clears the lock if the secret is right;
+/// one made while the key was already locked (failures 0) is refused
+/// unchecked. Only attempts the hash pool has already taken get here:
+/// refusals for load (503) or rate (429) never count.
 pub(crate) async fn count_attempt(
     core: &Core,
     key: &str,
-    now: u64,
+    policy: &portcullis_storage::LockoutPolicy,
 ) -> Result<portcullis_storage::LockoutStatus, AuthError> {
+    let now = core.now_ms();
     let attempt = core
         .token_op(
             "record_login_failure",
-            core.tokens
-                .record_login_failure(key, now, &core.cfg.lockout),
+            core.tokens.record_login_failure(key, now, policy),
         )
         .await
         .map_err(|e| AuthError::from_store("record_login_failure", e))?;
@@ -291,6 +338,194 @@ pub(crate) async fn count_attempt(
     Ok(attempt)
 }
 
+/// Refuses at once while counter `key` is locked, without counting.
+pub(crate) async fn refuse_if_locked(core: &Core, key: &str) -> Result<(), AuthError> {
+    let now = core.now_ms();
+    let status = core
+        .token_op("lockout_status", core.tokens.lockout_status(key, now))
+        .await
+        .map_err(|e| AuthError::from_store("lockout_status", e))?;
+    match status.locked_until_ms {
+        Some(until) if until > now => Err(AuthError::TooManyAttempts {
+            retry_after_secs: until.saturating_sub(now).div_ceil(1000).max(1),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Lockout counter of password failures of `email` from one client address.
+pub(crate) fn pair_key(email: &str, client: &ClientInfo) -> String {
+    match client.ip {
+        Some(ip) => format!("p:{email}|{}", crate::domain::rate_limit_key(ip)),
+        None => format!("p:{email}|-"),
+    }
+}
+
+/// Lockout counter of password failures of `email` from clients without a
+/// valid device token.
+pub(crate) fn account_key(email: &str) -> String {
+    format!("a:{email}")
+}
+
+/// Lockout counter of one device token.
+pub(crate) fn device_key(device: &crate::tokens::device::Device) -> String {
+    use base64::Engine as _;
+    format!(
+        "d:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(device.device_id)
+    )
+}
+
+/// Lockout counter of second-factor failures of a user.
+pub(crate) fn mfa_key(user: UserId) -> String {
+    format!("m:{user}")
+}
+
+/// Which counters a password attempt was counted on.
+pub(crate) enum PasswordCounters {
+    /// A client presenting a valid device token: only its own counter.
+    Device(String),
+    /// Any other client: its (account, address) pair before the check, and
+    /// the account-wide counter of untrusted clients after a failure.
+    Untrusted { pair: String, account: String },
+}
+
+/// Before a password of the account `email` is checked: refuses a locked
+/// client (the device, or the pair and the account-wide lock of untrusted
+/// clients) and counts the attempt as a failure of the device or the pair.
+pub(crate) async fn guard_password(
+    core: &Core,
+    email: &str,
+    client: &ClientInfo,
+    device: Option<&crate::tokens::device::Device>,
+) -> Result<PasswordCounters, AuthError> {
+    if let Some(d) = device {
+        let key = device_key(d);
+        count_attempt(core, &key, &core.cfg.lockout).await?;
+        return Ok(PasswordCounters::Device(key));
+    }
+    let account = account_key(email);
+    refuse_if_locked(core, &account).await?;
+    let pair = pair_key(email, client);
+    count_attempt(core, &pair, &core.cfg.lockout).await?;
+    Ok(PasswordCounters::Untrusted { pair, account })
+}
+
+/// After the check: a right password clears the device's or the pair's
+/// counter (the account-wide one runs out with its window); a wrong one
+/// from an untrusted client also counts toward the account-wide lock.
+/// Counted after the check, that lock can overshoot by the attempts in
+/// flight at once: at most one per pod, since a pod runs an account's
+/// logins one at a time.
+pub(crate) async fn settle_password(
+    core: &Core,
+    counters: &PasswordCounters,
+    ok: bool,
+) -> Result<(), AuthError> {
+    match (counters, ok) {
+        (PasswordCounters::Device(key), true)
+        | (PasswordCounters::Untrusted { pair: key, .. }, true) => clear_lockout(core, key).await,
+        (PasswordCounters::Device(_), false) => Ok(()),
+        (PasswordCounters::Untrusted { account, .. }, false) => {
+            let now = core.now_ms();
+            let status = core
+                .token_op(
+                    "record_login_failure",
+                    core.tokens
+                        .record_login_failure(account, now, &core.cfg.account_lockout),
+                )
+                .await
+                .map_err(|e| AuthError::from_store("record_login_failure", e))?;
+            if status.locked_until_ms.is_some() && status.failures > 0 {
+                tracing::warn!(
+                    "account locked for clients without a device token after repeated failures"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A credential event (password reset or change, email change confirmed,
+/// MFA turned on or off): every pending single-use token of the account is
+/// void, and the credentials epoch moves on, so sign-ins that checked the
+/// old credentials open no session and older device tokens stop counting.
+pub(crate) fn credential_event(user: &mut portcullis_storage::UserRecord) {
+    let a = &mut user.account;
+    a.verify_email = None;
+    a.password_reset = None;
+    a.email_change = None;
+    a.mfa_login = None;
+    a.credentials_epoch = a.credentials_epoch.wrapping_add(1);
+}
+
+/// Admits one more message of `flow` for `user` (when known) to `address`
+/// under every mail limit, per account and per recipient address, across
+/// every pod; 429 `too_many_requests` otherwise. The address is hashed into
+/// the limiter's key.
+pub(crate) async fn mail_allowed(
+    core: &Core,
+    flow: &'static str,
+    user: Option<UserId>,
+    address: &str,
+) -> Result<(), AuthError> {
+    let addr = hex_digest(address.as_bytes());
+    for (i, limit) in core.cfg.account.mail_limits.iter().enumerate() {
+        if let Some(u) = user {
+            limited(core, &format!("mail:{flow}:{i}:u:{u}"), limit).await?;
+        }
+        limited(core, &format!("mail:{flow}:{i}:a:{addr}"), limit).await?;
+    }
+    Ok(())
+}
+
+/// Admits one more request of `route` for `user` under `limit` (none: no
+/// limit), across every pod; 429 `too_many_requests` otherwise.
+pub(crate) async fn account_limit(
+    core: &Core,
+    route: &'static str,
+    user: UserId,
+    limit: Option<portcullis_storage::RateLimit>,
+) -> Result<(), AuthError> {
+    match limit {
+        Some(l) => limited(core, &format!("acct:{route}:{user}"), &l).await,
+        None => Ok(()),
+    }
+}
+
+async fn limited(
+    core: &Core,
+    key: &str,
+    limit: &portcullis_storage::RateLimit,
+) -> Result<(), AuthError> {
+    let wait = core
+        .token_op(
+            "rate_limit",
+            core.tokens.rate_limit(key, core.now_ms(), limit),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("rate_limit", e))?;
+    match wait {
+        None => Ok(()),
+        Some(ms) => {
+            metrics::counter!(crate::metrics::ACCOUNT_RATE_LIMITED_TOTAL).increment(1);
+            Err(AuthError::TooManyRequests {
+                retry_after_secs: ms.div_ceil(1000).max(1),
+            })
+        }
+    }
+}
+
+/// The first 16 bytes of SHA-256 of `data`, in hex (limiter keys name no
+/// address or email in clear).
+fn hex_digest(data: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Writes `updated` as the successor of `current` (version + 1), queuing
 /// `mail` in the same write, and refreshes the cached view. A
 /// `VersionConflict` is the caller's to handle.
@@ -300,6 +535,10 @@ pub(crate) async fn save_user(
     updated: &mut portcullis_storage::UserRecord,
     mail: &[portcullis_storage::OutboxRecord],
 ) -> Result<(), portcullis_storage::StoreError> {
+    // Every write moves the record's secrets to the newest data key.
+    if let Err(e) = reseal_stale(core, updated) {
+        tracing::warn!(user_id = %updated.id, error = %e, "could not re-seal a secret under the newest data key");
+    }
     updated.version = current.version + 1;
     updated.updated_at_ms = core.now_ms();
     core.user_op(
@@ -310,6 +549,95 @@ pub(crate) async fn save_user(
     .await?;
     core.read.put_user(updated);
     Ok(())
+}
+
+/// Re-seals the record's secrets (TOTP secret, recovery codes) that are
+/// sealed under an older data key; returns whether anything changed.
+pub(crate) fn reseal_stale(
+    core: &Core,
+    user: &mut portcullis_storage::UserRecord,
+) -> Result<bool, crate::datakey::DataKeyError> {
+    let keys = &core.mailer.keys;
+    let Some(t) = user.account.totp.as_mut() else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    if let Some(s) = keys.reseal(&t.secret_sealed, &user.id.0)? {
+        t.secret_sealed = s;
+        changed = true;
+    }
+    if !t.recovery_sealed.is_empty()
+        && let Some(s) = keys.reseal(&t.recovery_sealed, &mfa::recovery_aad(user.id))?
+    {
+        t.recovery_sealed = s;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Users read per page of the re-sealing pass.
+const RESEAL_PAGE: usize = 256;
+
+/// The background re-sealing pass: visits every user and, in each user's
+/// partition, re-seals secrets still under an older data key, so that old
+/// keys can be retired. Sets the gauge of records still under old keys
+/// (0 once every secret is under the newest key). Returns that count.
+pub(crate) async fn reseal_pass(core: &Arc<Core>) -> Result<u64, AuthError> {
+    if core.mailer.keys.count() < 2 {
+        metrics::gauge!(crate::metrics::DATAKEY_OLD_RECORDS).set(0.0);
+        return Ok(0);
+    }
+    let mut after = None;
+    let mut left = 0u64;
+    let mut resealed = 0u64;
+    loop {
+        let page = core
+            .user_op("scan_users", core.users.scan_users(after, RESEAL_PAGE))
+            .await
+            .map_err(|e| AuthError::from_store("scan_users", e))?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for u in page.iter().filter(|u| has_stale_secret(core, u)) {
+            let c = core.clone();
+            let id = u.id;
+            let done = core
+                .call_in(crate::shard::PartitionKey::User(id), async move {
+                    let current = load_user(&c, id).await?;
+                    if !has_stale_secret(&c, &current) {
+                        return Ok(false);
+                    }
+                    let mut updated = current.clone();
+                    save_user(&c, &current, &mut updated, &[])
+                        .await
+                        .map_err(|e| AuthError::from_store("update_user", e))?;
+                    Ok::<bool, AuthError>(!has_stale_secret(&c, &updated))
+                })
+                .await;
+            match done {
+                Ok(Ok(true)) => {
+                    resealed += 1;
+                    metrics::counter!(crate::metrics::DATAKEY_RESEALED_TOTAL).increment(1);
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) | Err(e) => {
+                    left += 1;
+                    tracing::warn!(user_id = %id, error = %e, "re-sealing a user's secrets failed; retried at the next pass");
+                }
+            }
+        }
+    }
+    metrics::gauge!(crate::metrics::DATAKEY_OLD_RECORDS).set(left as f64);
+    tracing::info!(resealed, left, "data-key re-sealing pass done");
+    Ok(left)
+}
+
+/// Whether the record holds a secret sealed under an older data key.
+pub(crate) fn has_stale_secret(core: &Core, user: &portcullis_storage::UserRecord) -> bool {
+    let keys = &core.mailer.keys;
+    user.account.totp.as_ref().is_some_and(|t| {
+        keys.is_stale(&t.secret_sealed)
+            || (!t.recovery_sealed.is_empty() && keys.is_stale(&t.recovery_sealed))
+    })
 }
 
 /// The bearer's record; a user deleted since the token was issued is a
@@ -334,22 +662,26 @@ pub(crate) async fn clear_lockout(core: &Core, key: &str) -> Result<(), AuthErro
     .map_err(|e| AuthError::from_store("clear_login_failures", e))
 }
 
-/// Re-verifies `user`'s password on the hash pool, counted toward the
-/// lockout like a login attempt.
+/// Re-verifies the signed-in `user`'s password in a reserved hash slot,
+/// counted toward the lockout like a login without a device token
+/// (per address, and the account-wide lock).
 pub(crate) async fn reverify_password(
     core: &Core,
     user: &portcullis_storage::UserRecord,
     password: crate::domain::Password,
+    client: &ClientInfo,
+    slot: crate::hashpool::HashSlot,
 ) -> Result<(), AuthError> {
-    count_attempt(core, &user.email, core.now_ms()).await?;
-    let verified = core
-        .hash
+    let counters = guard_password(core, &user.email, client, None).await?;
+    let verified = slot
         .verify(password.into_secret(), &user.password_hash)
         .await?;
-    if !verified.ok {
-        return Err(AuthError::InvalidCredentials);
+    settle_password(core, &counters, verified.ok).await?;
+    if verified.ok {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidCredentials)
     }
-    clear_lockout(core, &user.email).await
 }
 
 /// Issues a single-use token of `purpose` for `user`, valid for `ttl`.

@@ -6,11 +6,18 @@ use crate::command::{Introspection, Outcome, Reply};
 use crate::core::Core;
 use crate::error::AuthError;
 use crate::tokens::VerifiedAccess;
-use crate::tokens::refresh::{Lineage, ParsedRefresh};
+use crate::tokens::refresh::ParsedRefresh;
 use portcullis_storage::SessionRecord;
 
 /// An access token is active while it verifies and its session is live.
 pub(crate) async fn introspect_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::account_limit(
+        &core,
+        "introspection",
+        access.user_id,
+        core.cfg.introspection_rate_limit,
+    )
+    .await?;
     match super::authorize(&core, &access).await {
         Ok(()) => Ok(Outcome::Introspection(active_access(&access))),
         Err(AuthError::Unauthenticated(_)) => Ok(Outcome::Introspection(Introspection::Inactive)),
@@ -32,11 +39,20 @@ pub(crate) fn active_access(access: &VerifiedAccess) -> Introspection {
     }
 }
 
-/// The session whose current refresh token `token` is, if any.
+/// The session whose current refresh token `token` is, if any: one hash
+/// and one comparison, however many rotations behind the token is (so an
+/// old token costs no walk along its chain).
 async fn current_session(
     core: &Core,
     token: &ParsedRefresh,
 ) -> Result<Option<SessionRecord>, AuthError> {
+    super::account_limit(
+        core,
+        "introspection",
+        token.user_id,
+        core.cfg.introspection_rate_limit,
+    )
+    .await?;
     let now = core.now_ms();
     let session = core
         .token_op(
@@ -46,8 +62,13 @@ async fn current_session(
         )
         .await
         .map_err(|e| AuthError::from_store("get_session", e))?;
-    let chain = core.token_svc.chain()?;
-    Ok(session.filter(|s| chain.lineage(token, &s.refresh_hash, s.generation) == Lineage::Current))
+    Ok(session.filter(|s| {
+        s.generation == token.generation
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &token.hash()[..],
+                &s.refresh_hash[..],
+            ))
+    }))
 }
 
 /// A refresh token is active while it is its live session's current token.
@@ -70,6 +91,13 @@ pub(crate) async fn introspect_refresh(core: Arc<Core>, token: ParsedRefresh) ->
 
 /// Revoking an access token ends its session.
 pub(crate) async fn revoke_access(core: Arc<Core>, access: VerifiedAccess) -> Reply {
+    super::account_limit(
+        &core,
+        "introspection",
+        access.user_id,
+        core.cfg.introspection_rate_limit,
+    )
+    .await?;
     super::end_session(&core, access.user_id, access.session_id, "revoke").await?;
     Ok(Outcome::Done)
 }

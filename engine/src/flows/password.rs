@@ -9,9 +9,18 @@ use crate::command::{ClientInfo, Outcome, Reply};
 use crate::core::Core;
 use crate::domain::{Email, Password};
 use crate::error::AuthError;
+use crate::hashpool::HashSlot;
 use crate::mail::{link_letter, notice_letter};
 use crate::shard::PartitionKey;
 use crate::tokens::onetime::{self, Purpose};
+
+/// Admits a reset request for `email` under the mail limits of its
+/// recipient address, whether or not the address has an account (so the
+/// answer tells nothing about it). Runs before the 202 is sent.
+pub(crate) async fn forgot_allowed(core: Arc<Core>, email: Email) -> Reply {
+    super::mail_allowed(&core, "reset", None, email.as_str()).await?;
+    Ok(Outcome::Accepted)
+}
 
 /// Queues a reset link if `email` has an account; does nothing otherwise.
 /// The caller has already answered 202 either way.
@@ -78,12 +87,16 @@ async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -
 }
 
 /// Sets the new password if `token` is the pending reset token, then ends
-/// every session and clears the login lockout. The token is used up by the
-/// same write; a notice goes to the address.
+/// every session and clears the account's lockouts. The token is used up by
+/// the same write, with every other pending token of the account (a
+/// credential event); the reset proves the mailbox, so the address becomes
+/// verified. A notice goes to the address.
 pub(crate) async fn reset(
     core: Arc<Core>,
     token: onetime::Presented,
     new_password: Password,
+    client: ClientInfo,
+    slot: HashSlot,
 ) -> Reply {
     let current = core
         .user_op("get_user", core.users.get_user(token.user_id))
@@ -93,10 +106,13 @@ pub(crate) async fn reset(
     if !token.matches(current.account.password_reset.as_ref(), core.now_ms()) {
         return Err(AuthError::InvalidToken);
     }
-    let password_hash = core.hash.hash(new_password.into_secret()).await?;
+    core.passwords
+        .check("new_password", &new_password, &current.email)?;
+    let password_hash = slot.hash(new_password.into_secret()).await?;
     let mut updated = current.clone();
     updated.password_hash = password_hash;
-    updated.account.password_reset = None;
+    super::credential_event(&mut updated);
+    updated.email_verified = true;
     let notice = notice_letter(
         &current.email,
         "Your password was changed",
@@ -111,7 +127,11 @@ pub(crate) async fn reset(
         Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
     }
     super::revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
-    super::clear_lockout(&core, &updated.email).await?;
+    // The mailbox owner is back in: the account-wide and second-factor
+    // locks, and the one of the address the reset came from, are cleared.
+    super::clear_lockout(&core, &super::account_key(&updated.email)).await?;
+    super::clear_lockout(&core, &super::mfa_key(updated.id)).await?;
+    super::clear_lockout(&core, &super::pair_key(&updated.email, &client)).await?;
     Ok(Outcome::Done)
 }
 
@@ -123,15 +143,38 @@ pub(crate) async fn change(
     access: crate::tokens::VerifiedAccess,
     current_password: Password,
     new_password: Password,
+    client: ClientInfo,
+    slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
+    super::account_limit(
+        &core,
+        "password_change",
+        access.user_id,
+        core.cfg.account_rate_limit,
+    )
+    .await?;
     let user = super::load_user(&core, access.user_id).await?;
-    super::reverify_password(&core, &user, current_password).await?;
-    let password_hash = core.hash.hash(new_password.into_secret()).await?;
+    core.passwords
+        .check("new_password", &new_password, &user.email)?;
+    // The current password is checked and the new one hashed in one job of
+    // the place reserved at admission.
+    let counters = super::guard_password(&core, &user.email, &client, None).await?;
+    let hashed = slot
+        .verify_then_hash(
+            current_password.into_secret(),
+            &user.password_hash,
+            new_password.into_secret(),
+        )
+        .await?;
+    super::settle_password(&core, &counters, hashed.is_some()).await?;
+    let Some(password_hash) = hashed else {
+        return Err(AuthError::InvalidCredentials);
+    };
     let mut updated = user.clone();
     updated.password_hash = password_hash;
-    // A reset link mailed earlier must not undo this change.
-    updated.account.password_reset = None;
+    // A reset or email-change link mailed earlier must not undo this change.
+    super::credential_event(&mut updated);
     let notice = notice_letter(
         &user.email,
         "Your password was changed",

@@ -111,9 +111,10 @@ fn grant(
 ) -> Result<TokenGrant, Failure> {
     let (uid, sid) = (token.user_id, token.session_id);
     core.read.put_session(rotated, now);
+    // The session's own authentication, for its whole life.
     let access = core
         .token_svc
-        .issue_access(uid, sid, now, &["pwd"])
+        .issue_access(uid, sid, now, &rotated.amr, rotated.auth_time_ms)
         .map_err(|e| ("error", e))?;
     Ok(TokenGrant {
         access_token: access.token,
@@ -121,5 +122,6 @@ fn grant(
         refresh_token: refresh::encode(uid, sid, rotated.generation, next),
         refresh_expires_in: rotated.expires_at_ms.saturating_sub(now) / 1000,
         session_id: sid.to_b64(),
+        device_token: None,
     })
 }

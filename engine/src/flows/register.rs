@@ -33,6 +33,7 @@ pub(crate) async fn run(core: Arc<Core>, req: Register) -> Reply {
 async fn register(core: &Arc<Core>, req: Register) -> Reply {
     super::shared_rate_limit(core, "register", &req.client).await?;
     let email = req.email.as_str();
+    core.passwords.check("password", &req.password, email)?;
     let existing = core
         .user_op(
             "find_user_id_by_email",
@@ -43,6 +44,8 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply {
     if existing.is_some() {
         return Err(AuthError::EmailTaken);
     }
+    // The pool place is taken here, not at admission: registrations of one
+    // address queue in its partition, and only the first hashes.
     let password_hash = core.hash.hash(req.password.into_secret()).await?;
     let now = core.now_ms();
     let user = UserRecord {
@@ -69,7 +72,7 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply {
     }
     tracing::info!(user_id = %user.id, "user registered");
     let view = core.read.put_user(&user);
-    let grant = super::open_session(core, user.id, &req.client, &["pwd"]).await?;
+    let grant = super::open_session(core, user.id, &req.client, &["pwd"], None).await?;
     Ok(Outcome::Registered { user: view, grant })
 }
 

@@ -16,10 +16,15 @@ use crate::tokens::onetime::{self, Purpose};
 /// replaces the previous token.
 pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
     super::authorize(&core, &access).await?;
+    let mut admitted = false;
     for _ in 0..2 {
         let current = super::load_user(&core, access.user_id).await?;
         if current.email_verified {
             return Err(AuthError::AlreadyVerified);
+        }
+        if !admitted {
+            super::mail_allowed(&core, "verify", Some(current.id), &current.email).await?;
+            admitted = true;
         }
         let ttl = core.cfg.account.verify_email_ttl;
         let issued = super::issue_token(&core, Purpose::VerifyEmail, current.id, ttl)?;

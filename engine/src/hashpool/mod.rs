@@ -186,15 +186,37 @@ impl HashPool {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Takes a place in the pool now, for a hash job the caller will run
+    /// later: refused at once (`Overloaded`) when every thread is busy and
+    /// the queue is full. Flows reserve before they take a partition or
+    /// count an attempt, so an attempt the pool cannot take is refused in
+    /// microseconds, waits behind nobody, and is never counted as a failure.
+    /// The place is given back when the job ends or the slot is dropped.
+    pub fn reserve(&self) -> Result<HashSlot, PoolError> {
+        let limit = self.size.threads + self.size.queue;
+        let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if admitted >= limit {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!(m::HASH_REJECTED_TOTAL).increment(1);
+            return Err(PoolError::Overloaded);
+        }
+        let depth = admitted.saturating_sub(self.size.threads);
+        metrics::gauge!(m::HASH_QUEUE_DEPTH).set(depth as f64);
+        Ok(HashSlot {
+            jobs: self.jobs.clone(),
+            scheme: self.scheme,
+            rng: self.rng.clone(),
+            dummy: self.dummy.clone(),
+            release: Some(Release {
+                in_flight: self.in_flight.clone(),
+                threads: self.size.threads,
+            }),
+        })
+    }
+
     /// Hashes a new password with the configured scheme.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PoolError> {
-        let scheme = self.scheme;
-        let rng = self.rng.clone();
-        self.run("hash", move |mem| {
-            hash_password(&scheme, password.as_bytes(), &rng, mem)
-        })
-        .await?
-        .map_err(PoolError::from)
+        self.reserve()?.hash(password).await
     }
 
     /// Verifies `password` against a stored hash; when it matches and the hash
@@ -206,13 +228,61 @@ impl HashPool {
         password: Zeroizing<String>,
         stored: &str,
     ) -> Result<Verified, PoolError> {
-        let (parsed, usable) = match StoredHash::parse(stored) {
+        self.reserve()?.verify(password, stored).await
+    }
+
+    /// Verifies `password` against the dummy hash and reports a mismatch: the
+    /// cost of a login for an unknown email equals that of a wrong password.
+    pub async fn dummy_verify(&self, password: Zeroizing<String>) -> Result<Verified, PoolError> {
+        self.reserve()?.dummy_verify(password).await
+    }
+}
+
+/// A reserved place in the hash pool ([`HashPool::reserve`]): runs exactly
+/// one job, or gives the place back when dropped unused.
+pub struct HashSlot {
+    jobs: mpsc::Sender<Job>,
+    scheme: HashScheme,
+    rng: SystemRandom,
+    dummy: StoredHash,
+    release: Option<Release>,
+}
+
+impl std::fmt::Debug for HashSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashSlot")
+    }
+}
+
+impl HashSlot {
+    fn parse_stored(&self, stored: &str) -> (StoredHash, bool) {
+        match StoredHash::parse(stored) {
             Ok(p) => (p, true),
             Err(e) => {
                 tracing::error!(error = %e, "stored password hash is unusable; login refused");
                 (self.dummy.clone(), false)
             }
-        };
+        }
+    }
+
+    /// Hashes a new password with the configured scheme.
+    pub async fn hash(self, password: Zeroizing<String>) -> Result<String, PoolError> {
+        let scheme = self.scheme;
+        let rng = self.rng.clone();
+        self.run("hash", move |mem| {
+            hash_password(&scheme, password.as_bytes(), &rng, mem)
+        })
+        .await?
+        .map_err(PoolError::from)
+    }
+
+    /// [`HashPool::verify`] in this slot.
+    pub async fn verify(
+        self,
+        password: Zeroizing<String>,
+        stored: &str,
+    ) -> Result<Verified, PoolError> {
+        let (parsed, usable) = self.parse_stored(stored);
         let scheme = self.scheme;
         let rng = self.rng.clone();
         self.run("verify", move |mem| {
@@ -227,9 +297,8 @@ impl HashPool {
         .await
     }
 
-    /// Verifies `password` against the dummy hash and reports a mismatch: the
-    /// cost of a login for an unknown email equals that of a wrong password.
-    pub async fn dummy_verify(&self, password: Zeroizing<String>) -> Result<Verified, PoolError> {
+    /// [`HashPool::dummy_verify`] in this slot.
+    pub async fn dummy_verify(self, password: Zeroizing<String>) -> Result<Verified, PoolError> {
         let dummy = self.dummy.clone();
         self.run("dummy_verify", move |mem| {
             let _ = dummy.verify(password.as_bytes(), mem);
@@ -241,26 +310,38 @@ impl HashPool {
         .await
     }
 
-    async fn run<T, F>(&self, op: &'static str, job: F) -> Result<T, PoolError>
+    /// Verifies `current` against `stored` and, only if it matches, hashes
+    /// `new` with the configured scheme, in one job (a password change):
+    /// `Ok(None)` when `current` is wrong.
+    pub async fn verify_then_hash(
+        self,
+        current: Zeroizing<String>,
+        stored: &str,
+        new: Zeroizing<String>,
+    ) -> Result<Option<String>, PoolError> {
+        let (parsed, usable) = self.parse_stored(stored);
+        let scheme = self.scheme;
+        let rng = self.rng.clone();
+        self.run("verify_then_hash", move |mem| {
+            if !(parsed.verify(current.as_bytes(), mem) && usable) {
+                return Ok(None);
+            }
+            hash_password(&scheme, new.as_bytes(), &rng, mem).map(Some)
+        })
+        .await?
+        .map_err(PoolError::from)
+    }
+
+    async fn run<T, F>(mut self, op: &'static str, job: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     {
-        let limit = self.size.threads + self.size.queue;
-        let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if admitted >= limit {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!(m::HASH_REJECTED_TOTAL).increment(1);
-            return Err(PoolError::Overloaded);
-        }
-        let depth = admitted.saturating_sub(self.size.threads);
-        metrics::gauge!(m::HASH_QUEUE_DEPTH).set(depth as f64);
+        let release = self.release.take();
         let (tx, rx) = oneshot::channel();
-        let in_flight = self.in_flight.clone();
-        let threads = self.size.threads;
         let queued = Stopwatch::start();
         let job: Job = Box::new(move |memory: &mut Vec<Block>| {
-            let release = Release { in_flight, threads };
+            let release = release;
             metrics::histogram!(m::HASH_QUEUE_WAIT_SECONDS).record(queued.elapsed_secs());
             let started = Stopwatch::start();
             let cpu_before = crate::clock::thread_cpu_ns();
@@ -271,14 +352,13 @@ impl HashPool {
                 metrics::counter!(m::HASH_CPU_MICROSECONDS_TOTAL, "op" => op)
                     .increment(b.saturating_sub(a) / 1000);
             }
-            // Free the slot before answering, so a caller that sees the answer
-            // also sees the pool's room back.
+            // Free the place before answering, so a caller that sees the
+            // answer also sees the pool's room back.
             drop(release);
             let _ = tx.send(result);
         });
-        let sent = self.jobs.send(job);
-        if sent.is_err() {
-            // The workers are gone; the job (and its slot) was dropped with the error.
+        if self.jobs.send(job).is_err() {
+            // The workers are gone; the job (and its place) was dropped with the error.
             return Err(PoolError::Closed);
         }
         rx.await.map_err(|_| PoolError::Closed)

@@ -24,6 +24,14 @@ use crate::shard::PartitionKey;
 
 /// Messages handled per poll, at most.
 const BATCH: usize = 32;
+/// Messages read per poll to choose the batch from, so that one account's
+/// messages cannot fill it.
+const SCAN: usize = 4 * BATCH;
+/// Messages of one account delivered per poll, at most.
+const PER_ACCOUNT: usize = 2;
+/// How long a message whose record does not (yet) vouch for it waits
+/// before it is looked at again, out of the way of the others.
+const RECHECK: Duration = Duration::from_secs(15);
 /// How long a claim keeps other mailers off a message.
 const CLAIM: Duration = Duration::from_secs(120);
 /// How long a queued message may wait for its record to vouch for it
@@ -61,11 +69,29 @@ fn count(outcome: &'static str) {
     metrics::counter!(MAIL_TOTAL, "outcome" => outcome).increment(1);
 }
 
+/// At most [`PER_ACCOUNT`] messages of each account, oldest first, up to
+/// [`BATCH`] in all: no account's burst holds up another's mail.
+fn fair_batch(due: Vec<OutboxRecord>) -> Vec<OutboxRecord> {
+    let mut per_user: std::collections::HashMap<UserId, usize> = Default::default();
+    let mut out = Vec::with_capacity(BATCH);
+    for m in due {
+        let n = per_user.entry(m.user_id).or_default();
+        if *n < PER_ACCOUNT {
+            *n += 1;
+            out.push(m);
+            if out.len() >= BATCH {
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// One poll: delivers what is due. Returns how many messages were sent.
 pub(crate) async fn deliver_due(core: &Arc<Core>, mailer: &Mailer) -> usize {
     let now = core.now_ms();
     let due = match core
-        .user_op("due_mail", core.users.due_mail(now, BATCH))
+        .user_op("due_mail", core.users.due_mail(now, SCAN))
         .await
     {
         Ok(d) => d,
@@ -74,8 +100,17 @@ pub(crate) async fn deliver_due(core: &Arc<Core>, mailer: &Mailer) -> usize {
             return 0;
         }
     };
+    match core.users.outbox_len().await {
+        Ok(Some(n)) => {
+            core.outbox_len
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+            metrics::gauge!(crate::metrics::OUTBOX_MESSAGES).set(n as f64);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "counting the outbox failed"),
+    }
     let mut sent = 0;
-    for m in due {
+    for m in fair_batch(due) {
         match deliver(core, mailer, m, now).await {
             Ok(true) => sent += 1,
             Ok(false) => {}
@@ -100,6 +135,12 @@ async fn deliver(
             // The change it reports never happened (or the user is gone).
             core.users.delete_mail(&m).await?;
             count("unvouched");
+        } else {
+            // Its record may still vouch for it (a write whose outcome was
+            // unknown): look again later, out of the way of due messages
+            // behind it.
+            m.due_at_ms = now + crate::flows::ms(RECHECK);
+            core.users.retry_mail(&m).await?;
         }
         return Ok(false);
     }

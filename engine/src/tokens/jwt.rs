@@ -37,9 +37,14 @@ pub struct AccessClaims {
     pub iat: u64,
     /// Expires at (Unix seconds).
     pub exp: u64,
-    /// Authentication methods (RFC 8176), e.g. `["pwd"]`.
+    /// Authentication methods (RFC 8176), e.g. `["pwd"]`: how the session
+    /// was opened, the same for every token of the session.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// When the user authenticated (Unix seconds, OpenID Connect
+    /// `auth_time`): the session's sign-in, not this token's issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
 }
 
 /// The ring-backed provider: EdDSA only.

@@ -1,6 +1,7 @@
 //! The token service: access JWTs (sign, verify with a cache of verified
 //! tokens), refresh-token minting and parsing, and the JWKS.
 
+pub mod device;
 pub mod jwt;
 pub mod keys;
 pub mod onetime;
@@ -61,6 +62,7 @@ pub struct TokenService {
     cfg: TokenConfig,
     ring: RwLock<Arc<KeyRing>>,
     chain: std::sync::OnceLock<refresh::Chain>,
+    device: std::sync::OnceLock<device::DeviceKey>,
     verified: Cache<String, VerifiedAccess>,
     validation: Validation,
     rng: SystemRandom,
@@ -98,6 +100,7 @@ impl TokenService {
             cfg,
             ring: RwLock::new(Arc::new(KeyRing::load(Vec::new(), 0))),
             chain: std::sync::OnceLock::new(),
+            device: std::sync::OnceLock::new(),
             validation,
             rng: SystemRandom::new(),
         })
@@ -139,13 +142,15 @@ impl TokenService {
         self.cfg.access_ttl.as_secs()
     }
 
-    /// Signs an access token for a session.
+    /// Signs an access token for a session opened at `auth_time_ms` with
+    /// the methods `amr`.
     pub fn issue_access(
         &self,
         user_id: UserId,
         session_id: SessionId,
         now_ms: u64,
-        amr: &[&str],
+        amr: &[String],
+        auth_time_ms: u64,
     ) -> Result<AccessToken, AuthError> {
         let keys = self.keys();
         let key = keys
@@ -165,7 +170,8 @@ impl TokenService {
             jti: URL_SAFE_NO_PAD.encode(jti),
             iat,
             exp: iat + ttl,
-            amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+            amr: amr.to_vec(),
+            auth_time: Some(auth_time_ms / 1000),
         };
         let token = key
             .sign(&claims)
@@ -176,9 +182,18 @@ impl TokenService {
         })
     }
 
-    /// Installs the refresh-token chain key (once, at start).
+    /// Installs the refresh-token chain key (once, at start), and the
+    /// device-token key derived from it.
     pub fn set_chain_key(&self, key: &[u8; 32]) {
         let _ = self.chain.set(refresh::Chain::new(key));
+        let _ = self.device.set(device::DeviceKey::derive(key));
+    }
+
+    /// The device-token key.
+    pub fn device_key(&self) -> Result<&device::DeviceKey, AuthError> {
+        self.device
+            .get()
+            .ok_or_else(|| AuthError::Internal("the device-token key is not loaded".into()))
     }
 
     /// The refresh-token chain.

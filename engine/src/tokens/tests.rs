@@ -32,13 +32,20 @@ fn service() -> TokenService {
 fn issued_tokens_verify_until_they_expire() {
     let svc = service();
     let t = svc
-        .issue_access(UserId([1; 16]), SessionId([2; 16]), T0, &["pwd"])
+        .issue_access(
+            UserId([1; 16]),
+            SessionId([2; 16]),
+            T0,
+            &["pwd".to_owned()],
+            T0 - 60_000,
+        )
         .unwrap();
     assert_eq!(t.expires_in, 900);
     let v = svc.verify_access(&t.token, T0 + 1_000).unwrap();
     assert_eq!(v.user_id, UserId([1; 16]));
     assert_eq!(v.session_id, SessionId([2; 16]));
     assert_eq!(v.claims.amr, vec!["pwd".to_owned()]);
+    assert_eq!(v.claims.auth_time, Some((T0 - 60_000) / 1000));
     // Cached: a second verification agrees.
     assert_eq!(
         svc.verify_access(&t.token, T0 + 2_000).unwrap().claims,
@@ -60,7 +67,7 @@ fn foreign_and_malformed_tokens_are_invalid() {
     let svc = service();
     let other = service();
     let t = other
-        .issue_access(UserId([1; 16]), SessionId([2; 16]), T0, &[])
+        .issue_access(UserId([1; 16]), SessionId([2; 16]), T0, &[], T0)
         .unwrap();
     assert_eq!(
         svc.verify_access(&t.token, T0).unwrap_err(),

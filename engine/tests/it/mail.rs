@@ -178,3 +178,29 @@ async fn a_message_queued_before_a_stop_is_delivered_once_after_the_restart() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_nobody_vouches_for_yet_do_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(
+        dir,
+        ManualClock::new(1_800_000_000_000),
+        Duration::from_millis(20),
+    )
+    .await;
+    let (stuck, _) = t.register("stuck@example.com", "password-1").await;
+    let (other, _) = t.register("waiting@example.com", "password-1").await;
+    // Forty messages at the head of the outbox whose record does not (yet)
+    // vouch for them (a write whose outcome was unknown looks like this).
+    for n in 10..50 {
+        queue(&t, user_id(&stuck), n, false).await;
+    }
+    // Another user's message, queued after them.
+    let id = queue(&t, user_id(&other), 60, true).await;
+    let dir = t.dir.path().to_owned();
+    eventually("the other user's message", || {
+        mail_files(&dir) == vec![file_name(&id)]
+    })
+    .await;
+    t.stop().await;
+}

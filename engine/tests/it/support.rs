@@ -101,6 +101,7 @@ pub fn login_cmd(e: &str, p: &str) -> Command {
     Command::Login {
         email: email(e),
         password: password(p),
+        device_token: None,
         client: ClientInfo::default(),
     }
 }

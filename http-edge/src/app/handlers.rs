@@ -89,7 +89,7 @@ fn done(outcome: Outcome) -> Result<Response, EdgeError> {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created; its first session's tokens", body = RegisterResponse),
-        (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid request (`invalid_request`), or a common password or one containing the address's name (`weak_password`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered (`email_taken`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -136,22 +136,30 @@ pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in, or (TOTP on) `{mfa_required: true, mfa_token, expires_in}`: finish at /v1/auth/login/mfa", body = TokenResponse),
+        (status = 200, description = "Signed in (with a `device_token` to send with the next logins), or (TOTP on) `{mfa_required: true, mfa_token, expires_in}`: finish at /v1/auth/login/mfa", body = TokenResponse),
         (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password, the same for unknown emails (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Account locked after repeated failures (`too_many_attempts`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated failures (`too_many_attempts`): this client's address for this account, this device token, or (without a valid device token) the account after many failures from anywhere; or the per-IP limit (`rate_limited`); with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Login)?;
-    let b: LoginRequest = body::parse(req, &[required("email"), required("password")])?;
+    let b: LoginRequest = body::parse(
+        req,
+        &[
+            required("email"),
+            required("password"),
+            optional("device_token"),
+        ],
+    )?;
     let (email, password) = credentials(&b.email, b.password, Vec::new())?;
     match call(
         app,
         Command::Login {
             email,
             password,
+            device_token: b.device_token,
             client: app.client(req),
         },
     )? {
@@ -175,10 +183,10 @@ pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     post, path = "/v1/auth/login/mfa", tag = "auth",
     request_body = LoginMfaRequest,
     responses(
-        (status = 200, description = "Signed in (`amr`: pwd+otp, or pwd+mfa for a recovery code)", body = TokenResponse),
+        (status = 200, description = "Signed in (`amr`: pwd+otp, or pwd+mfa for a recovery code), with a `device_token`", body = TokenResponse),
         (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong or replayed code, used recovery code, or invalid/expired `mfa_token` (`invalid_mfa`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The second step is locked after repeated wrong codes, whatever the password does; the `mfa_token` that saw them is dead (`too_many_attempts`); or the per-IP limit (`rate_limited`); with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -201,17 +209,27 @@ pub fn login_mfa(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 /// Start a TOTP enrollment: a new secret, not active until confirmed.
 #[utoipa::path(
     post, path = "/v1/mfa/totp/enroll", tag = "mfa", security(("bearer" = [])),
+    request_body = TotpEnrollRequest,
     responses(
         (status = 200, description = "The secret and its otpauth:// URI (replaces an unconfirmed enrollment)", body = TotpEnrollResponse),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid body (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password (`invalid_credentials`, counted toward the lockout), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "TOTP is on already (`mfa_already_enabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn enroll_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Credential)?;
+    let token = authenticated(req)?;
+    let b: TotpEnrollRequest = body::parse(req, &[required("password")])?;
+    let password = Password::parse("password", b.password).map_err(|e| validation(vec![e]))?;
     match call(
         app,
         Command::EnrollTotp {
-            bearer: bearer(req),
+            bearer: token,
+            password,
+            client: app.client(req),
         },
     )? {
         Outcome::TotpEnrollment {
@@ -237,16 +255,19 @@ pub fn enroll_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> 
         (status = 400, description = "Wrong code or nothing enrolled (`invalid_mfa`), or an invalid body (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "TOTP is on already (`mfa_already_enabled`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`), per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn confirm_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Credential)?;
+    let token = authenticated(req)?;
     let b: MfaCodeRequest = body::parse(req, &[required("code")])?;
     match call(
         app,
         Command::ConfirmTotp {
-            bearer: bearer(req),
+            bearer: token,
             code: b.code,
+            client: app.client(req),
         },
     )? {
         Outcome::RecoveryCodes(codes) => json(
@@ -262,23 +283,39 @@ pub fn confirm_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError>
 /// Turn TOTP off.
 #[utoipa::path(
     post, path = "/v1/mfa/totp/disable", tag = "mfa", security(("bearer" = [])),
-    request_body = MfaCodeRequest,
+    request_body = TotpDisableRequest,
     responses(
-        (status = 204, description = "TOTP is off; the secret and recovery codes are deleted"),
+        (status = 204, description = "TOTP is off; the secret and recovery codes are deleted, pending links are void, and a notice is mailed"),
         (status = 400, description = "Wrong code, or TOTP not on (`invalid_mfa`), or an invalid body (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after repeated wrong codes (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password (`invalid_credentials`, counted toward the lockout), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords or codes (`too_many_attempts`), per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn disable_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
-    let b: MfaCodeRequest = body::parse(req, &[required("code")])?;
+    limit(app, req, Limited::Credential)?;
+    let token = authenticated(req)?;
+    let b: TotpDisableRequest = body::parse(req, &[required("code"), required("password")])?;
+    let password = Password::parse("password", b.password).map_err(|e| validation(vec![e]))?;
     done(call(
         app,
         Command::DisableTotp {
-            bearer: bearer(req),
+            bearer: token,
             code: b.code,
+            password,
+            client: app.client(req),
         },
     )?)
+}
+
+/// The bearer token, or 401 `missing_token` before the body is read.
+fn authenticated(req: &Request<'_>) -> Result<Bearer, EdgeError> {
+    match bearer(req) {
+        Some(t) => Ok(Some(t)),
+        None => Err(EdgeError::Auth(AuthError::Unauthenticated(
+            portcullis_engine::TokenProblem::Missing,
+        ))),
+    }
 }
 
 /// Rotate a refresh token: the old one stops working, a new pair is issued.
@@ -356,14 +393,17 @@ fn user_response(outcome: Outcome) -> Result<Response, EdgeError> {
         (status = 202, description = "A link carrying a single-use token (valid 24 h) is queued for the user's address; an earlier link stops working"),
         (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The address is verified already (`already_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Mail limit of the account or the address (`too_many_requests`: by default one a minute and ten a day) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn request_email_verification(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Credential)?;
     accepted(call(
         app,
         Command::RequestEmailVerification {
             bearer: bearer(req),
+            client: app.client(req),
         },
     )?)
 }
@@ -395,7 +435,7 @@ pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Respon
     responses(
         (status = 202, description = "Always, at once, whether or not the address has an account; if it has, a link carrying a single-use token (valid 30 min) is queued for it"),
         (status = 400, description = "Invalid request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Mail limit of the address (`too_many_requests`: by default one a minute and ten a day, the same whether or not it has an account) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
@@ -417,7 +457,7 @@ pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
     request_body = ResetPasswordRequest,
     responses(
         (status = 204, description = "The password is changed; every session is signed out, the login lockout cleared, and a notice mailed; the token is used up"),
-        (status = 400, description = "Invalid body or password (`invalid_request`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid body or password (`invalid_request`), a common password or one containing the address's name (`weak_password`), or a token that is unknown, expired, used or of another flow (`invalid_token`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Per-IP rate limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -432,6 +472,7 @@ pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErro
         Command::ResetPassword {
             token: b.token,
             new_password,
+            client: app.client(req),
         },
     )?)
 }
@@ -441,14 +482,16 @@ pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErro
     post, path = "/v1/password/change", tag = "password", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses(
-        (status = 204, description = "Changed; every other session is signed out and a notice mailed"),
-        (status = 400, description = "Invalid body or password (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Changed; every other session is signed out, pending links are void, and a notice mailed"),
+        (status = 400, description = "Invalid body or password (`invalid_request`), or a common password or one containing the address's name (`weak_password`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong current password (`invalid_credentials`), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Credential)?;
+    let token = authenticated(req)?;
     let b: ChangePasswordRequest = body::parse(
         req,
         &[required("current_password"), required("new_password")],
@@ -466,9 +509,10 @@ pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
     done(call(
         app,
         Command::ChangePassword {
-            bearer: bearer(req),
+            bearer: token,
             current_password,
             new_password,
+            client: app.client(req),
         },
     )?)
 }
@@ -482,11 +526,13 @@ pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
         (status = 400, description = "Invalid body, address or password, or the current address (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong password (`invalid_credentials`), or `missing_token` / `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The new address belongs to another account (`email_taken`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), with Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after repeated wrong passwords (`too_many_attempts`), mail or per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Credential)?;
+    let token = authenticated(req)?;
     let b: EmailChangeRequest = body::parse(req, &[required("new_email"), required("password")])?;
     let mut errors = Vec::new();
     let new_email = Email::parse("new_email", &b.new_email)
@@ -501,9 +547,10 @@ pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, Ed
     accepted(call(
         app,
         Command::RequestEmailChange {
-            bearer: bearer(req),
+            bearer: token,
             new_email,
             password,
+            client: app.client(req),
         },
     )?)
 }
@@ -657,7 +704,17 @@ fn token_request(req: &Request<'_>) -> Result<(Zeroizing<String>, Option<TokenHi
         let mut token = None;
         let mut hint = None;
         for (k, v) in form_urlencoded::parse(req.body) {
+            // RFC 6749 3.1: a parameter must not be included more than once
+            // (a proxy and the server must never read different values).
+            let twice = |field: &'static str| {
+                validation(vec![FieldError {
+                    field,
+                    message: "is given more than once".into(),
+                }])
+            };
             match &*k {
+                "token" if token.is_some() => return Err(twice("token")),
+                "token_type_hint" if hint.is_some() => return Err(twice("token_type_hint")),
                 "token" => token = Some(Zeroizing::new(v.into_owned())),
                 "token_type_hint" => hint = Some(v.into_owned()),
                 _ => {}
@@ -689,10 +746,12 @@ fn token_request(req: &Request<'_>) -> Result<(Zeroizing<String>, Option<TokenHi
     request_body(content = TokenRequest, description = "JSON, or `application/x-www-form-urlencoded` with the same fields"),
     responses(
         (status = 200, description = "`active` is false for anything that is not a live token", body = IntrospectionResponse),
-        (status = 400, description = "No token given (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No token given, or a parameter given twice (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn introspect(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Introspection)?;
     let (token, hint) = token_request(req)?;
     match call(app, Command::Introspect { token, hint })? {
         Outcome::Introspection(i) => json(200, &IntrospectionResponse::from(&i)),
@@ -706,10 +765,12 @@ pub fn introspect(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     request_body(content = TokenRequest, description = "JSON, or `application/x-www-form-urlencoded` with the same fields"),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 answers 200 either way)"),
-        (status = 400, description = "No token given (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No token given, or a parameter given twice (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-account limit (`too_many_requests`) or per-IP limit (`rate_limited`), with Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn revoke(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
+    limit(app, req, Limited::Introspection)?;
     let (token, hint) = token_request(req)?;
     match call(app, Command::Revoke { token, hint })? {
         Outcome::Done => Ok(Response::empty(200)),

@@ -11,7 +11,7 @@ use portcullis_engine::ClientInfo;
 use portcullis_engine::clock::Stopwatch;
 
 use crate::bridge::Bridge;
-use crate::clientip::TrustedProxies;
+use crate::clientip::{ForwardedHeader, TrustedProxies};
 use crate::problem::{EdgeError, problem};
 use crate::ratelimit::IpLimits;
 use crate::server::{FrameError, Handled, Handler, Request, Response};
@@ -39,6 +39,7 @@ pub struct App {
     pub(crate) bridge: Bridge,
     pub(crate) limits: IpLimits,
     pub(crate) proxies: TrustedProxies,
+    pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) docs: Documents,
     ids: RequestIds,
     metrics: HttpMetrics,
@@ -47,11 +48,18 @@ pub struct App {
 impl App {
     /// The API application. Install the metrics recorder before building it:
     /// the per-route metric handles are registered here.
-    pub fn new(bridge: Bridge, limits: IpLimits, proxies: TrustedProxies, docs: Documents) -> App {
+    pub fn new(
+        bridge: Bridge,
+        limits: IpLimits,
+        proxies: TrustedProxies,
+        forwarded_header: ForwardedHeader,
+        docs: Documents,
+    ) -> App {
         App {
             bridge,
             limits,
             proxies,
+            forwarded_header,
             docs,
             ids: RequestIds::new(),
             metrics: HttpMetrics::new(),
@@ -76,10 +84,15 @@ impl App {
     }
 
     pub(crate) fn client_ip(&self, req: &Request<'_>) -> std::net::IpAddr {
+        // Only the header the proxies are configured to write is read.
+        let (forwarded, x_forwarded_for) = match self.forwarded_header {
+            ForwardedHeader::Forwarded => ("forwarded", ""),
+            ForwardedHeader::XForwardedFor => ("", "x-forwarded-for"),
+        };
         self.proxies.client_ip(
             req.peer.ip(),
-            req.headers_named("forwarded"),
-            req.headers_named("x-forwarded-for"),
+            req.headers_named(forwarded),
+            req.headers_named(x_forwarded_for),
         )
     }
 }

@@ -8,10 +8,20 @@ use std::time::Duration;
 
 use crate::support::{Resp, TestServer, closed, raw, read_response};
 
-/// Behind a trusted proxy at 127.0.0.1, two logins per address, then 429.
+/// Behind a trusted proxy at 127.0.0.1 writing `X-Forwarded-For`, two
+/// logins per address, then 429.
 fn behind_proxy() -> TestServer {
     TestServer::with(|_, edge| {
         edge.trusted_proxies = "127.0.0.1".parse().unwrap();
+        edge.ip_rate_limit = "1/h,burst=2".parse().unwrap();
+    })
+}
+
+/// The same behind a proxy writing RFC 7239 `Forwarded`.
+fn behind_forwarded_proxy() -> TestServer {
+    TestServer::with(|_, edge| {
+        edge.trusted_proxies = "127.0.0.1".parse().unwrap();
+        edge.forwarded_header = portcullis_edge::clientip::ForwardedHeader::Forwarded;
         edge.ip_rate_limit = "1/h,burst=2".parse().unwrap();
     })
 }
@@ -69,15 +79,14 @@ fn ipv6_clients_with_ports_do_not_share_a_bucket() {
 
 #[test]
 fn forwarded_header_is_honoured() {
-    let srv = behind_proxy();
+    let srv = behind_forwarded_proxy();
     exhaust(&srv, &[("Forwarded", r#"for="[2001:db8:3::1]:80""#)]);
     // The same client by its other spellings (and its /64) is limited...
-    limited(&login(&srv, &[("X-Forwarded-For", "2001:db8:3::1")]));
     limited(&login(
         &srv,
         &[("forwarded", "FOR=\"[2001:db8:3::2]\";proto=https")],
     ));
-    // ...Forwarded wins over X-Forwarded-For...
+    // ...X-Forwarded-For is not read at all...
     limited(&login(
         &srv,
         &[
@@ -90,8 +99,26 @@ fn forwarded_header_is_honoured() {
 }
 
 #[test]
-fn obfuscated_identifiers_get_their_own_buckets() {
+fn a_forwarded_header_the_proxy_does_not_write_is_ignored() {
+    // The proxy writes X-Forwarded-For and passes a client's Forwarded on:
+    // a fresh Forwarded value per request must not buy a fresh bucket.
     let srv = behind_proxy();
+    exhaust(&srv, &[("X-Forwarded-For", "203.0.113.70")]);
+    for i in 0..3 {
+        let spoof = format!("for=198.51.100.{i}");
+        limited(&login(
+            &srv,
+            &[
+                ("Forwarded", spoof.as_str()),
+                ("X-Forwarded-For", "203.0.113.70"),
+            ],
+        ));
+    }
+}
+
+#[test]
+fn obfuscated_identifiers_get_their_own_buckets() {
+    let srv = behind_forwarded_proxy();
     exhaust(&srv, &[("Forwarded", "for=_hidden")]);
     limited(&login(&srv, &[("Forwarded", r#"for="_hidden:_1234""#)]));
     admitted(&login(&srv, &[("Forwarded", "for=_other")]));

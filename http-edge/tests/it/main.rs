@@ -10,6 +10,7 @@ mod cluster;
 mod edge_hardening;
 mod email;
 mod framing;
+mod hardening;
 mod mfa;
 mod operations;
 mod password;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// RFC 4648 base32 (no padding) back to bytes.
-fn base32_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
     let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
     for c in s.bytes() {
         let v = match c {
@@ -28,13 +28,13 @@ fn base32_decode(s: &str) -> Vec<u8> {
     out
 }
 
-fn code(srv: &TestServer, secret: &[u8]) -> String {
+pub(crate) fn code(srv: &TestServer, secret: &[u8]) -> String {
     let step = totp::step_at(srv.clock.now_ms());
     format!("{:06}", totp::code_at(secret, step, totp::DIGITS))
 }
 
 /// A code that is certainly wrong at any of the accepted steps.
-fn wrong(srv: &TestServer, secret: &[u8]) -> String {
+pub(crate) fn wrong(srv: &TestServer, secret: &[u8]) -> String {
     let now = totp::step_at(srv.clock.now_ms());
     let near: Vec<u32> = (now - 1..=now + 1)
         .map(|s| totp::code_at(secret, s, totp::DIGITS))
@@ -43,16 +43,16 @@ fn wrong(srv: &TestServer, secret: &[u8]) -> String {
     format!("{w:06}")
 }
 
-fn next_step(srv: &TestServer) {
+pub(crate) fn next_step(srv: &TestServer) {
     srv.clock.advance(Duration::from_secs(totp::STEP_SECS));
 }
 
 /// Registers, enrolls and confirms TOTP; returns (access, secret, recovery codes).
-fn with_totp(srv: &TestServer, email: &str) -> (String, Vec<u8>, Vec<String>) {
+pub(crate) fn with_totp(srv: &TestServer, email: &str) -> (String, Vec<u8>, Vec<String>) {
     let c = srv.client();
     let reg = srv.register(email, "password-1");
     let access = s(&reg["access_token"]).to_owned();
-    let r = c.post_empty("/v1/mfa/totp/enroll", Some(&access));
+    let r = enroll(srv, &access, "password-1");
     assert_eq!(r.status, 200, "{}", r.text());
     let e = r.json();
     let secret = base32_decode(s(&e["secret"]));
@@ -77,7 +77,16 @@ fn with_totp(srv: &TestServer, email: &str) -> (String, Vec<u8>, Vec<String>) {
     (access, secret, codes)
 }
 
-fn mfa_token(srv: &TestServer, email: &str) -> String {
+/// `POST /v1/mfa/totp/enroll` with the current password.
+pub(crate) fn enroll(srv: &TestServer, access: &str, password: &str) -> Resp {
+    srv.client().post_json(
+        "/v1/mfa/totp/enroll",
+        &json!({"password": password}),
+        Some(access),
+    )
+}
+
+pub(crate) fn mfa_token(srv: &TestServer, email: &str) -> String {
     let r = srv.login(email, "password-1");
     assert_eq!(r.status, 200, "{}", r.text());
     let b: Value = r.json();
@@ -96,7 +105,9 @@ fn enrollment_turns_mfa_on_only_once_confirmed_with_a_code() {
     let c = srv.client();
     let reg = srv.register("enroll@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
-    let e = c.post_empty("/v1/mfa/totp/enroll", Some(&access)).json();
+    // A bare access token enrolls nothing: the password is required.
+    enroll(&srv, &access, "wrong-password-9").problem(401, "invalid_credentials");
+    let e = enroll(&srv, &access, "password-1").json();
     let secret = base32_decode(s(&e["secret"]));
     // Not on yet: logins still give tokens.
     assert!(srv.login("enroll@example.com", "password-1").json()["access_token"].is_string());
@@ -117,10 +128,13 @@ fn enrollment_turns_mfa_on_only_once_confirmed_with_a_code() {
         c.get("/v1/users/me", Some(&access)).json()["mfa_enabled"],
         true
     );
-    c.post_empty("/v1/mfa/totp/enroll", Some(&access))
-        .problem(409, "mfa_already_enabled");
-    c.post_empty("/v1/mfa/totp/enroll", None)
-        .problem(401, "missing_token");
+    enroll(&srv, &access, "password-1").problem(409, "mfa_already_enabled");
+    c.post_json(
+        "/v1/mfa/totp/enroll",
+        &json!({"password": "password-1"}),
+        None,
+    )
+    .problem(401, "missing_token");
 }
 
 #[test]
@@ -237,13 +251,21 @@ fn disable_needs_a_valid_code_and_then_logins_need_only_the_password() {
     let (access, secret, codes) = with_totp(&srv, "disable@example.com");
     c.post_json(
         "/v1/mfa/totp/disable",
-        &json!({"code": wrong(&srv, &secret)}),
+        &json!({"code": wrong(&srv, &secret), "password": "password-1"}),
         Some(&access),
     )
     .problem(400, "invalid_mfa");
+    // A right code with a wrong password: a stolen access token and a
+    // shoulder-surfed code turn nothing off.
+    c.post_json(
+        "/v1/mfa/totp/disable",
+        &json!({"code": codes[1], "password": "wrong-password-9"}),
+        Some(&access),
+    )
+    .problem(401, "invalid_credentials");
     let r = c.post_json(
         "/v1/mfa/totp/disable",
-        &json!({"code": codes[0]}),
+        &json!({"code": codes[0], "password": "password-1"}),
         Some(&access),
     );
     assert_eq!(r.status, 204, "{}", r.text());
@@ -255,7 +277,7 @@ fn disable_needs_a_valid_code_and_then_logins_need_only_the_password() {
     next_step(&srv);
     c.post_json(
         "/v1/mfa/totp/disable",
-        &json!({"code": code(&srv, &secret)}),
+        &json!({"code": code(&srv, &secret), "password": "password-1"}),
         Some(&access),
     )
     .problem(400, "invalid_mfa");

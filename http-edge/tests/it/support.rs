@@ -88,6 +88,24 @@ impl TestServer {
         TestServer::build(tweak, None)
     }
 
+    /// A server on the data directory of an earlier one (see [`TestServer::stop`]).
+    pub fn reopen(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+    ) -> TestServer {
+        TestServer::build_in(dir, tweak, None)
+    }
+
+    /// Stops the server gracefully and hands back its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        if let (Some(rt), Some(running)) = (self.rt.take(), self.running.take()) {
+            rt.block_on(running.shutdown(Duration::from_secs(2)));
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._dir, dir)
+    }
+
     /// One of several pods: its token store is `tokens` (a Redis Cluster),
     /// its users are `users`, shared with the other pods (as ScyllaDB would be).
     pub fn pod(
@@ -108,12 +126,19 @@ impl TestServer {
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
         users: Option<Arc<dyn UserStore>>,
     ) -> TestServer {
+        TestServer::build_in(tempfile::tempdir().unwrap(), tweak, users)
+    }
+
+    fn build_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+        users: Option<Arc<dyn UserStore>>,
+    ) -> TestServer {
         // Warnings and errors go to the test's captured output, shown when it fails.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("warn")
             .with_test_writer()
             .try_init();
-        let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::resolve(&Flags::new(), &std::collections::HashMap::new()).unwrap();
         cfg.engine.data_dir = dir.path().to_owned();
         cfg.engine.password_hash = CHEAP;
@@ -172,6 +197,31 @@ impl TestServer {
     /// The server's data directory (the file mailer writes to `mail/` in it).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// Waits (up to 5 s) for a new `.eml` file to `to` containing `needle`
+    /// beyond the `seen` ones, and returns its decoded text (other messages
+    /// to `to` may arrive in any order meanwhile).
+    pub fn mail_containing(&self, to: &str, needle: &str, seen: &mut Vec<String>) -> String {
+        let dir = self.data_dir().join("mail");
+        for _ in 0..200 {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries {
+                    let e = e.unwrap();
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.ends_with(".eml") || seen.contains(&name) {
+                        continue;
+                    }
+                    let text = decode_quoted_printable(&std::fs::read_to_string(e.path()).unwrap());
+                    if text.contains(&format!("To: {to}")) && text.contains(needle) {
+                        seen.push(name);
+                        return text;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("no new message to {to} with {needle:?} within 5 s");
     }
 
     /// Waits (up to 5 s) for a new `.eml` file to `to` beyond the `seen`
@@ -410,6 +460,20 @@ impl Client {
             headers.push(("Authorization", a.as_str()));
         }
         self.request(method, path, &headers, Some(body.to_string().as_bytes()))
+    }
+
+    /// A JSON POST as the client at `ip`, behind a proxy the server trusts
+    /// (the test server must trust 127.0.0.1).
+    pub fn post_json_from(&self, ip: &str, path: &str, body: &Value, bearer: Option<&str>) -> Resp {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("X-Forwarded-For", ip),
+        ];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        self.request("POST", path, &headers, Some(body.to_string().as_bytes()))
     }
 
     pub fn post_empty(&self, path: &str, bearer: Option<&str>) -> Resp {

@@ -41,13 +41,79 @@ fn full_account() -> AccountState {
             confirmed: true,
             last_step: Some(0),
             recovery_hashes: vec![[3; 32], [4; 32]],
+            recovery_sealed: vec![10; 57],
         }),
         outbox: vec![[5; 16], [6; 16]],
         mfa_login: Some(PendingToken {
             hash: [8; 32],
             expires_at_ms: 9,
         }),
+        credentials_epoch: 12,
     }
+}
+
+/// What the first account-state format wrote (tag 1, later fields only when
+/// not empty), for the compatibility checks.
+fn encode_account_v1(a: &AccountState) -> Vec<u8> {
+    let mut e = Enc::new(ACCOUNT_V1);
+    enc_token(&mut e, a.verify_email.as_ref());
+    enc_token(&mut e, a.password_reset.as_ref());
+    match &a.email_change {
+        None => {
+            e.u64(0);
+        }
+        Some(c) => {
+            e.u64(1);
+            enc_token(&mut e, Some(&c.token));
+            e.str(&c.new_email);
+        }
+    }
+    match &a.totp {
+        None => {
+            e.u64(0);
+        }
+        Some(t) => {
+            e.u64(1)
+                .bytes(&t.secret_sealed)
+                .bool(t.confirmed)
+                .u64(t.last_step.map_or(0, |s| s.saturating_add(1)))
+                .u64(t.recovery_hashes.len() as u64);
+            for h in &t.recovery_hashes {
+                e.fixed(h);
+            }
+        }
+    }
+    if !a.outbox.is_empty() || a.mfa_login.is_some() {
+        e.u64(a.outbox.len() as u64);
+        for id in &a.outbox {
+            e.fixed(id);
+        }
+    }
+    if a.mfa_login.is_some() {
+        enc_token(&mut e, a.mfa_login.as_ref());
+    }
+    e.finish()
+}
+
+#[test]
+fn account_state_written_by_the_first_format_still_reads() {
+    let mut old = full_account();
+    old.credentials_epoch = 0;
+    if let Some(t) = &mut old.totp {
+        t.recovery_sealed.clear();
+    }
+    assert_eq!(decode_account(&encode_account_v1(&old)).unwrap(), old);
+    old.outbox.clear();
+    old.mfa_login = None;
+    assert_eq!(decode_account(&encode_account_v1(&old)).unwrap(), old);
+    let only_mfa = AccountState {
+        mfa_login: Some(PendingToken::default()),
+        ..AccountState::default()
+    };
+    assert_eq!(
+        decode_account(&encode_account_v1(&only_mfa)).unwrap(),
+        only_mfa
+    );
 }
 
 #[test]
@@ -130,8 +196,17 @@ fn session_round_trips() {
         refresh_hash: [9; 32],
         generation: 2,
         rotated_at_ms: 15,
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time_ms: 9,
     };
     assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
+    // A session written before sessions kept their authentication reads as
+    // a password sign-in at its creation.
+    let bytes = encode_session(&s);
+    let old_len = bytes.len() - 1 - (1 + 3) - (1 + 3) - 1;
+    let old = decode_session(&bytes[..old_len]).unwrap();
+    assert_eq!(old.amr, vec!["pwd".to_owned()]);
+    assert_eq!(old.auth_time_ms, 10);
 }
 
 #[test]

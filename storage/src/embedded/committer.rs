@@ -39,7 +39,9 @@ pub(crate) enum Op {
     /// Inserts or replaces an outbox message.
     PutMail(Box<OutboxRecord>),
     DeleteMail([u8; 16]),
-    PutSession(Box<SessionRecord>),
+    /// Stores a session; when the user then has more than this many
+    /// sessions (0: no limit), the least recently used others are deleted.
+    PutSession(Box<SessionRecord>, usize),
     DeleteSession(UserId, SessionId),
     DeleteAllSessions(UserId),
     Rotate(Box<RotateRequest>),
@@ -281,12 +283,7 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             b.commit().map_err(fjall_err)?;
             Ok(Done::Unit)
         }
-        Op::PutSession(s) => {
-            t.sessions
-                .insert(session_key(s.user_id, s.id), codec::encode_session(&s))
-                .map_err(fjall_err)?;
-            Ok(Done::Unit)
-        }
+        Op::PutSession(s, cap) => put_session(t, &s, cap).map(Done::Deleted),
         Op::DeleteSession(user, sid) => {
             let key = session_key(user, sid);
             let existed = t.sessions.contains_key(key).map_err(fjall_err)?;
@@ -337,6 +334,39 @@ fn rotate(t: &Tables, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         .insert(key, codec::encode_session(&s))
         .map_err(fjall_err)?;
     Ok(RotateOutcome::Rotated(s))
+}
+
+/// Stores `s`, then keeps at most `cap` sessions of its user: the others,
+/// least recently used first, are deleted in the same batch. Returns the
+/// ids deleted.
+fn put_session(t: &Tables, s: &SessionRecord, cap: usize) -> StoreResult<Vec<SessionId>> {
+    let mut b = t.db.batch();
+    b.insert(
+        &t.sessions,
+        session_key(s.user_id, s.id),
+        codec::encode_session(s),
+    );
+    let mut evicted = Vec::new();
+    if cap > 0 {
+        let mut others: Vec<(u64, SessionId)> = Vec::new();
+        for item in t.sessions.prefix(s.user_id.0) {
+            let (_, v) = item.into_inner().map_err(fjall_err)?;
+            let o = codec::decode_session(&v)?;
+            if o.id != s.id {
+                others.push((o.last_used_at_ms, o.id));
+            }
+        }
+        if others.len() >= cap {
+            others.sort_unstable();
+            let excess = others.len() + 1 - cap;
+            for (_, sid) in others.into_iter().take(excess) {
+                b.remove(&t.sessions, session_key(s.user_id, sid));
+                evicted.push(sid);
+            }
+        }
+    }
+    b.commit().map_err(fjall_err)?;
+    Ok(evicted)
 }
 
 /// Deletes the given sessions that are (still) expired: the keys were

@@ -21,6 +21,7 @@
 mod committer;
 mod keyfiles;
 mod lockout;
+mod ratelimit;
 
 #[cfg(test)]
 mod tests;
@@ -33,7 +34,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 use crate::codec;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, OutboxRecord, RotateOutcome, RotateRequest, SessionId,
+    LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome, RotateRequest, SessionId,
     SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 use crate::traits::{TokenStore, UserStore};
@@ -85,6 +86,7 @@ pub struct EmbeddedStore {
     tables: Tables,
     committer: Committer,
     lockout: lockout::Lockouts,
+    limits: ratelimit::RateLimits,
     keys_dir: PathBuf,
     /// Outbox claims (one process owns this store, so they live in memory).
     mail_claims: std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>,
@@ -144,6 +146,7 @@ impl EmbeddedStore {
             committer: Committer::start(tables.clone())?,
             tables,
             lockout: lockout::Lockouts::default(),
+            limits: ratelimit::RateLimits::default(),
             keys_dir,
             mail_claims: Default::default(),
         })
@@ -305,6 +308,37 @@ impl UserStore for EmbeddedStore {
         Ok(())
     }
 
+    async fn outbox_len(&self) -> StoreResult<Option<u64>> {
+        Ok(Some(self.tables.outbox.approximate_len() as u64))
+    }
+
+    async fn scan_users(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let users = self.tables.users.clone();
+        tokio::task::spawn_blocking(move || -> StoreResult<Vec<UserRecord>> {
+            let mut out = Vec::new();
+            let range = match after {
+                None => users.range::<[u8; 16], _>(..),
+                Some(id) => {
+                    users.range((std::ops::Bound::Excluded(id.0), std::ops::Bound::Unbounded))
+                }
+            };
+            for item in range {
+                let (_, v) = item.into_inner().map_err(fjall_err)?;
+                out.push(codec::decode_user(&v)?);
+                if out.len() >= limit.max(1) {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("user scan task failed: {e}")))?
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.committer.ping()
     }
@@ -324,11 +358,15 @@ impl TokenStore for EmbeddedStore {
         true
     }
 
-    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: usize,
+    ) -> StoreResult<Vec<SessionId>> {
         self.committer
-            .run(Op::PutSession(Box::new(session.clone())))
+            .run(Op::PutSession(Box::new(session.clone()), max_sessions))
             .await?
-            .unit()
+            .deleted()
     }
 
     async fn get_session(
@@ -401,6 +439,15 @@ impl TokenStore for EmbeddedStore {
         Ok(())
     }
 
+    async fn rate_limit(
+        &self,
+        key: &str,
+        now_ms: u64,
+        limit: &RateLimit,
+    ) -> StoreResult<Option<u64>> {
+        Ok(self.limits.check(key, now_ms, limit))
+    }
+
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let dir = self.keys_dir.clone();
         tokio::task::spawn_blocking(move || keyfiles::load_all(&dir))
@@ -425,7 +472,7 @@ impl TokenStore for EmbeddedStore {
     }
 
     async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64> {
-        let mut removed = self.lockout.purge(now_ms);
+        let mut removed = self.lockout.purge(now_ms) + self.limits.purge(now_ms);
         // Scan on a blocking thread, not on the writer: writes keep flowing.
         // Each chunk of expired keys is then one small writer operation.
         let sessions = self.tables.sessions.clone();

@@ -23,7 +23,7 @@ async fn acknowledged_writes_survive_reopen() {
     {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.create_user(&u).await.unwrap();
-        store.create_session(&s).await.unwrap();
+        store.create_session(&s, 0).await.unwrap();
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.get_user(u.id).await.unwrap(), Some(u.clone()));
@@ -129,7 +129,9 @@ async fn the_session_estimate_counts_stored_sessions() {
     let s = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(s.session_count_estimate().await.unwrap(), Some(0));
     for sid in 1..=5 {
-        s.create_session(&sample_session(1, sid, 1)).await.unwrap();
+        s.create_session(&sample_session(1, sid, 1), 0)
+            .await
+            .unwrap();
     }
     assert_eq!(s.session_count_estimate().await.unwrap(), Some(5));
 }

@@ -329,6 +329,19 @@ fn session_from(
         refresh_hash,
         generation: num(f, "g")?,
         rotated_at_ms: num(f, "r")?,
+        // Sessions opened before these fields existed were password sign-ins.
+        amr: match opt_text(f, "a")? {
+            Some(a) => a
+                .split(' ')
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => vec!["pwd".to_owned()],
+        },
+        auth_time_ms: match f.get("t") {
+            Some(_) => num(f, "t")?,
+            None => num(f, "c")?,
+        },
     })
 }
 
@@ -546,12 +559,17 @@ impl TokenStore for RedisClusterStore {
         false
     }
 
-    async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        max_sessions: usize,
+    ) -> StoreResult<Vec<SessionId>> {
         let end = s.expires_at_ms.min(s.max_expires_at_ms);
         let ttl = end.saturating_sub(s.last_used_at_ms).max(1);
         let sid = s.id.to_b64();
         let key = self.session_key(s.user_id, s.id);
-        let _: Value = self
+        let amr = s.amr.join(" ");
+        let evicted: Vec<String> = self
             .eval(
                 "create_session",
                 &self.scripts.create,
@@ -563,6 +581,8 @@ impl TokenStore for RedisClusterStore {
                         .arg(ttl)
                         .arg(end)
                         .arg(&sid)
+                        .arg(max_sessions)
+                        .arg(self.session_prefix(s.user_id))
                         .arg("c")
                         .arg(s.created_at_ms)
                         .arg("u")
@@ -576,7 +596,11 @@ impl TokenStore for RedisClusterStore {
                         .arg("g")
                         .arg(s.generation)
                         .arg("r")
-                        .arg(s.rotated_at_ms);
+                        .arg(s.rotated_at_ms)
+                        .arg("a")
+                        .arg(&amr)
+                        .arg("t")
+                        .arg(s.auth_time_ms);
                     if let Some(ip) = &s.ip {
                         inv.arg("ip").arg(ip);
                     }
@@ -586,7 +610,10 @@ impl TokenStore for RedisClusterStore {
                 },
             )
             .await?;
-        Ok(())
+        evicted
+            .iter()
+            .map(|s| SessionId::from_b64(s).ok_or_else(|| corrupt("session id is malformed")))
+            .collect()
     }
 
     async fn get_session(

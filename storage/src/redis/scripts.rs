@@ -9,24 +9,44 @@
 //! A session is a hash:
 //! `c` created, `u` last used, `e` sliding expiry, `m` absolute expiry,
 //! `h` refresh-token hash (32 raw bytes), `g` generation, `r` rotated at,
+//! `a` the `amr` values (space-separated), `t` the authentication time,
 //! and optional `ip`, `ua`. Its key expires with the session (`PEXPIRE` to
 //! `min(e, m)`). The user's index is a sorted set of session ids scored by
 //! that expiry, expiring with the user's last session.
 
-/// Creates (or replaces) a session.
+/// Creates (or replaces) a session, then keeps at most `cap` sessions of
+/// the user (0: no limit): the others with the earliest sliding expiry,
+/// which every rotation pushes forward (so: the least recently used), are
+/// deleted.
 ///
 /// KEYS: session, index. ARGV: now, ttl ms, expiry score, session id,
-/// then field/value pairs.
+/// cap, session key prefix (same hash tag), then field/value pairs.
+/// Returns the ids deleted to respect the cap.
 pub(crate) const CREATE_SESSION: &str = r"
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 local ttl = tonumber(ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 local cur = redis.call('PTTL', KEYS[2])
 if cur < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
-return 1
+local cap = tonumber(ARGV[5])
+local out = {}
+if cap > 0 then
+  local excess = redis.call('ZCARD', KEYS[2]) - cap
+  if excess > 0 then
+    local ids = redis.call('ZRANGE', KEYS[2], 0, excess)
+    for _, id in ipairs(ids) do
+      if #out < excess and id ~= ARGV[4] then
+        redis.call('DEL', ARGV[6] .. id)
+        redis.call('ZREM', KEYS[2], id)
+        out[#out + 1] = id
+      end
+    end
+  end
+end
+return out
 ";
 
 /// Lists a user's sessions whose expiry is after `now`.

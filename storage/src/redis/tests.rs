@@ -34,7 +34,7 @@ async fn a_users_keys_share_one_slot_and_expire_with_the_session() {
     let s = store("layout").await;
     let cluster = RedisCluster::shared();
     let rec = sample_session(1, 1, 1);
-    s.create_session(&rec).await.unwrap();
+    s.create_session(&rec, 0).await.unwrap();
     let session_key = s.session_key(rec.user_id, rec.id);
     let index_key = s.index_key(rec.user_id);
     let port = cluster.master_for_key(&session_key);
@@ -66,7 +66,7 @@ async fn scripts_are_reloaded_after_a_script_flush() {
     let s = store("noscript").await;
     let cluster = RedisCluster::shared();
     let rec = sample_session(2, 1, 1);
-    s.create_session(&rec).await.unwrap();
+    s.create_session(&rec, 0).await.unwrap();
     for n in &cluster.nodes {
         // Replicas refuse nothing here: SCRIPT FLUSH is allowed everywhere.
         command(n.port, &["SCRIPT", "FLUSH"]).unwrap();
@@ -186,7 +186,7 @@ async fn an_unreachable_cluster_is_unavailable_not_an_internal_error() {
         .await
         .unwrap();
     let rec = sample_session(3, 1, 1);
-    s.create_session(&rec).await.unwrap();
+    s.create_session(&rec, 0).await.unwrap();
     cluster.stop_all();
     // Every process has exited (killed and reaped); give the client's
     // connections a bounded moment to notice, then every answer must be a
@@ -216,7 +216,7 @@ async fn the_session_estimate_samples_this_deployments_session_keys() {
     let s = store("estimate").await;
     for user in 1..=4u8 {
         for sid in 1..=50u8 {
-            s.create_session(&sample_session(user, sid, 1))
+            s.create_session(&sample_session(user, sid, 1), 0)
                 .await
                 .unwrap();
         }

@@ -75,6 +75,8 @@ pub struct ScyllaUserStore {
     session: Session,
     cfg: ScyllaConfig,
     st: Statements,
+    /// Messages the last outbox scan saw (the mailer scans every poll).
+    outbox_seen: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ScyllaUserStore {
@@ -104,6 +106,8 @@ struct Statements {
     claim_mail: PreparedStatement,
     retry_mail: PreparedStatement,
     delete_mail: PreparedStatement,
+    scan_users_first: PreparedStatement,
+    scan_users_after: PreparedStatement,
 }
 
 /// Opens a driver session with Portcullis' execution profile.
@@ -224,7 +228,12 @@ impl ScyllaUserStore {
         let session = open_session(&cfg).await?;
         check_schema(&session, &cfg).await?;
         let st = prepare_all(&session, &cfg).await?;
-        Ok(ScyllaUserStore { session, cfg, st })
+        Ok(ScyllaUserStore {
+            session,
+            cfg,
+            st,
+            outbox_seen: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// The settings.
@@ -597,6 +606,7 @@ impl UserStore for ScyllaUserStore {
 
     async fn due_mail(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboxRecord>> {
         let mut due = Vec::new();
+        let mut seen = 0u64;
         for bucket in 0..schema::OUTBOX_BUCKETS {
             let r = self
                 .exec(&self.st.bucket_mail, (bucket,))
@@ -612,11 +622,14 @@ impl UserStore for ScyllaUserStore {
                 let m = row
                     .map_err(|e| StoreError::Corrupt(format!("unreadable outbox row: {e}")))?
                     .into_record()?;
+                seen += 1;
                 if m.due_at_ms <= now_ms {
                     due.push(m);
                 }
             }
         }
+        self.outbox_seen
+            .store(seen, std::sync::atomic::Ordering::Relaxed);
         due.sort_by_key(|m| m.id);
         due.truncate(limit);
         Ok(due)
@@ -663,6 +676,39 @@ impl UserStore for ScyllaUserStore {
         .await
         .map(|_| ())
         .map_err(|e| self.err(&e))
+    }
+
+    async fn outbox_len(&self) -> StoreResult<Option<u64>> {
+        // Counted by the mailer's last scan of every bucket (each poll).
+        Ok(Some(
+            self.outbox_seen.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+
+    async fn scan_users(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let r = match after {
+            None => self.exec(&self.st.scan_users_first, (limit,)).await,
+            Some(id) => {
+                self.exec(&self.st.scan_users_after, (uuid(id), limit))
+                    .await
+            }
+        }
+        .map_err(|e| self.err(&e))?;
+        let rows = r.into_rows_result().map_err(|e| {
+            StoreError::Backend(format!("ScyllaDB: users answered without rows: {e}"))
+        })?;
+        rows.rows::<UserRow>()
+            .map_err(|e| StoreError::Corrupt(format!("unreadable users row: {e}")))?
+            .map(|row| {
+                row.map_err(|e| StoreError::Corrupt(format!("unreadable users row: {e}")))?
+                    .into_record()
+            })
+            .collect()
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -718,6 +764,8 @@ async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreResult<State
         claim_mail: prepare(statements::CLAIM_MAIL, false).await?,
         retry_mail: prepare(statements::RETRY_MAIL, false).await?,
         delete_mail: prepare(statements::DELETE_MAIL, true).await?,
+        scan_users_first: prepare(statements::SCAN_USERS_FIRST, true).await?,
+        scan_users_after: prepare(statements::SCAN_USERS_AFTER, true).await?,
     })
 }
 

@@ -60,6 +60,13 @@ pub(crate) const RETRY_MAIL: &str = "UPDATE {ks}.outbox SET due_at_ms = ?, attem
 /// Removes a delivered or abandoned message.
 pub(crate) const DELETE_MAIL: &str = "DELETE FROM {ks}.outbox WHERE bucket = ? AND id = ?";
 
+/// The first page of a scan of every user, in token order (background
+/// maintenance: re-sealing secrets under the newest data key).
+pub(crate) const SCAN_USERS_FIRST: &str = "SELECT id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version, account_state FROM {ks}.users LIMIT ?";
+
+/// The next page of the scan: users after the last one seen, in token order.
+pub(crate) const SCAN_USERS_AFTER: &str = "SELECT id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version, account_state FROM {ks}.users WHERE token(id) > token(?) LIMIT ?";
+
 /// Every statement, with a name, for `migrate --print`.
 pub(crate) const ALL: &[(&str, &str)] = &[
     ("insert_user", INSERT_USER),
@@ -78,4 +85,6 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("claim_mail", CLAIM_MAIL),
     ("retry_mail", RETRY_MAIL),
     ("delete_mail", DELETE_MAIL),
+    ("scan_users_first", SCAN_USERS_FIRST),
+    ("scan_users_after", SCAN_USERS_AFTER),
 ];

@@ -57,6 +57,7 @@ fn a_user_round_trips_through_its_row_and_values() {
         confirmed: true,
         last_step: Some(0),
         recovery_hashes: vec![[7; 32]; 10],
+        recovery_sealed: vec![8; 40],
     });
     assert_eq!(row_of(&u).into_record().unwrap(), u);
     assert!(row::insert_values(&u).unwrap().10.is_some());

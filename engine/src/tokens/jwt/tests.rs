@@ -21,6 +21,7 @@ fn claims() -> AccessClaims {
         iat: 1_700_000_000,
         exp: 1_700_000_900,
         amr: vec!["pwd".into()],
+        auth_time: Some(1_699_999_000),
     }
 }
 
