@@ -53,7 +53,9 @@ pub struct EngineConfig {
     pub password_hash: HashScheme,
     /// Hash pool threads; 0 means the number of available cores.
     pub hash_threads: usize,
-    /// Hash jobs that may wait beyond the running ones; 0 means 16 per thread.
+    /// Hash jobs that may wait beyond the running ones; 0 means 4 per thread
+    /// (a login waits at most four hashes, about 80 ms at OWASP settings,
+    /// before a thread takes it; beyond, it is refused at once).
     pub hash_queue: usize,
     /// Access-token lifetime.
     pub access_ttl: Duration,
@@ -279,7 +281,7 @@ impl EngineConfig {
     /// Hash queue after applying the default.
     pub fn effective_hash_queue(&self) -> usize {
         if self.hash_queue == 0 {
-            16 * self.effective_hash_threads()
+            4 * self.effective_hash_threads()
         } else {
             self.hash_queue
         }

@@ -99,7 +99,7 @@ settings! {
     DATA_KEY_RESEAL_INTERVAL: "data-key-reseal-interval", "PORTCULLIS_DATA_KEY_RESEAL_INTERVAL", "1h", "DURATION", "How often secrets still sealed under an older data key are re-sealed under the first one (while several keys are configured)";
     PASSWORD_HASH: "password-hash", "PORTCULLIS_PASSWORD_HASH", "argon2id:m=19456,t=2,p=1", "SCHEME", "Scheme for new password hashes (argon2id:m=..,t=..,p=.. or pbkdf2-sha256:i=..)";
     HASH_THREADS: "hash-threads", "PORTCULLIS_HASH_THREADS", "0", "N", "Password hash threads (0: one per core)";
-    HASH_QUEUE: "hash-queue", "PORTCULLIS_HASH_QUEUE", "0", "N", "Hash jobs that may wait before logins get 503 overloaded (0: 16 per thread)";
+    HASH_QUEUE: "hash-queue", "PORTCULLIS_HASH_QUEUE", "0", "N", "Hash jobs that may wait before logins get 503 overloaded at once (0: 4 per thread, so a login waits at most four hashes)";
     SHARDS: "shards", "PORTCULLIS_SHARDS", "0", "N", "Shard actors (0: four per core)";
     SHARD_CAPACITY: "shard-capacity", "PORTCULLIS_SHARD_CAPACITY", "4096", "N", "Operations admitted per shard before 503 overloaded";
     ACCESS_TOKEN_TTL: "access-token-ttl", "PORTCULLIS_ACCESS_TOKEN_TTL", "15m", "DURATION", "Access-token lifetime";

@@ -104,20 +104,19 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
     let core2 = core.clone();
     let client = req.client;
     let rehashed = verified.rehashed;
-    // What was checked: the session opens only if these are still the
-    // account's credentials once it is written.
+    // The credentials epoch the password was checked under: the session
+    // (or the second step) opens only if it is still the account's once
+    // written. Every password change, reset, MFA change and logout-all
+    // moves it, so no second read is needed here.
     let epoch = user.account.credentials_epoch;
-    let checked_hash = user.password_hash;
+    let mfa = user.mfa_enabled;
+    let verified_hash = user.password_hash;
     let device_id = device.map(|d| d.device_id);
     core.call_in(PartitionKey::User(user.id), async move {
-        let current = super::load_user(&core2, user.id).await?;
-        if current.password_hash != checked_hash || current.account.credentials_epoch != epoch {
-            return Err(AuthError::InvalidCredentials);
-        }
         if let Some(new_hash) = rehashed {
-            upgrade_hash(&core2, user.id, new_hash).await;
+            upgrade_hash(&core2, user.id, &verified_hash, new_hash).await;
         }
-        if current.mfa_enabled {
+        if mfa {
             return super::mfa::begin(&core2, user.id, epoch).await;
         }
         let mut grant =
@@ -161,8 +160,11 @@ pub(crate) fn issue_device_token(
 }
 
 /// Replaces the stored hash after a successful login with outdated
-/// parameters. Failure is logged, not fatal: the login itself succeeded.
-async fn upgrade_hash(core: &Core, id: UserId, new_hash: String) {
+/// parameters, only if the stored hash is still `verified` (the one the
+/// password was checked against): a rehash of an old password must never
+/// undo a reset or change that happened meanwhile. Failure is logged, not
+/// fatal: the login itself succeeded.
+async fn upgrade_hash(core: &Core, id: UserId, verified: &str, new_hash: String) {
     let current = match core.user_op("get_user", core.users.get_user(id)).await {
         Ok(Some(u)) => u,
         Ok(None) => return,
@@ -171,6 +173,10 @@ async fn upgrade_hash(core: &Core, id: UserId, new_hash: String) {
             return;
         }
     };
+    if current.password_hash != verified {
+        tracing::info!(user_id = %id, "password hash upgrade skipped: the password changed meanwhile");
+        return;
+    }
     let mut updated = current.clone();
     updated.password_hash = new_hash;
     updated.version = current.version + 1;

@@ -220,6 +220,10 @@ fn a_login_overlapping_a_reset_gets_no_session() {
     assert_eq!(r.status, 204, "{}", r.text());
     let r = login.join().unwrap();
     r.problem(401, "invalid_credentials");
+    // The old password's verification did not write its upgraded hash
+    // over the new one: the old password stays dead.
+    srv.login("overlap@example.com", "slow-password-1")
+        .problem(401, "invalid_credentials");
     // Only the new password opens sessions, and it is the only one open.
     let r = srv.login("overlap@example.com", "fresh-secret-after");
     assert_eq!(r.status, 200, "{}", r.text());
