@@ -52,6 +52,8 @@ pub(crate) struct Core {
     pub passwords: crate::passwords::PasswordPolicy,
     /// Messages in the outbox as the mailer last counted (its bound).
     pub outbox_len: std::sync::atomic::AtomicU64,
+    /// Logins in flight per account (at most two each).
+    pub logins: Arc<crate::flows::login::PerAccount>,
 }
 
 impl Core {

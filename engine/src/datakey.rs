@@ -53,6 +53,8 @@ pub enum DataKeyError {
 struct Key {
     id: [u8; ID_LEN],
     key: LessSafeKey,
+    /// Derives other keys from this one (HMAC-SHA256 keyed with it).
+    kdf: ring::hmac::Key,
 }
 
 /// The keys that open sealed values; the first one also seals.
@@ -88,6 +90,7 @@ fn key_from(raw: &[u8]) -> Result<Key, DataKeyError> {
     Ok(Key {
         id,
         key: LessSafeKey::new(unbound),
+        kdf: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, raw),
     })
 }
 
@@ -240,6 +243,22 @@ impl DataKeys {
         }
         let plain = self.open(sealed, owner)?;
         self.seal(&plain, owner).map(Some)
+    }
+
+    /// A key for another purpose named by `label`, derived from each data
+    /// key, the sealing key's first: secrets that must live apart from the
+    /// stores (the data key is configuration, never stored with users or
+    /// sessions) and rotate with the data key.
+    pub fn derive(&self, label: &[u8]) -> Vec<Zeroizing<[u8; 32]>> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let tag = ring::hmac::sign(&k.kdf, label);
+                let mut out = Zeroizing::new([0u8; 32]);
+                out.copy_from_slice(tag.as_ref());
+                out
+            })
+            .collect()
     }
 
     /// How many keys are configured (1: nothing can be stale).

@@ -192,6 +192,7 @@ impl Engine {
             mailer,
             passwords: crate::passwords::PasswordPolicy::new(),
             outbox_len: Default::default(),
+            logins: Default::default(),
         });
         maintain_keys(&core).await.map_err(StartError::Keys)?;
         let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
@@ -202,6 +203,10 @@ impl Engine {
             .await
             .map_err(|e| StartError::Keys(format!("refresh-token chain key: {e}")))?;
         core.token_svc.set_chain_key(&chain_key);
+        core.token_svc
+            .set_device_key(crate::tokens::device::DeviceKey::from_data_keys(
+                &core.mailer.keys,
+            ));
         let (stop, _) = watch::channel(false);
         let engine = Engine {
             core,
@@ -364,6 +369,15 @@ impl Engine {
                 device_token,
                 client,
             } => {
+                // At most two logins of one account at once: more would wait
+                // in its partition holding hash-pool places.
+                let Some(account_slot) = core.logins.enter(email.as_str()) else {
+                    metrics::counter!(m::LOGINS_TOTAL, "result" => "throttled").increment(1);
+                    reply.send(Err(AuthError::TooManyRequests {
+                        retry_after_secs: 1,
+                    }));
+                    return;
+                };
                 // The hash-pool place first: a login the pool cannot take is
                 // refused now, in microseconds, before it waits for its
                 // partition or counts as an attempt.
@@ -384,6 +398,7 @@ impl Engine {
                 let in_flight = login::InFlight::enter();
                 core.dispatch(key, reply, move |c| async move {
                     let _in_flight = in_flight;
+                    let _account_slot = account_slot;
                     login::run(c, req).await
                 });
             }
@@ -457,8 +472,12 @@ impl Engine {
                 let engine = self.clone();
                 core.handle.spawn(async move {
                     let core = &engine.core;
-                    let allowed =
-                        crate::flows::password::forgot_allowed(core.clone(), email.clone()).await;
+                    let allowed = crate::flows::password::forgot_allowed(
+                        core.clone(),
+                        email.clone(),
+                        client,
+                    )
+                    .await;
                     match allowed {
                         Ok(_) => reply.send(Ok(Outcome::Accepted)),
                         Err(e) => {
@@ -473,7 +492,7 @@ impl Engine {
                         }
                     });
                     core.dispatch(key, done, move |c| {
-                        crate::flows::password::forgot(c, email, client)
+                        crate::flows::password::forgot(c, email)
                     });
                 });
             }
@@ -506,15 +525,7 @@ impl Engine {
                 };
                 self.authed(bearer, reply, move |c, a| async move {
                     crate::flows::shared_rate_limit(&c, "password_change", &client).await?;
-                    crate::flows::password::change(
-                        c,
-                        a,
-                        current_password,
-                        new_password,
-                        client,
-                        slot,
-                    )
-                    .await
+                    crate::flows::password::change(c, a, current_password, new_password, slot).await
                 })
             }
             Command::RequestEmailChange {
@@ -528,8 +539,7 @@ impl Engine {
                 };
                 self.authed(bearer, reply, move |c, a| async move {
                     crate::flows::shared_rate_limit(&c, "email_change", &client).await?;
-                    crate::flows::email_change::request(c, a, new_email, password, client, slot)
-                        .await
+                    crate::flows::email_change::request(c, a, new_email, password, slot).await
                 })
             }
             Command::ConfirmEmailChange { token } => match crate::tokens::onetime::parse(
@@ -551,7 +561,7 @@ impl Engine {
                 };
                 self.authed(bearer, reply, move |c, a| async move {
                     crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
-                    crate::flows::mfa::enroll(c, a, password, client, slot).await
+                    crate::flows::mfa::enroll(c, a, password, slot).await
                 })
             }
             Command::ConfirmTotp {
@@ -560,7 +570,7 @@ impl Engine {
                 client,
             } => self.authed(bearer, reply, move |c, a| async move {
                 crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
-                crate::flows::mfa::confirm(c, a, code, client).await
+                crate::flows::mfa::confirm(c, a, code).await
             }),
             Command::DisableTotp {
                 bearer,
@@ -573,7 +583,7 @@ impl Engine {
                 };
                 self.authed(bearer, reply, move |c, a| async move {
                     crate::flows::shared_rate_limit(&c, "mfa", &client).await?;
-                    crate::flows::mfa::disable(c, a, code, password, client, slot).await
+                    crate::flows::mfa::disable(c, a, code, password, slot).await
                 })
             }
             Command::LoginMfa {

@@ -15,7 +15,7 @@ pub const HASH_CPU_MICROSECONDS_TOTAL: &str = "portcullis_hash_cpu_microseconds_
 /// Hash jobs refused because the pool was saturated (counter).
 pub const HASH_REJECTED_TOTAL: &str = "portcullis_hash_rejected_total";
 /// Logins by result (counter; label `result` = ok | invalid | locked |
-/// mfa_required | overloaded | error).
+/// mfa_required | overloaded | throttled | error).
 pub const LOGINS_TOTAL: &str = "portcullis_engine_logins_total";
 /// Registrations by result (counter; label `result` = ok | taken | error).
 pub const REGISTRATIONS_TOTAL: &str = "portcullis_engine_registrations_total";
@@ -120,6 +120,8 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
             "password_change",
             "cap",
             "stale_credentials",
+            "mfa_change",
+            "email_change",
         ],
     ),
     (

@@ -14,11 +14,12 @@ use crate::model::{
 
 /// Format tag of [`UserRecord`] encodings.
 const USER_V1: u8 = 1;
-/// Format tag of the first [`AccountState`] encodings (nested in a user
-/// record, and the ScyllaDB `account_state` column): read, no longer written.
+/// Format tag of [`AccountState`] encodings (nested in a user record, and
+/// the ScyllaDB `account_state` column). Fields added later go at the end,
+/// and a record ends early when the rest is empty: a reader of an older
+/// version ignores what follows the fields it knows, so pods of two
+/// versions read each other's records during a rolling upgrade.
 const ACCOUNT_V1: u8 = 1;
-/// Format tag of [`AccountState`] encodings: every field present, in order.
-const ACCOUNT_V2: u8 = 2;
 /// Format tag of [`OutboxRecord`] encodings.
 const OUTBOX_V1: u8 = 1;
 /// Format tag of [`SessionRecord`] encodings.
@@ -206,7 +207,7 @@ fn dec_token(d: &mut Dec<'_>) -> Result<Option<PendingToken>, StoreError> {
 /// Encodes the account state on its own (the embedded user record nests it;
 /// the ScyllaDB backend stores it in one blob column).
 pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
-    let mut e = Enc::new(ACCOUNT_V2);
+    let mut e = Enc::new(ACCOUNT_V1);
     enc_token(&mut e, a.verify_email.as_ref());
     enc_token(&mut e, a.password_reset.as_ref());
     match &a.email_change {
@@ -232,27 +233,44 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
             for h in &t.recovery_hashes {
                 e.fixed(h);
             }
-            e.bytes(&t.recovery_sealed);
         }
     }
-    e.u64(a.outbox.len() as u64);
-    for id in &a.outbox {
-        e.fixed(id);
+    // Added after the first release, in this order; the record ends as soon
+    // as the rest is empty (absent means empty).
+    let sealed = a.totp.as_ref().map_or(&[][..], |t| &t.recovery_sealed[..]);
+    let tail = [
+        !a.outbox.is_empty(),
+        a.mfa_login.is_some(),
+        a.credentials_epoch != 0,
+        a.device_epoch != 0,
+        !sealed.is_empty(),
+    ];
+    let last = tail.iter().rposition(|present| *present);
+    if last.is_some() {
+        e.u64(a.outbox.len() as u64);
+        for id in &a.outbox {
+            e.fixed(id);
+        }
     }
-    enc_token(&mut e, a.mfa_login.as_ref());
-    e.u64(a.credentials_epoch);
+    if last >= Some(1) {
+        enc_token(&mut e, a.mfa_login.as_ref());
+    }
+    if last >= Some(2) {
+        e.u64(a.credentials_epoch);
+    }
+    if last >= Some(3) {
+        e.u64(a.device_epoch);
+    }
+    if last >= Some(4) {
+        e.bytes(sealed);
+    }
     e.finish()
 }
 
-/// Decodes [`encode_account`]'s output, and the older `ACCOUNT_V1` layout
-/// (which ended early when its later fields were empty).
+/// Decodes [`encode_account`]'s output (and ignores fields a newer version
+/// added after the ones it knows).
 pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
-    let v2 = buf.first() == Some(&ACCOUNT_V2);
-    let mut d = Dec::new(
-        buf,
-        "account state",
-        if v2 { ACCOUNT_V2 } else { ACCOUNT_V1 },
-    )?;
+    let mut d = Dec::new(buf, "account state", ACCOUNT_V1)?;
     let verify_email = dec_token(&mut d)?;
     let password_reset = dec_token(&mut d)?;
     let email_change = match d.u64()? {
@@ -263,7 +281,7 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         }),
         _ => return Err(d.err("bad email change presence")),
     };
-    let totp = match d.u64()? {
+    let mut totp = match d.u64()? {
         0 => None,
         1 => {
             let secret_sealed = d.bytes()?.to_vec();
@@ -277,19 +295,18 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             for _ in 0..n {
                 recovery_hashes.push(d.fixed()?);
             }
-            let recovery_sealed = if v2 { d.bytes()?.to_vec() } else { Vec::new() };
             Some(TotpState {
                 secret_sealed,
                 confirmed,
                 last_step,
                 recovery_hashes,
-                recovery_sealed,
+                recovery_sealed: Vec::new(),
             })
         }
         _ => return Err(d.err("bad totp presence")),
     };
     let mut outbox = Vec::new();
-    if v2 || !d.at_end() {
+    if !d.at_end() {
         let n = d.u64()?;
         if n > 1024 {
             return Err(d.err("too many outbox ids"));
@@ -298,12 +315,17 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             outbox.push(d.fixed()?);
         }
     }
-    let mfa_login = if !v2 && d.at_end() {
-        None
-    } else {
-        dec_token(&mut d)?
-    };
-    let credentials_epoch = if v2 { d.u64()? } else { 0 };
+    let mfa_login = if d.at_end() { None } else { dec_token(&mut d)? };
+    let credentials_epoch = if d.at_end() { 0 } else { d.u64()? };
+    let device_epoch = if d.at_end() { 0 } else { d.u64()? };
+    if !d.at_end() {
+        let sealed = d.bytes()?.to_vec();
+        match &mut totp {
+            Some(t) => t.recovery_sealed = sealed,
+            None if sealed.is_empty() => {}
+            None => return Err(d.err("sealed recovery codes without TOTP")),
+        }
+    }
     Ok(AccountState {
         verify_email,
         password_reset,
@@ -312,6 +334,7 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         outbox,
         mfa_login,
         credentials_epoch,
+        device_epoch,
     })
 }
 

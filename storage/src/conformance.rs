@@ -263,6 +263,7 @@ pub async fn user_account_state_is_kept_with_the_record(b: &Backends) {
             recovery_sealed: vec![10; 40],
         }),
         credentials_epoch: 3,
+        device_epoch: 2,
         ..AccountState::default()
     };
     u.version = 2;

@@ -228,9 +228,11 @@ pub struct AccountState {
     pub mfa_login: Option<PendingToken>,
     /// Bumped by every credential event (password reset or change, email
     /// change, MFA turned on or off, logout-all): a login that verified the
-    /// password under an older epoch opens no session, and device tokens
-    /// issued under an older epoch stop counting as trusted.
+    /// password under an older epoch opens no session.
     pub credentials_epoch: u64,
+    /// Bumped when the password is reset or changed: device tokens issued
+    /// before stop counting as trusted.
+    pub device_epoch: u64,
 }
 
 /// A message waiting for the mailer (the outbox), queued in the same write
@@ -273,6 +275,7 @@ impl fmt::Debug for AccountState {
             .field("outbox", &self.outbox.len())
             .field("mfa_login", &self.mfa_login.is_some())
             .field("credentials_epoch", &self.credentials_epoch)
+            .field("device_epoch", &self.device_epoch)
             .finish()
     }
 }

@@ -29,6 +29,8 @@ pub(crate) async fn logout_all(core: Arc<Core>, access: VerifiedAccess) -> Reply
         let current = super::load_user(&core, access.user_id).await?;
         let mut updated = current.clone();
         updated.account.credentials_epoch = updated.account.credentials_epoch.wrapping_add(1);
+        // A second step begun before opens no session after.
+        updated.account.mfa_login = None;
         match super::save_user(&core, &current, &mut updated, &[]).await {
             Ok(()) => {
                 bumped = true;

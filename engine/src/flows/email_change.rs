@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use portcullis_storage::{PendingEmailChange, StoreError};
 
-use crate::command::{ClientInfo, Outcome, Reply};
+use crate::command::{Outcome, Reply};
 use crate::core::Core;
 use crate::domain::{Email, FieldError, Password};
 use crate::error::AuthError;
@@ -23,7 +23,6 @@ pub(crate) async fn request(
     access: VerifiedAccess,
     new_email: Email,
     password: Password,
-    client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
@@ -41,7 +40,7 @@ pub(crate) async fn request(
             "is the account's current address",
         )]));
     }
-    super::reverify_password(&core, &current, password, &client, slot).await?;
+    super::reverify_password(&core, &current, password, access.session_id, slot).await?;
     // Checked again, atomically, when the change is confirmed.
     if core
         .user_op(
@@ -87,48 +86,57 @@ pub(crate) async fn request(
 /// Moves the account to the pending new address if `token` is the pending
 /// one (the address is verified by the link), and tells the old address.
 pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply {
-    let now = core.now_ms();
-    let current = core
-        .user_op("get_user", core.users.get_user(token.user_id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::InvalidToken)?;
-    let Some(change) = current.account.email_change.clone() else {
-        return Err(AuthError::InvalidToken);
-    };
-    if !token.matches(Some(&change.token), now) {
-        return Err(AuthError::InvalidToken);
-    }
-    let mut updated = current.clone();
-    updated.email = change.new_email.clone();
-    updated.email_verified = true;
-    super::credential_event(&mut updated);
-    let notice = notice_letter(
-        &current.email,
-        "Your sign-in address was changed",
-        &format!(
-            "The sign-in address of your account was changed to {}. If this was not you, \
-             reset your password and contact support.",
-            change.new_email
-        ),
-    );
-    let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    updated.version = current.version + 1;
-    updated.updated_at_ms = now;
-    match core
-        .user_op(
-            "change_email_with_mail",
-            core.users.change_email_with_mail(
-                &updated,
-                current.version,
-                std::slice::from_ref(&mail),
+    // Another writer may move the record on meanwhile: reload and check the
+    // token again, a few times.
+    for _ in 0..3 {
+        let now = core.now_ms();
+        let current = core
+            .user_op("get_user", core.users.get_user(token.user_id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            .ok_or(AuthError::InvalidToken)?;
+        let Some(change) = current.account.email_change.clone() else {
+            return Err(AuthError::InvalidToken);
+        };
+        if !token.matches(Some(&change.token), now) {
+            return Err(AuthError::InvalidToken);
+        }
+        let mut updated = current.clone();
+        updated.email = change.new_email.clone();
+        updated.email_verified = true;
+        super::credential_event(&mut updated);
+        let notice = notice_letter(
+            &current.email,
+            "Your sign-in address was changed",
+            &format!(
+                "The sign-in address of your account was changed to {}, and every session \
+                 was signed out. If this was not you, reset your password and contact support.",
+                change.new_email
             ),
-        )
-        .await
-    {
-        Ok(()) => Ok(Outcome::User(core.read.put_user(&updated))),
-        Err(StoreError::EmailTaken) => Err(AuthError::EmailTaken),
-        Err(StoreError::VersionConflict { .. }) => Err(AuthError::InvalidToken),
-        Err(e) => Err(AuthError::from_store("change_email_with_mail", e)),
+        );
+        let mail = super::notice(&core, "notice_email", &mut updated, &notice).await?;
+        updated.version = current.version + 1;
+        updated.updated_at_ms = now;
+        match core
+            .user_op(
+                "change_email_with_mail",
+                core.users
+                    .change_email_with_mail(&updated, current.version, &mail),
+            )
+            .await
+        {
+            Ok(()) => {
+                // The sign-in address changed: every session ends, so nobody
+                // keeps access on the strength of the old address.
+                super::revoke_all_sessions(&core, updated.id, None, "email_change").await?;
+                return Ok(Outcome::User(core.read.put_user(&updated)));
+            }
+            Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("change_email_with_mail", e)),
+        }
     }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
 }

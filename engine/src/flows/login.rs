@@ -23,6 +23,71 @@ pub(crate) struct Login {
     pub slot: HashSlot,
 }
 
+/// Logins of one account admitted at once, per process: one verifying and
+/// one waiting. More would only wait behind them in the account's
+/// partition while holding places in the hash pool that other accounts'
+/// logins could use; they are refused (429, not counted as attempts).
+pub(crate) const LOGINS_PER_ACCOUNT: u32 = 2;
+
+/// Counts of admitted logins per account (normalized email), bounded by
+/// what is in flight: an entry lives while a login of it does.
+pub(crate) struct PerAccount {
+    hasher: std::hash::RandomState,
+    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+}
+
+impl Default for PerAccount {
+    fn default() -> Self {
+        PerAccount {
+            hasher: std::hash::RandomState::new(),
+            shards: (0..16).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl PerAccount {
+    /// Admits one more login of `key`, or `None` when [`LOGINS_PER_ACCOUNT`]
+    /// are in flight.
+    pub(crate) fn enter(self: &Arc<Self>, key: &str) -> Option<AccountSlot> {
+        use std::hash::BuildHasher as _;
+        let shard = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        let mut map = self.shards[shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(key.to_owned()).or_default();
+        if *n >= LOGINS_PER_ACCOUNT {
+            return None;
+        }
+        *n += 1;
+        Some(AccountSlot {
+            owner: self.clone(),
+            shard,
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// One admitted login of an account; leaves on drop.
+pub(crate) struct AccountSlot {
+    owner: Arc<PerAccount>,
+    shard: usize,
+    key: String,
+}
+
+impl Drop for AccountSlot {
+    fn drop(&mut self) {
+        let mut map = self.owner.shards[self.shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Counts a login in `portcullis_engine_logins_in_flight` while it lives.
 pub(crate) struct InFlight(metrics::Gauge);
 
@@ -82,7 +147,7 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
     let now = core.now_ms();
     let device = match (&req.device_token, &user) {
         (Some(t), Some(u)) => core.token_svc.device_key()?.verify(t).filter(|d| {
-            d.user_id == u.id && d.epoch == u.account.credentials_epoch && now < d.expires_at_ms
+            d.user_id == u.id && d.epoch == u.account.device_epoch && now < d.expires_at_ms
         }),
         _ => None,
     };
@@ -110,6 +175,7 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
     // moves it, so no second read is needed here.
     let epoch = user.account.credentials_epoch;
     let mfa = user.mfa_enabled;
+    let device_epoch = user.account.device_epoch;
     let verified_hash = user.password_hash;
     let device_id = device.map(|d| d.device_id);
     core.call_in(PartitionKey::User(user.id), async move {
@@ -121,15 +187,19 @@ async fn login(core: &Arc<Core>, req: Login) -> Reply {
         }
         let mut grant =
             super::open_session(&core2, user.id, &client, &["pwd"], Some(epoch)).await?;
-        grant.device_token = Some(issue_device_token(&core2, user.id, epoch, device_id)?);
+        grant.device_token = Some(issue_device_token(
+            &core2,
+            user.id,
+            device_epoch,
+            device_id,
+        )?);
         Ok(Outcome::Granted(grant))
     })
     .await?
 }
 
-/// A device token for `user` under credentials `epoch`: the presented
-/// device's id when it had a valid one (its counter carries on), else a new
-/// device.
+/// A device token for `user` under device `epoch`: the presented device's
+/// id when it had a valid one (its counter carries on), else a new device.
 pub(crate) fn issue_device_token(
     core: &Core,
     user: UserId,

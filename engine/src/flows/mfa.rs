@@ -189,7 +189,6 @@ pub(crate) async fn enroll(
     core: Arc<Core>,
     access: VerifiedAccess,
     password: Password,
-    client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
@@ -198,7 +197,7 @@ pub(crate) async fn enroll(
     if current.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
-    super::reverify_password(&core, &current, password, &client, slot).await?;
+    super::reverify_password(&core, &current, password, access.session_id, slot).await?;
     let secret = totp::generate_secret(core.token_svc.rng())
         .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
     let sealed = core
@@ -229,12 +228,7 @@ pub(crate) async fn enroll(
 
 /// Turns MFA on with a code of the enrolled secret (the password was
 /// checked at enrollment); returns the recovery codes.
-pub(crate) async fn confirm(
-    core: Arc<Core>,
-    access: VerifiedAccess,
-    code: String,
-    _client: ClientInfo,
-) -> Reply {
+pub(crate) async fn confirm(core: Arc<Core>, access: VerifiedAccess, code: String) -> Reply {
     super::authorize(&core, &access).await?;
     super::account_limit(&core, "mfa", access.user_id, core.cfg.account_rate_limit).await?;
     let current = super::load_user(&core, access.user_id).await?;
@@ -291,10 +285,12 @@ pub(crate) async fn confirm(
         "Two-step verification (an authenticator app) was just turned on for your account. \
          If this was not you, reset your password now and contact support.",
     );
-    let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    super::save_user(&core, &current, &mut updated, &[mail])
+    let mail = super::notice(&core, "notice_mfa_on", &mut updated, &notice).await?;
+    super::save_user(&core, &current, &mut updated, &mail)
         .await
         .map_err(|e| conflict_or(e, "update_user_with_mail"))?;
+    // The factor changed: every other session ends (OWASP ASVS 5.0 7.4.3).
+    super::revoke_all_sessions(&core, current.id, Some(access.session_id), "mfa_change").await?;
     Ok(Outcome::RecoveryCodes(codes))
 }
 
@@ -305,7 +301,6 @@ pub(crate) async fn disable(
     access: VerifiedAccess,
     code: String,
     password: Password,
-    client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
@@ -314,7 +309,7 @@ pub(crate) async fn disable(
     let Some(state) = current.account.totp.clone().filter(|t| t.confirmed) else {
         return Err(AuthError::InvalidMfaCode);
     };
-    super::reverify_password(&core, &current, password, &client, slot).await?;
+    super::reverify_password(&core, &current, password, access.session_id, slot).await?;
     count_code(&core, current.id).await?;
     if check(&core, &current, &state, &code)?.is_none() {
         return Err(AuthError::InvalidMfaCode);
@@ -330,10 +325,11 @@ pub(crate) async fn disable(
         "Two-step verification was just turned off for your account: signing in now needs \
          only the password. If this was not you, reset your password now and contact support.",
     );
-    let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    super::save_user(&core, &current, &mut updated, &[mail])
+    let mail = super::notice(&core, "notice_mfa_off", &mut updated, &notice).await?;
+    super::save_user(&core, &current, &mut updated, &mail)
         .await
         .map_err(|e| conflict_or(e, "update_user_with_mail"))?;
+    super::revoke_all_sessions(&core, current.id, Some(access.session_id), "mfa_change").await?;
     Ok(Outcome::Done)
 }
 
@@ -409,7 +405,10 @@ pub(crate) async fn login(
     let epoch = current.account.credentials_epoch;
     let mut grant = super::open_session(&core, current.id, &client, amr, Some(epoch)).await?;
     grant.device_token = Some(super::login::issue_device_token(
-        &core, current.id, epoch, None,
+        &core,
+        current.id,
+        current.account.device_epoch,
+        None,
     )?);
     Ok(Outcome::Granted(grant))
 }

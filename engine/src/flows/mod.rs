@@ -215,14 +215,7 @@ pub(crate) fn queue_letter(
     letter: &crate::mail::Letter,
 ) -> Result<portcullis_storage::OutboxRecord, AuthError> {
     use ring::rand::SecureRandom as _;
-    // The outbox is bounded: past the bound, flows that send mail wait
-    // (503) until the mailer catches up, and an alert says why.
-    if core.outbox_len.load(std::sync::atomic::Ordering::Relaxed) >= core.cfg.account.outbox_max {
-        tracing::warn!("the outbox is full; a flow that sends mail was refused");
-        return Err(AuthError::Unavailable {
-            retry_after_secs: 30,
-        });
-    }
+    outbox_has_room(core)?;
     let now = core.now_ms();
     let mut random = [0u8; 10];
     core.token_svc
@@ -249,6 +242,18 @@ pub(crate) fn queue_letter(
         attempts: 0,
         payload,
     })
+}
+
+/// The outbox is bounded: past the bound, flows that send mail wait (503)
+/// until the mailer catches up, and an alert says why.
+pub(crate) fn outbox_has_room(core: &Core) -> Result<(), AuthError> {
+    if core.outbox_len.load(std::sync::atomic::Ordering::Relaxed) >= core.cfg.account.outbox_max {
+        tracing::warn!("the outbox is full; a flow that sends mail was refused");
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 30,
+        });
+    }
+    Ok(())
 }
 
 /// The link to `page` carrying `token`, under the configured public base URL.
@@ -446,10 +451,17 @@ pub(crate) async fn settle_password(
     }
 }
 
+/// A password reset or change: [`credential_event`], and device tokens
+/// issued before stop counting (whoever had the old password may hold one).
+pub(crate) fn password_event(user: &mut portcullis_storage::UserRecord) {
+    credential_event(user);
+    user.account.device_epoch = user.account.device_epoch.wrapping_add(1);
+}
+
 /// A credential event (password reset or change, email change confirmed,
 /// MFA turned on or off): every pending single-use token of the account is
 /// void, and the credentials epoch moves on, so sign-ins that checked the
-/// old credentials open no session and older device tokens stop counting.
+/// old credentials open no session.
 pub(crate) fn credential_event(user: &mut portcullis_storage::UserRecord) {
     let a = &mut user.account;
     a.verify_email = None;
@@ -469,7 +481,9 @@ pub(crate) async fn mail_allowed(
     user: Option<UserId>,
     address: &str,
 ) -> Result<(), AuthError> {
-    let addr = hex_digest(address.as_bytes());
+    // A full outbox refuses before any budget is spent.
+    outbox_has_room(core)?;
+    let addr = hex_digest(mailbox(address).as_bytes());
     for (i, limit) in core.cfg.account.mail_limits.iter().enumerate() {
         if let Some(u) = user {
             limited(core, &format!("mail:{flow}:{i}:u:{u}"), limit).await?;
@@ -477,6 +491,51 @@ pub(crate) async fn mail_allowed(
         limited(core, &format!("mail:{flow}:{i}:a:{addr}"), limit).await?;
     }
     Ok(())
+}
+
+/// The mailbox an address delivers to, as far as limits go: the local
+/// part without a `+tag` (`ada+1@x` and `ada+2@x` are one mailbox).
+fn mailbox(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split('+').next().unwrap_or(local);
+            format!("{local}@{domain}")
+        }
+        None => address.to_owned(),
+    }
+}
+
+/// Queues a security notice (`letter`) with `user`'s record, under the
+/// mail limits of its `kind` (each kind of notice is a flow of its own): when the limits or the outbox bound
+/// refuse it, the notice is left out (the change it reports goes ahead; a
+/// notice of the same kind went out moments ago, or the outbox is full and
+/// alerting) rather than failing the change.
+pub(crate) async fn notice(
+    core: &Core,
+    kind: &'static str,
+    user: &mut portcullis_storage::UserRecord,
+    letter: &crate::mail::Letter,
+) -> Result<Vec<portcullis_storage::OutboxRecord>, AuthError> {
+    match mail_allowed(core, kind, Some(user.id), &letter.to).await {
+        Ok(()) => {}
+        Err(AuthError::TooManyRequests { .. }) => {
+            tracing::info!(user_id = %user.id, "security notice left out: one went out moments ago");
+            return Ok(Vec::new());
+        }
+        Err(AuthError::Unavailable { .. }) if outbox_has_room(core).is_err() => {
+            tracing::warn!(user_id = %user.id, "security notice left out: the outbox is full");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    }
+    match queue_letter(core, user, letter) {
+        Ok(m) => Ok(vec![m]),
+        Err(AuthError::Unavailable { .. }) => {
+            tracing::warn!(user_id = %user.id, "security notice left out: the outbox is full");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Admits one more request of `route` for `user` under `limit` (none: no
@@ -572,6 +631,13 @@ pub(crate) fn reseal_stale(
         t.recovery_sealed = s;
         changed = true;
     }
+    // Recovery codes of an enrollment made before they were sealed.
+    if !t.recovery_hashes.is_empty() && t.recovery_sealed.is_empty() {
+        let plain = zeroize::Zeroizing::new(t.recovery_hashes.concat());
+        t.recovery_sealed = keys.seal(&plain, &mfa::recovery_aad(user.id))?;
+        t.recovery_hashes.clear();
+        changed = true;
+    }
     Ok(changed)
 }
 
@@ -583,6 +649,9 @@ const RESEAL_PAGE: usize = 256;
 /// keys can be retired. Sets the gauge of records still under old keys
 /// (0 once every secret is under the newest key). Returns that count.
 pub(crate) async fn reseal_pass(core: &Arc<Core>) -> Result<u64, AuthError> {
+    // With one key nothing can be under an older one (recovery codes from
+    // before they were sealed are sealed when their record is next written,
+    // or by the pass once a second key is configured): no scan.
     if core.mailer.keys.count() < 2 {
         metrics::gauge!(crate::metrics::DATAKEY_OLD_RECORDS).set(0.0);
         return Ok(0);
@@ -627,7 +696,9 @@ pub(crate) async fn reseal_pass(core: &Arc<Core>) -> Result<u64, AuthError> {
         }
     }
     metrics::gauge!(crate::metrics::DATAKEY_OLD_RECORDS).set(left as f64);
-    tracing::info!(resealed, left, "data-key re-sealing pass done");
+    if resealed > 0 || left > 0 {
+        tracing::info!(resealed, left, "data-key re-sealing pass done");
+    }
     Ok(left)
 }
 
@@ -637,6 +708,7 @@ pub(crate) fn has_stale_secret(core: &Core, user: &portcullis_storage::UserRecor
     user.account.totp.as_ref().is_some_and(|t| {
         keys.is_stale(&t.secret_sealed)
             || (!t.recovery_sealed.is_empty() && keys.is_stale(&t.recovery_sealed))
+            || (!t.recovery_hashes.is_empty() && t.recovery_sealed.is_empty())
     })
 }
 
@@ -662,26 +734,32 @@ pub(crate) async fn clear_lockout(core: &Core, key: &str) -> Result<(), AuthErro
     .map_err(|e| AuthError::from_store("clear_login_failures", e))
 }
 
-/// Re-verifies the signed-in `user`'s password in a reserved hash slot,
-/// counted toward the lockout like a login without a device token
-/// (per address, and the account-wide lock).
+/// Lockout counter of password re-entries within one session (password or
+/// email change, MFA changes).
+pub(crate) fn session_key(session: SessionId) -> String {
+    format!("s:{session}")
+}
+
+/// Re-verifies the signed-in `user`'s password in a reserved hash slot.
+/// Counted per session (a signed-in client already proved the password
+/// once; the account-wide lock of untrusted clients does not bind it): five
+/// wrong passwords lock the session's re-entries with backoff.
 pub(crate) async fn reverify_password(
     core: &Core,
     user: &portcullis_storage::UserRecord,
     password: crate::domain::Password,
-    client: &ClientInfo,
+    session: SessionId,
     slot: crate::hashpool::HashSlot,
 ) -> Result<(), AuthError> {
-    let counters = guard_password(core, &user.email, client, None).await?;
+    let key = session_key(session);
+    count_attempt(core, &key, &core.cfg.lockout).await?;
     let verified = slot
         .verify(password.into_secret(), &user.password_hash)
         .await?;
-    settle_password(core, &counters, verified.ok).await?;
-    if verified.ok {
-        Ok(())
-    } else {
-        Err(AuthError::InvalidCredentials)
+    if !verified.ok {
+        return Err(AuthError::InvalidCredentials);
     }
+    clear_lockout(core, &key).await
 }
 
 /// Issues a single-use token of `purpose` for `user`, valid for `ttl`.

@@ -46,13 +46,6 @@ async fn current_session(
     core: &Core,
     token: &ParsedRefresh,
 ) -> Result<Option<SessionRecord>, AuthError> {
-    super::account_limit(
-        core,
-        "introspection",
-        token.user_id,
-        core.cfg.introspection_rate_limit,
-    )
-    .await?;
     let now = core.now_ms();
     let session = core
         .token_op(
@@ -62,13 +55,26 @@ async fn current_session(
         )
         .await
         .map_err(|e| AuthError::from_store("get_session", e))?;
-    Ok(session.filter(|s| {
+    let current = session.filter(|s| {
         s.generation == token.generation
             && bool::from(subtle::ConstantTimeEq::ct_eq(
                 &token.hash()[..],
                 &s.refresh_hash[..],
             ))
-    }))
+    });
+    // Charged to the account only for its own, current token: a made-up
+    // token naming someone's user id spends only its sender's per-address
+    // budget, never the owner's.
+    if current.is_some() {
+        super::account_limit(
+            core,
+            "introspection",
+            token.user_id,
+            core.cfg.introspection_rate_limit,
+        )
+        .await?;
+    }
+    Ok(current)
 }
 
 /// A refresh token is active while it is its live session's current token.

@@ -17,20 +17,17 @@ use crate::tokens::onetime::{self, Purpose};
 /// Admits a reset request for `email` under the mail limits of its
 /// recipient address, whether or not the address has an account (so the
 /// answer tells nothing about it). Runs before the 202 is sent.
-pub(crate) async fn forgot_allowed(core: Arc<Core>, email: Email) -> Reply {
+pub(crate) async fn forgot_allowed(core: Arc<Core>, email: Email, client: ClientInfo) -> Reply {
+    // The per-address limit shared by the pods first, so a request it
+    // refuses spends no part of the recipient's mail budget.
+    super::shared_rate_limit(&core, "forgot", &client).await?;
     super::mail_allowed(&core, "reset", None, email.as_str()).await?;
     Ok(Outcome::Accepted)
 }
 
 /// Queues a reset link if `email` has an account; does nothing otherwise.
 /// The caller has already answered 202 either way.
-pub(crate) async fn forgot(core: Arc<Core>, email: Email, client: ClientInfo) -> Reply {
-    if super::shared_rate_limit(&core, "forgot", &client)
-        .await
-        .is_err()
-    {
-        return Ok(Outcome::Done);
-    }
+pub(crate) async fn forgot(core: Arc<Core>, email: Email) -> Reply {
     let Some(id) = core
         .user_op(
             "find_user_id_by_email",
@@ -98,39 +95,60 @@ pub(crate) async fn reset(
     client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
-    let current = core
-        .user_op("get_user", core.users.get_user(token.user_id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::InvalidToken)?;
+    let load = || async {
+        core.user_op("get_user", core.users.get_user(token.user_id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            .ok_or(AuthError::InvalidToken)
+    };
+    let mut current = load().await?;
     if !token.matches(current.account.password_reset.as_ref(), core.now_ms()) {
         return Err(AuthError::InvalidToken);
     }
     core.passwords
         .check("new_password", &new_password, &current.email)?;
     let password_hash = slot.hash(new_password.into_secret()).await?;
-    let mut updated = current.clone();
-    updated.password_hash = password_hash;
-    super::credential_event(&mut updated);
-    updated.email_verified = true;
-    let notice = notice_letter(
-        &current.email,
-        "Your password was changed",
-        "The password of your account was just reset, and every session was signed out. \
-         If this was not you, reset it again now and check your email account's security.",
-    );
-    let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    match super::save_user(&core, &current, &mut updated, &[mail]).await {
-        Ok(()) => {}
-        // A concurrent write won; if it used this token, the token is gone.
-        Err(StoreError::VersionConflict { .. }) => return Err(AuthError::InvalidToken),
-        Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+    // Another writer (the mailer, the re-sealing pass, another pod) may
+    // move the record on: reload and check the token again, a few times.
+    let mut saved = None;
+    for _ in 0..3 {
+        let mut updated = current.clone();
+        updated.password_hash = password_hash.clone();
+        super::password_event(&mut updated);
+        updated.email_verified = true;
+        let notice = notice_letter(
+            &current.email,
+            "Your password was changed",
+            "The password of your account was just reset, and every session was signed out. \
+             If this was not you, reset it again now and check your email account's security.",
+        );
+        let mail = super::notice(&core, "notice_password", &mut updated, &notice).await?;
+        match super::save_user(&core, &current, &mut updated, &mail).await {
+            Ok(()) => {
+                saved = Some(updated);
+                break;
+            }
+            Err(StoreError::VersionConflict { .. }) => {
+                current = load().await?;
+                // If the concurrent write used this token, it is gone.
+                if !token.matches(current.account.password_reset.as_ref(), core.now_ms()) {
+                    return Err(AuthError::InvalidToken);
+                }
+            }
+            Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
+        }
     }
+    let Some(updated) = saved else {
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        });
+    };
     super::revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
-    // The mailbox owner is back in: the account-wide and second-factor
-    // locks, and the one of the address the reset came from, are cleared.
+    // The mailbox owner is back in: the account-wide lock and the one of
+    // the address the reset came from are cleared. The second-factor lock
+    // is not: a mailbox is no second factor, and only a completed second
+    // factor clears it.
     super::clear_lockout(&core, &super::account_key(&updated.email)).await?;
-    super::clear_lockout(&core, &super::mfa_key(updated.id)).await?;
     super::clear_lockout(&core, &super::pair_key(&updated.email, &client)).await?;
     Ok(Outcome::Done)
 }
@@ -143,7 +161,6 @@ pub(crate) async fn change(
     access: crate::tokens::VerifiedAccess,
     current_password: Password,
     new_password: Password,
-    client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
     super::authorize(&core, &access).await?;
@@ -158,8 +175,9 @@ pub(crate) async fn change(
     core.passwords
         .check("new_password", &new_password, &user.email)?;
     // The current password is checked and the new one hashed in one job of
-    // the place reserved at admission.
-    let counters = super::guard_password(&core, &user.email, &client, None).await?;
+    // the place reserved at admission, counted per session.
+    let key = super::session_key(access.session_id);
+    super::count_attempt(&core, &key, &core.cfg.lockout).await?;
     let hashed = slot
         .verify_then_hash(
             current_password.into_secret(),
@@ -167,22 +185,22 @@ pub(crate) async fn change(
             new_password.into_secret(),
         )
         .await?;
-    super::settle_password(&core, &counters, hashed.is_some()).await?;
     let Some(password_hash) = hashed else {
         return Err(AuthError::InvalidCredentials);
     };
+    super::clear_lockout(&core, &key).await?;
     let mut updated = user.clone();
     updated.password_hash = password_hash;
     // A reset or email-change link mailed earlier must not undo this change.
-    super::credential_event(&mut updated);
+    super::password_event(&mut updated);
     let notice = notice_letter(
         &user.email,
         "Your password was changed",
         "The password of your account was just changed, and your other sessions were \
          signed out. If this was not you, reset your password now.",
     );
-    let mail = super::queue_letter(&core, &mut updated, &notice)?;
-    match super::save_user(&core, &user, &mut updated, &[mail]).await {
+    let mail = super::notice(&core, "notice_password", &mut updated, &notice).await?;
+    match super::save_user(&core, &user, &mut updated, &mail).await {
         Ok(()) => {}
         // Changed concurrently (another pod): ask the client to retry.
         Err(StoreError::VersionConflict { .. }) => {

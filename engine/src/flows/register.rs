@@ -72,7 +72,14 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply {
     }
     tracing::info!(user_id = %user.id, "user registered");
     let view = core.read.put_user(&user);
-    let grant = super::open_session(core, user.id, &req.client, &["pwd"], None).await?;
+    let mut grant = super::open_session(core, user.id, &req.client, &["pwd"], None).await?;
+    // The account's first device: its later logins are judged on their own.
+    grant.device_token = Some(super::login::issue_device_token(
+        core,
+        user.id,
+        user.account.device_epoch,
+        None,
+    )?);
     Ok(Outcome::Registered { user: view, grant })
 }
 

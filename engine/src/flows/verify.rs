@@ -55,23 +55,28 @@ pub(crate) async fn request(core: Arc<Core>, access: VerifiedAccess) -> Reply {
 /// Marks the address verified if `token` is the pending one; the token is
 /// used up by the same write.
 pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply {
-    let now = core.now_ms();
-    let current = core
-        .user_op("get_user", core.users.get_user(token.user_id))
-        .await
-        .map_err(|e| AuthError::from_store("get_user", e))?
-        .ok_or(AuthError::InvalidToken)?;
-    if !token.matches(current.account.verify_email.as_ref(), now) {
-        return Err(AuthError::InvalidToken);
+    // Another writer may move the record on meanwhile: reload and check the
+    // token again, a few times.
+    for _ in 0..3 {
+        let now = core.now_ms();
+        let current = core
+            .user_op("get_user", core.users.get_user(token.user_id))
+            .await
+            .map_err(|e| AuthError::from_store("get_user", e))?
+            .ok_or(AuthError::InvalidToken)?;
+        if !token.matches(current.account.verify_email.as_ref(), now) {
+            return Err(AuthError::InvalidToken);
+        }
+        let mut updated = current.clone();
+        updated.email_verified = true;
+        updated.account.verify_email = None;
+        match super::save_user(&core, &current, &mut updated, &[]).await {
+            Ok(()) => return Ok(Outcome::User(core.read.put_user(&updated))),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user", e)),
+        }
     }
-    let mut updated = current.clone();
-    updated.email_verified = true;
-    updated.account.verify_email = None;
-    match super::save_user(&core, &current, &mut updated, &[]).await {
-        Ok(()) => Ok(Outcome::User(core.read.put_user(&updated))),
-        // Another write came first: if it used this token, it is gone; either
-        // way this one did not verify anything.
-        Err(StoreError::VersionConflict { .. }) => Err(AuthError::InvalidToken),
-        Err(e) => Err(AuthError::from_store("update_user", e)),
-    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
 }

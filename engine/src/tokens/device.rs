@@ -6,12 +6,12 @@
 //!
 //! `pdt_<base64url(user id ‖ device id ‖ expiry ‖ epoch ‖ tag)>`: 16 + 16 +
 //! 8 + 8 bytes and a 32-byte HMAC-SHA256 tag under a key derived from the
-//! server's refresh-chain secret (shared by every pod, never stored with
-//! users). Nothing is stored per device: the tag proves the token is ours,
-//! the user id binds it to one account, the expiry ends it, and the
-//! account's credentials epoch (bumped by a password reset or change,
-//! logout-all, MFA and email changes) retires every device token issued
-//! before the event.
+//! data key (configuration shared by every pod, never kept in a store, so
+//! a leaked database or token store cannot mint device tokens; with
+//! several data keys the first signs and all verify). Nothing is stored per
+//! device: the tag proves the token is ours, the user id binds it to one
+//! account, the expiry ends it, and the account's device epoch (moved by a
+//! password reset or change) retires every device token issued before.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,8 +27,9 @@ const TAG: usize = 32;
 pub const TOKEN_LEN: usize = PREFIX.len() + (BODY + TAG).div_ceil(3) * 4 - 1;
 const LABEL: &[u8] = b"portcullis/device-token/v1";
 
-/// The key device tokens are signed with.
-pub struct DeviceKey(hmac::Key);
+/// The keys device tokens are signed with (the first) and verified with
+/// (any).
+pub struct DeviceKey(Vec<hmac::Key>);
 
 impl std::fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,16 +47,24 @@ pub struct Device {
     pub device_id: [u8; 16],
     /// When it stops being accepted (Unix ms, whole seconds).
     pub expires_at_ms: u64,
-    /// The account's credentials epoch when it was issued.
+    /// The account's device epoch when it was issued.
     pub epoch: u64,
 }
 
 impl DeviceKey {
-    /// Derives the device-token key from the server's chain secret.
-    pub fn derive(chain_key: &[u8; 32]) -> DeviceKey {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, chain_key);
-        let k = hmac::sign(&master, LABEL);
-        DeviceKey(hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()))
+    /// The device-token keys derived from the data keys.
+    pub fn from_data_keys(keys: &crate::datakey::DataKeys) -> DeviceKey {
+        DeviceKey(
+            keys.derive(LABEL)
+                .iter()
+                .map(|k| hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()))
+                .collect(),
+        )
+    }
+
+    /// A device-token key from one secret (tests).
+    pub fn from_secret(secret: &[u8; 32]) -> DeviceKey {
+        DeviceKey(vec![hmac::Key::new(hmac::HMAC_SHA256, secret)])
     }
 
     /// The token text for `device`.
@@ -65,7 +74,10 @@ impl DeviceKey {
         raw.extend_from_slice(&device.device_id);
         raw.extend_from_slice(&(device.expires_at_ms / 1000).to_be_bytes());
         raw.extend_from_slice(&device.epoch.to_be_bytes());
-        let tag = hmac::sign(&self.0, &raw);
+        let Some(key) = self.0.first() else {
+            return Zeroizing::new(String::new());
+        };
+        let tag = hmac::sign(key, &raw);
         raw.extend_from_slice(tag.as_ref());
         let mut out = Zeroizing::new(String::with_capacity(TOKEN_LEN));
         out.push_str(PREFIX);
@@ -84,7 +96,9 @@ impl DeviceKey {
             return None;
         }
         let (body, tag) = raw.split_at(BODY);
-        hmac::verify(&self.0, body, tag).ok()?;
+        if !self.0.iter().any(|k| hmac::verify(k, body, tag).is_ok()) {
+            return None;
+        }
         let mut user = [0u8; 16];
         user.copy_from_slice(&body[..16]);
         let mut device_id = [0u8; 16];
@@ -117,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_token_verifies_to_its_device() {
-        let k = DeviceKey::derive(&[1; 32]);
+        let k = DeviceKey::from_secret(&[1; 32]);
         let t = k.issue(&device());
         assert!(t.starts_with(PREFIX));
         assert_eq!(t.len(), TOKEN_LEN);
@@ -126,10 +140,10 @@ mod tests {
 
     #[test]
     fn forged_altered_or_foreign_tokens_do_not_verify() {
-        let k = DeviceKey::derive(&[1; 32]);
+        let k = DeviceKey::from_secret(&[1; 32]);
         let t = k.issue(&device());
         // Another server's key.
-        assert_eq!(DeviceKey::derive(&[2; 32]).verify(&t), None);
+        assert_eq!(DeviceKey::from_secret(&[2; 32]).verify(&t), None);
         // Any changed character.
         for i in PREFIX.len()..t.len() {
             let mut b = t.as_bytes().to_vec();

@@ -182,11 +182,14 @@ impl TokenService {
         })
     }
 
-    /// Installs the refresh-token chain key (once, at start), and the
-    /// device-token key derived from it.
+    /// Installs the refresh-token chain key (once, at start).
     pub fn set_chain_key(&self, key: &[u8; 32]) {
         let _ = self.chain.set(refresh::Chain::new(key));
-        let _ = self.device.set(device::DeviceKey::derive(key));
+    }
+
+    /// Installs the device-token keys (once, at start).
+    pub fn set_device_key(&self, key: device::DeviceKey) {
+        let _ = self.device.set(key);
     }
 
     /// The device-token key.

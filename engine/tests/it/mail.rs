@@ -114,6 +114,8 @@ async fn a_vouched_message_is_delivered_once_and_leaves_the_outbox() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(!left, "delivered message still queued or vouched");
+    // The outbox's count (its bound) is back to zero, not merely its keys.
+    assert_eq!(t.store.outbox_len().await.unwrap(), Some(0));
     t.stop().await;
 }
 

@@ -412,22 +412,40 @@ fn a_thousand_failures_from_elsewhere_do_not_stop_an_owner_with_a_device_token()
 
 #[test]
 fn logins_refused_for_load_do_not_count_toward_the_lockout() {
-    let (srv, _) = user_with_a_slow_hash("loaded@example.com", |e, _| {
+    // Four accounts whose hashes take a while; one hash thread, one place
+    // in its queue: at most two logins are taken at once.
+    let first = TestServer::with(|e, _| e.password_hash = SLOW);
+    let emails: Vec<String> = (0..4).map(|i| format!("loaded{i}@example.com")).collect();
+    for e in &emails {
+        first.register(e, "slow-password-1");
+    }
+    let srv = TestServer::reopen(first.stop(), |e, _| {
         e.hash_threads = 1;
         e.hash_queue = 1;
     });
     let addr = srv.addr;
-    let tries: Vec<_> = (0..8)
-        .map(|_| {
+    let tries: Vec<_> = emails
+        .iter()
+        .flat_map(|e| [e.clone(), e.clone()])
+        .map(|email| {
             std::thread::spawn(move || {
                 Client { addr }.post_json(
                     "/v1/auth/login",
-                    &json!({"email": "loaded@example.com", "password": "wrong-wrong-wrong"}),
+                    &json!({"email": email, "password": "wrong-wrong-wrong"}),
                     None,
                 )
             })
         })
         .collect();
+    // A third login of one account at once waits for nobody: refused too.
+    std::thread::sleep(Duration::from_millis(50));
+    let third = srv.login(&emails[0], "wrong-wrong-wrong");
+    assert!(
+        matches!(third.status, 429 | 503),
+        "{}: {}",
+        third.status,
+        third.text()
+    );
     let mut overloaded = 0;
     for t in tries {
         let r = t.join().unwrap();
@@ -442,8 +460,47 @@ fn logins_refused_for_load_do_not_count_toward_the_lockout() {
         }
     }
     assert!(overloaded >= 5, "{overloaded}");
-    // Only the attempts the pool took were counted: the owner gets in.
-    let r = srv.login("loaded@example.com", "slow-password-1");
+    // Only the attempts the pool took were counted: every owner gets in.
+    for e in &emails {
+        let r = srv.login(e, "slow-password-1");
+        assert_eq!(r.status, 200, "{e}: {}", r.text());
+    }
+}
+
+#[test]
+fn logins_of_one_account_beyond_two_at_once_are_refused_uncounted() {
+    let (srv, _) = user_with_a_slow_hash("crowded@example.com", |_, _| {});
+    let addr = srv.addr;
+    let tries: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                Client { addr }.post_json(
+                    "/v1/auth/login",
+                    &json!({"email": "crowded@example.com", "password": "wrong-wrong-wrong"}),
+                    None,
+                )
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = tries
+        .into_iter()
+        .map(|t| {
+            let r = t.join().unwrap();
+            if r.status == 429 {
+                r.problem(429, "too_many_requests");
+            }
+            r.status
+        })
+        .collect();
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 429)),
+        "{statuses:?}"
+    );
+    let r = srv.login("crowded@example.com", "slow-password-1");
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -794,4 +851,171 @@ fn common_passwords_and_the_email_name_are_refused() {
         None,
     );
     assert_eq!(r.status, 204, "{}", r.text());
+}
+
+// ---- Found by an attacker's review of the fixes above ---------------------
+
+#[test]
+fn the_account_wide_lock_does_not_stop_a_signed_in_owner_changing_the_password() {
+    let srv = behind_proxy(|_, _| {});
+    let c = srv.client();
+    let reg = srv.register("besieged@example.com", "password-1");
+    let access = s(&reg["access_token"]).to_owned();
+    // Fifty failures from ten addresses lock the account for clients
+    // without a device token.
+    for i in 0..10 {
+        for _ in 0..5 {
+            c.post_json_from(
+                &format!("203.0.113.{}", 100 + i),
+                "/v1/auth/login",
+                &json!({"email": "besieged@example.com", "password": "guess-guess-1"}),
+                None,
+            );
+        }
+    }
+    c.post_json_from(
+        "198.51.100.50",
+        "/v1/auth/login",
+        &json!({"email": "besieged@example.com", "password": "password-1"}),
+        None,
+    )
+    .problem(429, "too_many_attempts");
+    // The registration's device token gets the owner in through the siege.
+    let r = c.post_json_from(
+        "198.51.100.50",
+        "/v1/auth/login",
+        &json!({
+            "email": "besieged@example.com",
+            "password": "password-1",
+            "device_token": s(&reg["device_token"]),
+        }),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The owner's session proves a past sign-in: its password re-entry is
+    // counted on its own, so the siege does not stop a password change.
+    let r = c.post_json(
+        "/v1/password/change",
+        &json!({"current_password": "password-1", "new_password": "moved-on-secret-2"}),
+        Some(&access),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(c.get("/v1/users/me", Some(&access)).status, 200);
+}
+
+#[test]
+fn made_up_refresh_tokens_do_not_spend_the_owners_introspection_budget() {
+    let srv = behind_proxy(|e, _| {
+        e.introspection_rate_limit = Some(portcullis_engine::config::RateLimit {
+            count: 1,
+            period_ms: 3_600_000,
+            burst: 2,
+        });
+    });
+    let c = srv.client();
+    let reg = srv.register("budget@example.com", "password-1");
+    let refresh = s(&reg["refresh_token"]).to_owned();
+    // prt_<user>.<session>.<generation>.<secret>: forge the secret.
+    let mut parts: Vec<&str> = refresh.split('.').collect();
+    let forged_secret = "A".repeat(43);
+    parts[3] = &forged_secret;
+    let forged = parts.join(".");
+    for i in 0..10 {
+        let r = c.post_json_from(
+            &format!("203.0.113.{}", 150 + i),
+            "/v1/oauth/introspect",
+            &json!({"token": forged}),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["active"], false);
+    }
+    let r = c.post_json_from(
+        "198.51.100.60",
+        "/v1/oauth/introspect",
+        &json!({"token": refresh}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["active"], true);
+}
+
+#[test]
+fn logout_all_ends_a_second_step_begun_before_it() {
+    let srv = TestServer::start();
+    let c = srv.client();
+    let (access, secret, _) = with_totp(&srv, "pending@example.com");
+    // Someone with the password got this far...
+    let pending = mfa_token(&srv, "pending@example.com");
+    // ...and the owner signs out everywhere.
+    assert_eq!(
+        c.post_empty("/v1/auth/logout-all", Some(&access)).status,
+        204
+    );
+    next_step(&srv);
+    c.post_json(
+        "/v1/auth/login/mfa",
+        &json!({"mfa_token": pending, "code": code(&srv, &secret)}),
+        None,
+    )
+    .problem(401, "invalid_mfa");
+}
+
+#[test]
+fn a_reset_does_not_clear_the_second_step_lock() {
+    let srv = TestServer::start();
+    let c = srv.client();
+    let (_, secret, _) = with_totp(&srv, "mailbox@example.com");
+    // The mailbox's holder knows (resets) the password, not the code.
+    let token = mfa_token(&srv, "mailbox@example.com");
+    for _ in 0..5 {
+        c.post_json(
+            "/v1/auth/login/mfa",
+            &json!({"mfa_token": token, "code": wrong(&srv, &secret)}),
+            None,
+        );
+    }
+    srv.login("mailbox@example.com", "password-1")
+        .problem(429, "too_many_attempts");
+    c.post_json(
+        "/v1/password/forgot",
+        &json!({"email": "mailbox@example.com"}),
+        None,
+    );
+    let mut seen = Vec::new();
+    let reset = token_in(
+        &srv.mail_containing("mailbox@example.com", "token=pcr_", &mut seen),
+        "pcr_",
+    );
+    let r = c.post_json(
+        "/v1/password/reset",
+        &json!({"token": reset, "new_password": "fresh-secret-77"}),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    // More guesses need the lock to pass: the reset gave none back.
+    srv.login("mailbox@example.com", "fresh-secret-77")
+        .problem(429, "too_many_attempts");
+}
+
+#[test]
+fn turning_mfa_on_ends_the_other_sessions() {
+    let srv = TestServer::start();
+    let c = srv.client();
+    let reg = srv.register("other-sessions@example.com", "password-1");
+    let thief = s(&reg["refresh_token"]).to_owned();
+    let owner = srv.login("other-sessions@example.com", "password-1");
+    let owner_access = s(&owner.json()["access_token"]).to_owned();
+    let e = crate::mfa::enroll(&srv, &owner_access, "password-1").json();
+    let secret = crate::mfa::base32_decode(s(&e["secret"]));
+    let r = c.post_json(
+        "/v1/mfa/totp/confirm",
+        &json!({"code": code(&srv, &secret)}),
+        Some(&owner_access),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The other session (a stolen refresh token, say) is over; the owner's stays.
+    c.post_json("/v1/auth/refresh", &json!({"refresh_token": thief}), None)
+        .problem(401, "invalid_grant");
+    assert_eq!(c.get("/v1/users/me", Some(&owner_access)).status, 200);
 }

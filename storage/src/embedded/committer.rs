@@ -240,20 +240,30 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             // One batch: the record and its messages become durable together.
             let mut b = t.db.batch();
             b.insert(&t.users, u.id.0, codec::encode_user(&u));
-            for m in &mail {
-                b.insert(&t.outbox, m.id, codec::encode_outbox(m));
-            }
+            let added = queue_mail(t, &mut b, &mail)?;
             b.commit().map_err(fjall_err)?;
+            t.outbox_len.fetch_add(added, Ordering::Relaxed);
             Ok(Done::Unit)
         }
         Op::PutMail(m) => {
+            let new = !t.outbox.contains_key(m.id).map_err(fjall_err)?;
             t.outbox
                 .insert(m.id, codec::encode_outbox(&m))
                 .map_err(fjall_err)?;
+            if new {
+                t.outbox_len.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Done::Unit)
         }
         Op::DeleteMail(id) => {
-            t.outbox.remove(id).map_err(fjall_err)?;
+            if t.outbox.contains_key(id).map_err(fjall_err)? {
+                t.outbox.remove(id).map_err(fjall_err)?;
+                let _ = t
+                    .outbox_len
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+            }
             Ok(Done::Unit)
         }
         Op::ChangeEmail(u, expected, mail) => {
@@ -277,10 +287,9 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
                 b.remove(&t.emails, stored.email.as_bytes());
             }
             b.insert(&t.emails, u.email.as_bytes(), u.id.0);
-            for m in &mail {
-                b.insert(&t.outbox, m.id, codec::encode_outbox(m));
-            }
+            let added = queue_mail(t, &mut b, &mail)?;
             b.commit().map_err(fjall_err)?;
+            t.outbox_len.fetch_add(added, Ordering::Relaxed);
             Ok(Done::Unit)
         }
         Op::PutSession(s, cap) => put_session(t, &s, cap).map(Done::Deleted),
@@ -334,6 +343,22 @@ fn rotate(t: &Tables, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         .insert(key, codec::encode_session(&s))
         .map_err(fjall_err)?;
     Ok(RotateOutcome::Rotated(s))
+}
+
+/// Adds `mail` to batch `b`; returns how many are new to the outbox.
+fn queue_mail(
+    t: &Tables,
+    b: &mut fjall::OwnedWriteBatch,
+    mail: &[OutboxRecord],
+) -> StoreResult<u64> {
+    let mut added = 0;
+    for m in mail {
+        if !t.outbox.contains_key(m.id).map_err(fjall_err)? {
+            added += 1;
+        }
+        b.insert(&t.outbox, m.id, codec::encode_outbox(m));
+    }
+    Ok(added)
 }
 
 /// Stores `s`, then keeps at most `cap` sessions of its user: the others,

@@ -72,6 +72,9 @@ pub(crate) struct Tables {
     pub sessions: Keyspace,
     /// outbox message id (UUIDv7, so time-ordered) -> outbox record
     pub outbox: Keyspace,
+    /// Messages in the outbox, exactly: counted at open, then kept by the
+    /// committer (fjall's `approximate_len` also counts deletions).
+    pub outbox_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub(crate) fn session_key(user: UserId, sid: SessionId) -> [u8; 32] {
@@ -133,12 +136,14 @@ impl EmbeddedStore {
         let outbox = db
             .keyspace("outbox", KeyspaceCreateOptions::default)
             .map_err(fjall_err)?;
+        let queued = outbox.iter().count() as u64;
         let tables = Tables {
             db,
             users,
             emails,
             sessions,
             outbox,
+            outbox_len: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(queued)),
         };
         let keys_dir = data_dir.join(KEYS_DIR);
         keyfiles::ensure_dir(&keys_dir)?;
@@ -309,7 +314,11 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn outbox_len(&self) -> StoreResult<Option<u64>> {
-        Ok(Some(self.tables.outbox.approximate_len() as u64))
+        Ok(Some(
+            self.tables
+                .outbox_len
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 
     async fn scan_users(
