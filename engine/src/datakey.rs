@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -131,6 +131,7 @@ impl DataKeys {
             path: path.display().to_string(),
             reason,
         };
+        portcullis_storage::private_fs::ensure_dir(dir).map_err(|e| file_err(e.to_string()))?;
         match fs::read_to_string(&path) {
             Ok(text) => {
                 return DataKeys::from_config(&text).map_err(|e| file_err(e.to_string()));
@@ -140,9 +141,6 @@ impl DataKeys {
             }
             Err(_) => {}
         }
-        fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| file_err(e.to_string()))?;
         let mut raw = Zeroizing::new([0u8; KEY_LEN]);
         SystemRandom::new()
             .fill(raw.as_mut())

@@ -20,6 +20,14 @@ use portcullis_engine::clock::SystemClock;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything creates a file: whatever this process creates (the
+    // store's own files included, which fjall makes with the umask) is the
+    // owner's only. Directories and files Portcullis makes itself are 0700
+    // and 0600 explicitly (`portcullis_storage::private_fs`) as well.
+    {
+        use nix::sys::stat::{Mode, umask};
+        umask(Mode::S_IRWXG | Mode::S_IRWXO);
+    }
     let matches = match config::cli().try_get_matches() {
         Ok(m) => m,
         Err(e) => {

@@ -15,6 +15,7 @@ mod codec;
 pub mod embedded;
 mod error;
 mod model;
+pub mod private_fs;
 pub mod redis;
 pub mod scylla;
 mod stopwatch;

@@ -85,6 +85,60 @@ async fn the_file_transport_writes_one_eml_per_outbox_id() {
     assert!(eml.contains("Subject: Verify your email"));
 }
 
+/// Sets the process umask until dropped. The umask is process-wide: other
+/// tests creating files meanwhile get it too, which none of them minds.
+struct Umask(nix::sys::stat::Mode);
+
+impl Umask {
+    fn set(bits: u32) -> Umask {
+        use nix::sys::stat::{Mode, umask};
+        Umask(umask(Mode::from_bits_truncate(bits as nix::libc::mode_t)))
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        nix::sys::stat::umask(self.0);
+    }
+}
+
+/// Messages carry live reset tokens: the mail directory (and any parent it
+/// creates) is 0700 and each `.eml` 0600 even when the umask would let
+/// everyone read them; a mail directory an older version left open is
+/// restricted when the transport starts.
+#[tokio::test]
+async fn the_file_transport_is_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        format!(
+            "{:o}",
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("data").join("mail");
+    let old = dir.path().join("old-mail");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let from: lettre::message::Mailbox = "no-reply@auth.example.com".parse().unwrap();
+    {
+        let _umask = Umask::set(0);
+        let t = Transport::new(&TransportConfig::File(mail.clone())).unwrap();
+        // A temporary file left open by a crash of an older version.
+        let tmp = mail.join(format!(".{}.tmp", file_name(&[8; 16])));
+        std::fs::write(&tmp, b"partial").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        t.send(&from, &[7; 16], &letter()).await.unwrap();
+        t.send(&from, &[8; 16], &letter()).await.unwrap();
+        Transport::new(&TransportConfig::File(old.clone())).unwrap();
+    }
+    assert_eq!(mode(&dir.path().join("data")), "700");
+    assert_eq!(mode(&mail), "700");
+    assert_eq!(mode(&mail.join(file_name(&[7; 16]))), "600");
+    assert_eq!(mode(&mail.join(file_name(&[8; 16]))), "600");
+    assert_eq!(mode(&old), "700");
+}
+
 /// A real SMTP server: `python3 -m aiosmtpd` (PyPI `aiosmtpd`) on a free
 /// loopback port, storing what it receives in a Maildir; stopped by PID.
 struct SmtpServer {

@@ -100,7 +100,9 @@ impl Transport {
     pub fn new(cfg: &TransportConfig) -> Result<Transport, String> {
         match cfg {
             TransportConfig::File(dir) => {
-                std::fs::create_dir_all(dir)
+                // The messages carry live tokens: owner-only, like the rest
+                // of the data directory.
+                portcullis_storage::private_fs::ensure_dir(dir)
                     .map_err(|e| format!("cannot create mail directory {}: {e}", dir.display()))?;
                 Ok(Transport::File(dir.clone()))
             }
@@ -205,15 +207,16 @@ pub fn build(from: &Mailbox, id: &[u8; 16], letter: &Letter) -> Result<Message, 
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
 }
 
-/// Writes `bytes` to `dir/name` through a temporary file and a rename, so a
-/// reader never sees half a message and a retry replaces it whole.
+/// Writes `bytes` to `dir/name` (0600: it carries a live token) through a
+/// temporary file and a rename, so a reader never sees half a message and a
+/// retry replaces it whole.
 fn write_eml(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SendError> {
     use std::io::Write as _;
     let tmp = dir.join(format!(".{name}.tmp"));
     let io = |e: std::io::Error| {
         SendError::Transient(format!("writing {}: {e}", dir.join(name).display()))
     };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    let mut f = portcullis_storage::private_fs::create_file(&tmp).map_err(io)?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
     std::fs::rename(&tmp, dir.join(name)).map_err(io)?;
     if let Ok(d) = std::fs::File::open(dir) {

@@ -400,3 +400,68 @@ fn mail_queued_before_a_sigkill_is_delivered_exactly_once_after_the_restart() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Every directory (0700) and file (0600) under `root`, including `root`,
+/// that is open to the group or others, with its mode.
+fn not_owner_only(root: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != wanted || !(meta.is_dir() || meta.is_file()) {
+            open.push((path.clone(), mode));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+    }
+    open
+}
+
+/// The data directory holds password hashes, sessions, keys and, in `mail/`,
+/// messages with live reset tokens: nothing in it may be readable by another
+/// local user, whatever the umask the server was started with.
+#[test]
+fn everything_the_server_writes_is_owner_only() {
+    let root = tempfile::tempdir().unwrap();
+    // Not there yet: the server creates it, as on a first start.
+    let data = root.path().join("data");
+    let mut p = spawn(&data);
+    let c = Client { addr: p.addr };
+    let r = c.post_json(
+        "/v1/auth/register",
+        &json!({"email": "modes@example.com", "password": "password-1"}),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = c.post_json(
+        "/v1/password/forgot",
+        &json!({"email": "modes@example.com"}),
+        None,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let mut mails = Vec::new();
+    for _ in 0..400 {
+        mails = eml_files(&data);
+        if !mails.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(!mails.is_empty(), "the reset message was not written");
+    signal(&p, libc::SIGTERM);
+    assert!(p.child.wait().unwrap().success());
+    let open = not_owner_only(&data);
+    assert!(
+        open.is_empty(),
+        "open to other users: {:?}",
+        open.iter()
+            .map(|(p, m)| format!("{}/ {m:o}", p.strip_prefix(&data).unwrap_or(p).display()))
+            .collect::<Vec<_>>()
+    );
+}

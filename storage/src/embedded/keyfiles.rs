@@ -2,9 +2,9 @@
 //! in a 0700 directory. Written to a temporary file, fsynced, renamed, and the
 //! directory fsynced, so a crash leaves either the old key or the new one.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::codec;
@@ -18,9 +18,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
 }
 
 pub(crate) fn ensure_dir(dir: &Path) -> StoreResult<()> {
-    fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("cannot restrict {}", dir.display())))
+    crate::private_fs::ensure_dir(dir).map_err(io(format!("cannot create {}", dir.display())))
 }
 
 fn valid_kid(kid: &str) -> StoreResult<()> {
@@ -116,12 +114,7 @@ pub(crate) fn secret(dir: &Path, name: &str, candidate: [u8; 32]) -> StoreResult
 
 /// Writes `bytes` to a new owner-only (0600) file and fsyncs it.
 fn write_private(path: &Path, bytes: &[u8]) -> StoreResult<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    let mut f = crate::private_fs::create_file(path)
         .map_err(io(format!("cannot write {}", path.display())))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())

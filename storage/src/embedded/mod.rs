@@ -108,12 +108,18 @@ impl EmbeddedStore {
     /// message when the directory cannot be created, is not writable, or is
     /// locked by another running Portcullis.
     pub fn open(data_dir: &Path) -> StoreResult<EmbeddedStore> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot create data directory {}: {e}", data_dir.display()),
-            ))
-        })?;
+        let private = |dir: &Path| {
+            crate::private_fs::ensure_dir(dir).map_err(|e| {
+                StoreError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create or restrict {}: {e}", dir.display()),
+                ))
+            })
+        };
+        private(data_dir)?;
+        // fjall creates the files and directories inside with the process
+        // umask (the binary's is 077); the store directory itself is ours.
+        private(&data_dir.join(DB_DIR))?;
         let db = Database::builder(data_dir.join(DB_DIR))
             .manual_journal_persist(true)
             .open()
