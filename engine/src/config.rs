@@ -96,9 +96,13 @@ pub struct EngineConfig {
     pub key_publish_lead: Duration,
     /// Signing keys managed outside Portcullis (a mounted Secret): when set,
     /// `signing.pem` in this directory signs, every other `*.pem` is only
-    /// published, the directory is reread every [`KEYS_DIR_REREAD`], and no
+    /// published, the directory is reread every `keys_dir_reread`, and no
     /// key is generated, rotated or stored by the engine.
     pub signing_keys_dir: Option<PathBuf>,
+    /// How often `signing_keys_dir` is reread ([`KEYS_DIR_REREAD`]). A key
+    /// removed from it stops verifying at the next reread, cached
+    /// verifications included.
+    pub keys_dir_reread: Duration,
     /// Verified access tokens cached in memory.
     pub verified_token_cache: usize,
     /// User profiles and live sessions cached in memory (embedded token store only).
@@ -245,6 +249,7 @@ impl EngineConfig {
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(86_400),
             signing_keys_dir: None,
+            keys_dir_reread: KEYS_DIR_REREAD,
             verified_token_cache: 100_000,
             read_cache: 100_000,
             operation_timeout: Duration::from_secs(30),

@@ -238,7 +238,8 @@ impl Engine {
         let mut stop = self.background.stop.subscribe();
         tasks.push(self.core.handle.spawn(async move {
             let every = if core.cfg.signing_keys_dir.is_some() {
-                crate::config::KEYS_DIR_REREAD
+                // tokio's interval panics on zero.
+                core.cfg.keys_dir_reread.max(Duration::from_millis(10))
             } else {
                 Duration::from_secs(600)
             };

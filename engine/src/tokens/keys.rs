@@ -259,6 +259,11 @@ impl KeyRing {
         self.keys.iter().find(|(r, _)| r.kid == kid).map(|(_, k)| k)
     }
 
+    /// The ids of the published keys.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(r, _)| r.kid.as_str())
+    }
+
     /// The JWKS document (`{"keys": [...]}`), rendered once per load.
     pub fn jwks(&self) -> std::sync::Arc<[u8]> {
         self.jwks.clone()

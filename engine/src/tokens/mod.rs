@@ -57,10 +57,18 @@ pub struct VerifiedAccess {
     pub claims: Arc<AccessClaims>,
 }
 
+/// The installed key ring, and how many times a key was removed from it.
+struct Installed {
+    ring: Arc<KeyRing>,
+    /// Bumped whenever a ring replaces one with a key it lacks; a token
+    /// verified under an older count is not cached (see `verify_access`).
+    removals: u64,
+}
+
 /// Signs and verifies tokens.
 pub struct TokenService {
     cfg: TokenConfig,
-    ring: RwLock<Arc<KeyRing>>,
+    ring: RwLock<Installed>,
     chain: std::sync::OnceLock<refresh::Chain>,
     device: std::sync::OnceLock<device::DeviceKey>,
     verified: Cache<String, VerifiedAccess>,
@@ -98,7 +106,10 @@ impl TokenService {
         Ok(TokenService {
             verified: Cache::new(cfg.verified_cache_capacity.max(16)),
             cfg,
-            ring: RwLock::new(Arc::new(KeyRing::load(Vec::new(), 0))),
+            ring: RwLock::new(Installed {
+                ring: Arc::new(KeyRing::load(Vec::new(), 0)),
+                removals: 0,
+            }),
             chain: std::sync::OnceLock::new(),
             device: std::sync::OnceLock::new(),
             validation,
@@ -106,20 +117,48 @@ impl TokenService {
         })
     }
 
-    /// Replaces the key ring.
+    /// Replaces the key ring. When a key of the old ring is missing from
+    /// the new one (an operator removed it: compromised, or retired), every
+    /// verified token is forgotten, so none signed by that key is accepted
+    /// from the cache afterwards. Key-set changes are rare; the cache refills.
     pub fn set_keys(&self, ring: KeyRing) {
-        let mut slot = self
-            .ring
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *slot = Arc::new(ring);
+        let removed = {
+            let mut slot = self
+                .ring
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let removed: Vec<String> = slot
+                .ring
+                .kids()
+                .filter(|kid| ring.verifier(kid).is_none())
+                .map(str::to_owned)
+                .collect();
+            slot.ring = Arc::new(ring);
+            if !removed.is_empty() {
+                slot.removals += 1;
+            }
+            removed
+        };
+        if !removed.is_empty() {
+            // After the count is bumped: a verification that started under
+            // the old ring and caches after this clear sees the new count
+            // and takes its entry out again.
+            self.verified.clear();
+            tracing::info!(removed = ?removed, "signing keys removed; forgot every verified access token");
+        }
     }
 
     fn keys(&self) -> Arc<KeyRing> {
-        self.ring
+        self.installed().0
+    }
+
+    /// The ring and its removal count, read together.
+    fn installed(&self) -> (Arc<KeyRing>, u64) {
+        let slot = self
+            .ring
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (slot.ring.clone(), slot.removals)
     }
 
     /// Whether a key can sign at `now_ms` (readiness).
@@ -257,16 +296,28 @@ impl TokenService {
             }
             return Ok(hit);
         }
-        let result = self.verify_uncached(token, now);
+        let (keys, removals) = self.installed();
+        let result = self.verify_uncached(&keys, token, now);
         let label = if result.is_ok() { "ok" } else { "invalid" };
         metrics::counter!(m::TOKEN_VERIFICATIONS_TOTAL, "cache" => "miss", "result" => label)
             .increment(1);
         let v = result?;
         self.verified.insert(token.to_owned(), v.clone());
+        if self.installed().1 != removals {
+            // A key was removed while this token was being verified: it may
+            // have been the signer, and the flush may have run before the
+            // insert. Accept this once (it verified), but do not cache it.
+            self.verified.remove(token);
+        }
         Ok(v)
     }
 
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<VerifiedAccess, TokenProblem> {
+    fn verify_uncached(
+        &self,
+        keys: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<VerifiedAccess, TokenProblem> {
         if token.len() > MAX_ACCESS_TOKEN_LEN {
             return Err(TokenProblem::Invalid);
         }
@@ -275,7 +326,6 @@ impl TokenService {
             return Err(TokenProblem::Invalid);
         }
         let kid = header.kid.ok_or(TokenProblem::Invalid)?;
-        let keys = self.keys();
         let key = keys.verifier(&kid).ok_or(TokenProblem::Invalid)?;
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &self.validation)

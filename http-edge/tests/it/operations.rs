@@ -239,3 +239,69 @@ fn operator_managed_keys_sign_from_signing_pem_and_publish_the_rest() {
     // And accepted by the server itself.
     assert_eq!(c.get("/v1/users/me", Some(token)).status, 200);
 }
+
+/// An operator removes a signing key (say it leaked): tokens it signed must
+/// stop verifying at the next reread of the keys directory, including the
+/// ones the server already verified and cached.
+#[test]
+fn a_removed_operator_key_stops_verifying_its_tokens_even_cached_ones() {
+    let keys = tempfile::tempdir().unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pem = |der: &[u8]| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+    };
+    let key_a = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let key_b = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let signing = keys.path().join("signing.pem");
+    std::fs::write(&signing, pem(key_a.as_ref())).unwrap();
+    let dir = keys.path().to_owned();
+    let srv = TestServer::with(move |e, _| {
+        e.signing_keys_dir = Some(dir);
+        e.keys_dir_reread = std::time::Duration::from_millis(200);
+    });
+    let c = srv.client();
+    let kids = || -> BTreeSet<String> {
+        c.get("/.well-known/jwks.json", None).json()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| s(&k["kid"]).to_owned())
+            .collect()
+    };
+    let reg = srv.register("removed-key@example.com", "password-1");
+    let token = s(&reg["access_token"]).to_owned();
+    let header: Value =
+        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let kid_a = s(&header["kid"]).to_owned();
+    assert_eq!(kids(), BTreeSet::from([kid_a.clone()]));
+    // Verified, and so cached.
+    assert_eq!(c.get("/v1/users/me", Some(&token)).status, 200);
+    assert_eq!(c.get("/v1/users/me", Some(&token)).status, 200);
+
+    // Key B replaces A, and A is gone entirely (written aside, then renamed
+    // over: a reread never sees half a file).
+    let aside = keys.path().join("signing.pem.new");
+    std::fs::write(&aside, pem(key_b.as_ref())).unwrap();
+    std::fs::rename(&aside, &signing).unwrap();
+    let mut published = kids();
+    for _ in 0..400 {
+        if !published.contains(&kid_a) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        published = kids();
+    }
+    assert!(
+        !published.contains(&kid_a) && published.len() == 1,
+        "the reread did not drop key A: {published:?}"
+    );
+
+    c.get("/v1/users/me", Some(&token))
+        .problem(401, "invalid_token");
+    // Tokens signed by the new key work.
+    let r = srv.login("removed-key@example.com", "password-1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let fresh = s(&r.json()["access_token"]).to_owned();
+    assert_eq!(c.get("/v1/users/me", Some(&fresh)).status, 200);
+}
