@@ -6,6 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
+use crate::json::{Field, nullable, optional, required};
+
 /// `POST /v1/auth/register`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,12 @@ pub struct RegisterRequest {
     /// Display name (1 to 200 characters).
     #[serde(default)]
     pub name: Option<String>,
+}
+
+impl RegisterRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] =
+        &[required("email"), required("password"), optional("name")];
 }
 
 /// `POST /v1/auth/login`.
@@ -39,6 +47,15 @@ pub struct LoginRequest {
     pub device_token: Option<Zeroizing<String>>,
 }
 
+impl LoginRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[
+        required("email"),
+        required("password"),
+        optional("device_token"),
+    ];
+}
+
 /// `POST /v1/auth/refresh`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +63,11 @@ pub struct RefreshRequest {
     /// The current refresh token of the session.
     #[schema(value_type = String)]
     pub refresh_token: Zeroizing<String>,
+}
+
+impl RefreshRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("refresh_token")];
 }
 
 /// `PATCH /v1/users/me`: absent fields stay, `null` clears.
@@ -62,6 +84,11 @@ pub struct UpdateMeRequest {
     pub picture_url: Option<Option<String>>,
 }
 
+impl UpdateMeRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[nullable("name"), nullable("picture_url")];
+}
+
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
@@ -75,12 +102,22 @@ pub struct ConfirmTokenRequest {
     pub token: Zeroizing<String>,
 }
 
+impl ConfirmTokenRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("token")];
+}
+
 /// `POST /v1/password/forgot`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPasswordRequest {
     /// The account's email address.
     pub email: String,
+}
+
+impl ForgotPasswordRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("email")];
 }
 
 /// `POST /v1/password/reset`.
@@ -95,6 +132,11 @@ pub struct ResetPasswordRequest {
     pub new_password: Zeroizing<String>,
 }
 
+impl ResetPasswordRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("token"), required("new_password")];
+}
+
 /// `POST /v1/password/change`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +149,11 @@ pub struct ChangePasswordRequest {
     pub new_password: Zeroizing<String>,
 }
 
+impl ChangePasswordRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("current_password"), required("new_password")];
+}
+
 /// `POST /v1/email/change`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +163,11 @@ pub struct EmailChangeRequest {
     /// The current password (re-verified; wrong ones count toward the lockout).
     #[schema(value_type = String)]
     pub password: Zeroizing<String>,
+}
+
+impl EmailChangeRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("new_email"), required("password")];
 }
 
 /// `POST /v1/auth/login` when TOTP is on: the password was right, now the code.
@@ -140,12 +192,22 @@ pub struct LoginMfaRequest {
     pub code: String,
 }
 
+impl LoginMfaRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("mfa_token"), required("code")];
+}
+
 /// `POST /v1/mfa/totp/confirm` and `/disable`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaCodeRequest {
     /// A current 6-digit TOTP code.
     pub code: String,
+}
+
+impl MfaCodeRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("code")];
 }
 
 /// `POST /v1/mfa/totp/enroll`.
@@ -157,6 +219,11 @@ pub struct TotpEnrollRequest {
     pub password: Zeroizing<String>,
 }
 
+impl TotpEnrollRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("password")];
+}
+
 /// `POST /v1/mfa/totp/disable`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +233,11 @@ pub struct TotpDisableRequest {
     /// The current password.
     #[schema(value_type = String, format = Password)]
     pub password: Zeroizing<String>,
+}
+
+impl TotpDisableRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("code"), required("password")];
 }
 
 /// `POST /v1/mfa/totp/enroll`.
@@ -194,6 +266,11 @@ pub struct TokenRequest {
     /// `access_token` or `refresh_token`.
     #[serde(default)]
     pub token_type_hint: Option<String>,
+}
+
+impl TokenRequest {
+    /// The body's fields, as its handler reads them.
+    pub const FIELDS: &'static [Field] = &[required("token"), optional("token_type_hint")];
 }
 
 /// A user.

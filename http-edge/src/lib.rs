@@ -21,6 +21,14 @@ pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 
+/// What the fuzz targets (`fuzz/`, a cargo-fuzz package outside the
+/// workspace) reach that is otherwise private: the strict JSON body reader.
+/// Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::json::{Field, Kind, parse_bytes};
+}
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{App, json};
 use crate::dto::*;
-use crate::json::{self as body, nullable, optional, required};
+use crate::json as body;
 use crate::problem::{EdgeError, Problem};
 use crate::ratelimit::Limited;
 use crate::server::{Body, Request, Response};
@@ -99,10 +99,7 @@ fn done(outcome: Outcome) -> Result<Response, EdgeError> {
 )]
 pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Register)?;
-    let b: RegisterRequest = body::parse(
-        req,
-        &[required("email"), required("password"), optional("name")],
-    )?;
+    let b: RegisterRequest = body::parse(req, RegisterRequest::FIELDS)?;
     let mut errors = Vec::new();
     let name = match b.name.as_deref() {
         None => None,
@@ -145,14 +142,7 @@ pub fn register(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 )]
 pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Login)?;
-    let b: LoginRequest = body::parse(
-        req,
-        &[
-            required("email"),
-            required("password"),
-            optional("device_token"),
-        ],
-    )?;
+    let b: LoginRequest = body::parse(req, LoginRequest::FIELDS)?;
     let (email, password) = credentials(&b.email, b.password, Vec::new())?;
     match call(
         app,
@@ -192,7 +182,7 @@ pub fn login(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 )]
 pub fn login_mfa(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Login)?;
-    let b: LoginMfaRequest = body::parse(req, &[required("mfa_token"), required("code")])?;
+    let b: LoginMfaRequest = body::parse(req, LoginMfaRequest::FIELDS)?;
     tokens_response(
         200,
         call(
@@ -222,7 +212,7 @@ pub fn login_mfa(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 pub fn enroll_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Credential)?;
     let token = authenticated(req)?;
-    let b: TotpEnrollRequest = body::parse(req, &[required("password")])?;
+    let b: TotpEnrollRequest = body::parse(req, TotpEnrollRequest::FIELDS)?;
     let password = Password::parse("password", b.password).map_err(|e| validation(vec![e]))?;
     match call(
         app,
@@ -261,7 +251,7 @@ pub fn enroll_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> 
 pub fn confirm_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Credential)?;
     let token = authenticated(req)?;
-    let b: MfaCodeRequest = body::parse(req, &[required("code")])?;
+    let b: MfaCodeRequest = body::parse(req, MfaCodeRequest::FIELDS)?;
     match call(
         app,
         Command::ConfirmTotp {
@@ -295,7 +285,7 @@ pub fn confirm_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError>
 pub fn disable_totp(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Credential)?;
     let token = authenticated(req)?;
-    let b: TotpDisableRequest = body::parse(req, &[required("code"), required("password")])?;
+    let b: TotpDisableRequest = body::parse(req, TotpDisableRequest::FIELDS)?;
     let password = Password::parse("password", b.password).map_err(|e| validation(vec![e]))?;
     done(call(
         app,
@@ -332,7 +322,7 @@ fn authenticated(req: &Request<'_>) -> Result<Bearer, EdgeError> {
 )]
 pub fn refresh(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Refresh)?;
-    let b: RefreshRequest = body::parse(req, &[required("refresh_token")])?;
+    let b: RefreshRequest = body::parse(req, RefreshRequest::FIELDS)?;
     tokens_response(
         200,
         call(
@@ -421,7 +411,7 @@ pub fn request_email_verification(app: &App, req: &Request<'_>) -> Result<Respon
 )]
 pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::TokenConfirm)?;
-    let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
+    let b: ConfirmTokenRequest = body::parse(req, ConfirmTokenRequest::FIELDS)?;
     user_response(call(
         app,
         Command::ConfirmEmailVerification { token: b.token },
@@ -440,7 +430,7 @@ pub fn confirm_email_verification(app: &App, req: &Request<'_>) -> Result<Respon
 )]
 pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::PasswordForgot)?;
-    let b: ForgotPasswordRequest = body::parse(req, &[required("email")])?;
+    let b: ForgotPasswordRequest = body::parse(req, ForgotPasswordRequest::FIELDS)?;
     let email = Email::parse("email", &b.email).map_err(|e| validation(vec![e]))?;
     accepted(call(
         app,
@@ -464,7 +454,7 @@ pub fn forgot_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
 )]
 pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::TokenConfirm)?;
-    let b: ResetPasswordRequest = body::parse(req, &[required("token"), required("new_password")])?;
+    let b: ResetPasswordRequest = body::parse(req, ResetPasswordRequest::FIELDS)?;
     let new_password =
         Password::parse("new_password", b.new_password).map_err(|e| validation(vec![e]))?;
     done(call(
@@ -492,10 +482,7 @@ pub fn reset_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErro
 pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Credential)?;
     let token = authenticated(req)?;
-    let b: ChangePasswordRequest = body::parse(
-        req,
-        &[required("current_password"), required("new_password")],
-    )?;
+    let b: ChangePasswordRequest = body::parse(req, ChangePasswordRequest::FIELDS)?;
     let mut errors = Vec::new();
     let current = Password::parse("current_password", b.current_password)
         .map_err(|e| errors.push(e))
@@ -533,7 +520,7 @@ pub fn change_password(app: &App, req: &Request<'_>) -> Result<Response, EdgeErr
 pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Credential)?;
     let token = authenticated(req)?;
-    let b: EmailChangeRequest = body::parse(req, &[required("new_email"), required("password")])?;
+    let b: EmailChangeRequest = body::parse(req, EmailChangeRequest::FIELDS)?;
     let mut errors = Vec::new();
     let new_email = Email::parse("new_email", &b.new_email)
         .map_err(|e| errors.push(e))
@@ -569,7 +556,7 @@ pub fn request_email_change(app: &App, req: &Request<'_>) -> Result<Response, Ed
 )]
 pub fn confirm_email_change(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::TokenConfirm)?;
-    let b: ConfirmTokenRequest = body::parse(req, &[required("token")])?;
+    let b: ConfirmTokenRequest = body::parse(req, ConfirmTokenRequest::FIELDS)?;
     user_response(call(app, Command::ConfirmEmailChange { token: b.token })?)
 }
 
@@ -614,7 +601,7 @@ pub fn update_me(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
             portcullis_engine::TokenProblem::Missing,
         )));
     }
-    let b: UpdateMeRequest = body::parse(req, &[nullable("name"), nullable("picture_url")])?;
+    let b: UpdateMeRequest = body::parse(req, UpdateMeRequest::FIELDS)?;
     let mut errors = Vec::new();
     let name = match b.name {
         None => Patch::Keep,
@@ -698,39 +685,38 @@ pub fn delete_session(app: &App, req: &Request<'_>) -> Result<Response, EdgeErro
 
 /// Reads `token` and `token_type_hint` from a JSON or form body.
 fn token_request(req: &Request<'_>) -> Result<(Zeroizing<String>, Option<TokenHint>), EdgeError> {
-    let (token, hint) = if body::media_type(req).as_deref()
-        == Some("application/x-www-form-urlencoded")
-    {
-        let mut token = None;
-        let mut hint = None;
-        for (k, v) in form_urlencoded::parse(req.body) {
-            // RFC 6749 3.1: a parameter must not be included more than once
-            // (a proxy and the server must never read different values).
-            let twice = |field: &'static str| {
-                validation(vec![FieldError {
-                    field,
-                    message: "is given more than once".into(),
-                }])
-            };
-            match &*k {
-                "token" if token.is_some() => return Err(twice("token")),
-                "token_type_hint" if hint.is_some() => return Err(twice("token_type_hint")),
-                "token" => token = Some(Zeroizing::new(v.into_owned())),
-                "token_type_hint" => hint = Some(v.into_owned()),
-                _ => {}
+    let (token, hint) =
+        if body::media_type(req).as_deref() == Some("application/x-www-form-urlencoded") {
+            let mut token = None;
+            let mut hint = None;
+            for (k, v) in form_urlencoded::parse(req.body) {
+                // RFC 6749 3.1: a parameter must not be included more than once
+                // (a proxy and the server must never read different values).
+                let twice = |field: &'static str| {
+                    validation(vec![FieldError {
+                        field,
+                        message: "is given more than once".into(),
+                    }])
+                };
+                match &*k {
+                    "token" if token.is_some() => return Err(twice("token")),
+                    "token_type_hint" if hint.is_some() => return Err(twice("token_type_hint")),
+                    "token" => token = Some(Zeroizing::new(v.into_owned())),
+                    "token_type_hint" => hint = Some(v.into_owned()),
+                    _ => {}
+                }
             }
-        }
-        let token = token.ok_or_else(|| {
-            validation(vec![FieldError {
-                field: "token",
-                message: "is required".into(),
-            }])
-        })?;
-        (token, hint)
-    } else {
-        let b: TokenRequest = body::parse(req, &[required("token"), optional("token_type_hint")])?;
-        (b.token, b.token_type_hint)
-    };
+            let token = token.ok_or_else(|| {
+                validation(vec![FieldError {
+                    field: "token",
+                    message: "is required".into(),
+                }])
+            })?;
+            (token, hint)
+        } else {
+            let b: TokenRequest = body::parse(req, TokenRequest::FIELDS)?;
+            (b.token, b.token_type_hint)
+        };
     let hint = match hint.as_deref() {
         Some("access_token") => Some(TokenHint::AccessToken),
         Some("refresh_token") => Some(TokenHint::RefreshToken),
