@@ -17,8 +17,9 @@ pub const FILE_MODE: u32 = 0o600;
 /// Creates `dir` and its missing parents as 0700, and restricts an existing
 /// `dir` that others may enter (made by an older version, or by hand) to
 /// 0700. A directory owned by another user (the root of a mounted volume)
-/// cannot be restricted: that is logged, not an error, because what
-/// Portcullis creates inside it is private anyway.
+/// cannot be restricted, and a shared one (sticky bit: `/tmp`) must not be:
+/// both are logged, not errors, because what Portcullis creates inside is
+/// private anyway.
 pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new()
         .recursive(true)
@@ -26,6 +27,14 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
         .create(dir)?;
     let mode = fs::metadata(dir)?.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    if mode & 0o1000 != 0 {
+        tracing::warn!(
+            path = %dir.display(),
+            mode = format!("{mode:o}"),
+            "directory is shared (sticky bit): not restricting it; give Portcullis a directory of its own"
+        );
         return Ok(());
     }
     match fs::set_permissions(dir, Permissions::from_mode(DIR_MODE)) {
@@ -77,6 +86,12 @@ mod tests {
         fs::set_permissions(&deep, Permissions::from_mode(0o755)).unwrap();
         ensure_dir(&deep).unwrap();
         assert_eq!(mode(&deep), 0o700);
+        // A shared directory (like /tmp) is left as it is.
+        let shared = root.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, Permissions::from_mode(0o1777)).unwrap();
+        ensure_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o1777);
     }
 
     #[test]
