@@ -154,13 +154,26 @@ impl TestServer {
             .unwrap();
         let clock = ManualClock::starting_now();
         let engine = match users {
-            None => rt
-                .block_on(Engine::start(
-                    cfg.engine,
-                    clock.clone(),
-                    rt.handle().clone(),
-                ))
-                .unwrap(),
+            None => {
+                // A server reopening the data directory of one just stopped
+                // may find it still locked for a moment: connections the
+                // stopped server was closing can hold its store briefly.
+                let mut tries = 0;
+                loop {
+                    match rt.block_on(Engine::start(
+                        cfg.engine.clone(),
+                        clock.clone(),
+                        rt.handle().clone(),
+                    )) {
+                        Ok(e) => break e,
+                        Err(e) if e.to_string().contains("in use") && tries < 100 => {
+                            tries += 1;
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        Err(e) => panic!("the engine did not start: {e}"),
+                    }
+                }
+            }
             Some(users) => {
                 let TokenStoreConfig::RedisCluster(rc) = cfg.engine.token_store.clone() else {
                     panic!("pods share a Redis Cluster token store");

@@ -168,13 +168,99 @@ impl Drop for Committer {
     }
 }
 
+/// Sessions stored per user (live or not yet purged), as far as the
+/// writer has counted them: filled by one scan of a user's sessions the
+/// first time it is needed, then kept by every write, so a new session
+/// under the per-user cap reads no other session. For a user that reached
+/// the cap the writer also keeps its sessions in last-use order, so each
+/// further sign-in ends the least recently used without a scan. Bounded:
+/// emptied (and refilled lazily) past [`MAX_COUNTED_USERS`].
+#[derive(Default)]
+pub(crate) struct SessionCounts(std::collections::HashMap<[u8; 16], Counted>);
+
+/// A user's sessions in order of use: session id -> last use, and the
+/// same ordered by use.
+type UseOrder = (
+    std::collections::HashMap<[u8; 16], u64>,
+    std::collections::BTreeSet<(u64, [u8; 16])>,
+);
+
+#[derive(Default)]
+struct Counted {
+    n: u32,
+    /// Kept once the user reached the cap.
+    lru: Option<UseOrder>,
+}
+
+/// Users whose session count is kept at most.
+const MAX_COUNTED_USERS: usize = 1 << 20;
+
+impl SessionCounts {
+    fn entry(&mut self, t: &Tables, user: UserId) -> StoreResult<&mut Counted> {
+        if !self.0.contains_key(&user.0) {
+            let mut n = 0u32;
+            for item in t.sessions.prefix(user.0) {
+                item.into_inner().map_err(fjall_err)?;
+                n = n.saturating_add(1);
+            }
+            if self.0.len() >= MAX_COUNTED_USERS {
+                self.0.clear();
+            }
+            self.0.insert(
+                user.0,
+                Counted {
+                    n,
+                    ..Counted::default()
+                },
+            );
+        }
+        self.0
+            .get_mut(&user.0)
+            .ok_or_else(|| StoreError::Backend("session count vanished".into()))
+    }
+
+    /// A session of `user` was deleted.
+    fn deleted(&mut self, user: [u8; 16], sid: [u8; 16]) {
+        if let Some(c) = self.0.get_mut(&user) {
+            c.n = c.n.saturating_sub(1);
+            if let Some((by_id, order)) = &mut c.lru
+                && let Some(used) = by_id.remove(&sid)
+            {
+                order.remove(&(used, sid));
+            }
+        }
+    }
+
+    /// Every session of `user` was deleted.
+    fn cleared(&mut self, user: UserId) {
+        if let Some(c) = self.0.get_mut(&user.0) {
+            *c = Counted::default();
+        }
+    }
+
+    /// A session of `user` was used (rotated) at `at`.
+    fn used(&mut self, user: UserId, sid: SessionId, at: u64) {
+        if let Some(Counted {
+            lru: Some((by_id, order)),
+            ..
+        }) = self.0.get_mut(&user.0)
+            && let Some(used) = by_id.get_mut(&sid.0)
+        {
+            order.remove(&(*used, sid.0));
+            *used = at;
+            order.insert((at, sid.0));
+        }
+    }
+}
+
 fn run(tables: Tables, mut rx: mpsc::Receiver<Request>, healthy: Arc<AtomicBool>) {
     let mut group: Vec<(oneshot::Sender<StoreResult<Done>>, StoreResult<Done>)> =
         Vec::with_capacity(MAX_GROUP);
+    let mut counts = SessionCounts::default();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(req) = next {
-            let result = apply(&tables, req.op);
+            let result = apply(&tables, &mut counts, req.op);
             group.push((req.reply, result));
             next = if group.len() < MAX_GROUP {
                 rx.try_recv().ok()
@@ -203,7 +289,7 @@ fn run(tables: Tables, mut rx: mpsc::Receiver<Request>, healthy: Arc<AtomicBool>
     }
 }
 
-fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
+fn apply(t: &Tables, counts: &mut SessionCounts, op: Op) -> StoreResult<Done> {
     match op {
         Op::CreateUser(u) => {
             if t.emails
@@ -292,12 +378,13 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
             t.outbox_len.fetch_add(added, Ordering::Relaxed);
             Ok(Done::Unit)
         }
-        Op::PutSession(s, cap) => put_session(t, &s, cap).map(Done::Deleted),
+        Op::PutSession(s, cap) => put_session(t, counts, &s, cap).map(Done::Deleted),
         Op::DeleteSession(user, sid) => {
             let key = session_key(user, sid);
             let existed = t.sessions.contains_key(key).map_err(fjall_err)?;
             if existed {
                 t.sessions.remove(key).map_err(fjall_err)?;
+                counts.deleted(user.0, sid.0);
             }
             Ok(Done::Existed(existed))
         }
@@ -312,10 +399,19 @@ fn apply(t: &Tables, op: Op) -> StoreResult<Done> {
                 b.remove(&t.sessions, k);
             }
             b.commit().map_err(fjall_err)?;
+            counts.cleared(user);
             Ok(Done::Deleted(ids))
         }
-        Op::Rotate(req) => rotate(t, &req).map(Done::Rotated),
-        Op::DeleteExpired(keys, now_ms) => delete_expired(t, &keys, now_ms).map(Done::Count),
+        Op::Rotate(req) => {
+            let r = rotate(t, &req)?;
+            if matches!(r, RotateOutcome::Rotated(_)) {
+                counts.used(req.user_id, req.session_id, req.now_ms);
+            }
+            Ok(Done::Rotated(r))
+        }
+        Op::DeleteExpired(keys, now_ms) => {
+            delete_expired(t, counts, &keys, now_ms).map(Done::Count)
+        }
         Op::Sync => Ok(Done::Unit),
     }
 }
@@ -363,43 +459,69 @@ fn queue_mail(
 
 /// Stores `s`, then keeps at most `cap` sessions of its user: the others,
 /// least recently used first, are deleted in the same batch. Returns the
-/// ids deleted.
-fn put_session(t: &Tables, s: &SessionRecord, cap: usize) -> StoreResult<Vec<SessionId>> {
+/// ids deleted. Under the cap this reads no other session (the writer keeps
+/// each user's count); the first time a user reaches it, one scan orders
+/// its sessions by last use, kept from then on.
+fn put_session(
+    t: &Tables,
+    counts: &mut SessionCounts,
+    s: &SessionRecord,
+    cap: usize,
+) -> StoreResult<Vec<SessionId>> {
+    let key = session_key(s.user_id, s.id);
+    let new = !t.sessions.contains_key(key).map_err(fjall_err)?;
+    let c = counts.entry(t, s.user_id)?;
+    let after = c.n + u32::from(new);
     let mut b = t.db.batch();
-    b.insert(
-        &t.sessions,
-        session_key(s.user_id, s.id),
-        codec::encode_session(s),
-    );
+    b.insert(&t.sessions, key, codec::encode_session(s));
     let mut evicted = Vec::new();
-    if cap > 0 {
-        let mut others: Vec<(u64, SessionId)> = Vec::new();
+    if cap > 0 && after as usize > cap && c.lru.is_none() {
+        let mut by_id = std::collections::HashMap::new();
+        let mut order = std::collections::BTreeSet::new();
         for item in t.sessions.prefix(s.user_id.0) {
             let (_, v) = item.into_inner().map_err(fjall_err)?;
             let o = codec::decode_session(&v)?;
-            if o.id != s.id {
-                others.push((o.last_used_at_ms, o.id));
-            }
+            by_id.insert(o.id.0, o.last_used_at_ms);
+            order.insert((o.last_used_at_ms, o.id.0));
         }
-        if others.len() >= cap {
-            others.sort_unstable();
-            let excess = others.len() + 1 - cap;
-            for (_, sid) in others.into_iter().take(excess) {
-                b.remove(&t.sessions, session_key(s.user_id, sid));
-                evicted.push(sid);
-            }
+        c.lru = Some((by_id, order));
+    }
+    if let Some((by_id, order)) = &mut c.lru {
+        // The new session joins the order (or moves, when replaced).
+        if let Some(old) = by_id.insert(s.id.0, s.last_used_at_ms) {
+            order.remove(&(old, s.id.0));
+        }
+        order.insert((s.last_used_at_ms, s.id.0));
+        while cap > 0 && by_id.len() > cap {
+            let Some(&(used, sid)) = order.iter().find(|(_, id)| *id != s.id.0) else {
+                break;
+            };
+            order.remove(&(used, sid));
+            by_id.remove(&sid);
+            b.remove(&t.sessions, session_key(s.user_id, SessionId(sid)));
+            evicted.push(SessionId(sid));
         }
     }
-    b.commit().map_err(fjall_err)?;
+    c.n = after - evicted.len() as u32;
+    if let Err(e) = b.commit() {
+        // Counted as if written: forget the user, to be counted afresh.
+        counts.0.remove(&s.user_id.0);
+        return Err(fjall_err(e));
+    }
     Ok(evicted)
 }
 
 /// Deletes the given sessions that are (still) expired: the keys were
 /// collected by a scan outside the writer, and a session may have been
 /// refreshed since.
-fn delete_expired(t: &Tables, keys: &[[u8; 32]], now_ms: u64) -> StoreResult<u64> {
+fn delete_expired(
+    t: &Tables,
+    counts: &mut SessionCounts,
+    keys: &[[u8; 32]],
+    now_ms: u64,
+) -> StoreResult<u64> {
     let mut b = t.db.batch();
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for key in keys {
         let Some(v) = t.sessions.get(key).map_err(fjall_err)? else {
             continue;
@@ -407,9 +529,16 @@ fn delete_expired(t: &Tables, keys: &[[u8; 32]], now_ms: u64) -> StoreResult<u64
         let expired = codec::decode_session(&v).map_or(true, |s| !s.is_live(now_ms));
         if expired {
             b.remove(&t.sessions, *key);
-            removed += 1;
+            removed.push(key);
         }
     }
     b.commit().map_err(fjall_err)?;
-    Ok(removed)
+    for key in &removed {
+        let mut user = [0u8; 16];
+        user.copy_from_slice(&key[..16]);
+        let mut sid = [0u8; 16];
+        sid.copy_from_slice(&key[16..]);
+        counts.deleted(user, sid);
+    }
+    Ok(removed.len() as u64)
 }

@@ -162,3 +162,78 @@ async fn queued_mail_survives_a_reopen_until_deleted() {
     let s = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(s.due_mail(u64::MAX, 10).await.unwrap(), vec![]);
 }
+
+/// The writer's own count and last-use order of a user's sessions agree
+/// with the store through creations, rotations, deletions and purges: the
+/// cap always ends exactly the least recently used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cap_follows_use_without_rescanning() {
+    use crate::model::RotateRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let cap = 5;
+    let user = sample_session(7, 0, 0).user_id;
+    // (last use, id) of every session the model says is live.
+    let mut model: Vec<(u64, u8)> = Vec::new();
+    let mut now = 1_000u64;
+    for n in 1..=30u8 {
+        now += 10;
+        let mut s = sample_session(7, n, n);
+        s.created_at_ms = now;
+        s.last_used_at_ms = now;
+        s.rotated_at_ms = now;
+        s.expires_at_ms = u64::MAX / 2;
+        s.max_expires_at_ms = u64::MAX / 2;
+        let evicted = store.create_session(&s, cap).await.unwrap();
+        model.push((now, n));
+        model.sort_unstable();
+        let mut expected = Vec::new();
+        while model.len() > cap {
+            expected.push(SessionId([model.remove(0).1; 16]));
+        }
+        assert_eq!(evicted, expected, "after session {n}");
+        // Use the oldest remaining session now and then.
+        if n % 3 == 0 {
+            now += 1;
+            let (_, oldest) = model[0];
+            let r = store
+                .rotate_refresh(&RotateRequest {
+                    user_id: user,
+                    session_id: SessionId([oldest; 16]),
+                    expected_hash: [oldest; 32],
+                    expected_generation: 0,
+                    new_hash: [oldest; 32],
+                    now_ms: now,
+                    new_expires_at_ms: u64::MAX / 2,
+                })
+                .await
+                .unwrap();
+            // Only a session's first rotation matches [id; 32] at generation 0.
+            if matches!(r, crate::model::RotateOutcome::Rotated(_)) {
+                model[0].0 = now;
+                model.sort_unstable();
+            }
+        }
+        // And delete one now and then.
+        if n % 7 == 0 {
+            let (_, gone) = model.remove(model.len() / 2);
+            assert!(
+                store
+                    .delete_session(user, SessionId([gone; 16]))
+                    .await
+                    .unwrap()
+            );
+        }
+        let mut live: Vec<u8> = store
+            .list_sessions(user, now)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id.0[0])
+            .collect();
+        live.sort_unstable();
+        let mut want: Vec<u8> = model.iter().map(|(_, id)| *id).collect();
+        want.sort_unstable();
+        assert_eq!(live, want, "after session {n}");
+    }
+}
