@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub password_hash: HashScheme,
     /// Hash pool threads; 0 means the number of available cores.
     pub hash_threads: usize,
+    /// How many steps below the process's CPU priority the hash threads run
+    /// (0: the same): request handling goes first when both compete.
+    pub hash_nice: i32,
     /// Hash jobs that may wait beyond the running ones; 0 means 4 per thread
     /// (a login waits at most four hashes, about 80 ms at OWASP settings,
     /// before a thread takes it; beyond, it is refused at once).
@@ -224,6 +227,7 @@ impl EngineConfig {
             password_hash: HashScheme::default(),
             hash_threads: 0,
             hash_queue: 0,
+            hash_nice: 10,
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             session_max_age: Duration::from_secs(90 * 86_400),

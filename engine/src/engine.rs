@@ -132,12 +132,13 @@ impl Engine {
         users: Arc<dyn UserStore>,
         tokens: Arc<dyn TokenStore>,
     ) -> Result<Engine, StartError> {
-        let hash = HashPool::new(
+        let hash = HashPool::with_niceness(
             cfg.password_hash,
             PoolSize {
                 threads: cfg.effective_hash_threads(),
                 queue: cfg.effective_hash_queue(),
             },
+            cfg.hash_nice,
         )
         .map_err(|e| StartError::HashPool(e.to_string()))?;
         if !cfg.password_hash.meets_owasp_minimum() {

@@ -100,6 +100,7 @@ settings! {
     PASSWORD_HASH: "password-hash", "PORTCULLIS_PASSWORD_HASH", "argon2id:m=19456,t=2,p=1", "SCHEME", "Scheme for new password hashes (argon2id:m=..,t=..,p=.. or pbkdf2-sha256:i=..)";
     HASH_THREADS: "hash-threads", "PORTCULLIS_HASH_THREADS", "0", "N", "Password hash threads (0: one per core)";
     HASH_QUEUE: "hash-queue", "PORTCULLIS_HASH_QUEUE", "0", "N", "Hash jobs that may wait before logins get 503 overloaded at once (0: 4 per thread, so a login waits at most four hashes)";
+    HASH_NICE: "hash-nice", "PORTCULLIS_HASH_NICE", "10", "N", "How many steps below the process's CPU priority the hash threads run (0..19; 0: the same), so request handling goes first when they compete";
     SHARDS: "shards", "PORTCULLIS_SHARDS", "0", "N", "Shard actors (0: four per core)";
     SHARD_CAPACITY: "shard-capacity", "PORTCULLIS_SHARD_CAPACITY", "4096", "N", "Operations admitted per shard before 503 overloaded";
     ACCESS_TOKEN_TTL: "access-token-ttl", "PORTCULLIS_ACCESS_TOKEN_TTL", "15m", "DURATION", "Access-token lifetime";
@@ -346,6 +347,10 @@ impl Config {
         })?;
         engine.hash_threads = r.num(&HASH_THREADS)?;
         engine.hash_queue = r.num(&HASH_QUEUE)?;
+        engine.hash_nice = r.parse(&HASH_NICE, |v| match v.parse::<i32>() {
+            Ok(n) if (0..=19).contains(&n) => Ok(n),
+            _ => Err("expected a whole number from 0 to 19".to_owned()),
+        })?;
         engine.shards = r.num(&SHARDS)?;
         engine.shard_capacity = r.parse(&SHARD_CAPACITY, |v| match v.parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),

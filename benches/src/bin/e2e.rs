@@ -198,8 +198,8 @@ where
 }
 
 /// [`run`]; with `polite`, a client answered 503 waits the `Retry-After`
-/// (1 s) before its next request, as a well-behaved client does (the wait
-/// is not part of any latency).
+/// (1 s, plus up to 250 ms of jitter) before its next request, as a
+/// well-behaved client does (the wait is not part of any latency).
 fn run_with<F>(
     name: &str,
     srv: &Server,
@@ -226,6 +226,7 @@ where
                     let mut conn = Conn::open(srv.api);
                     let mut lat = Vec::with_capacity(100_000);
                     let mut lat_503 = Vec::new();
+                    let mut jitter: u64 = 0x9e37_79b9_7f4a_7c15 ^ (u as *const User as u64);
                     let mut statuses = BTreeMap::new();
                     while Instant::now() < deadline {
                         let t = Instant::now();
@@ -236,7 +237,13 @@ where
                         } else if status == 503 {
                             lat_503.push(t.elapsed().as_micros() as u64);
                             if polite {
-                                std::thread::sleep(Duration::from_secs(1));
+                                // Retry-After (1 s) plus up to 250 ms of
+                                // jitter, so refused clients do not return
+                                // as one herd.
+                                jitter ^= jitter << 13;
+                                jitter ^= jitter >> 7;
+                                jitter ^= jitter << 17;
+                                std::thread::sleep(Duration::from_millis(1000 + jitter % 250));
                             }
                         }
                     }

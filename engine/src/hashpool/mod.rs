@@ -131,10 +131,25 @@ impl std::fmt::Debug for HashPool {
 impl HashPool {
     /// Starts the pool's threads.
     pub fn new(scheme: HashScheme, size: PoolSize) -> Result<HashPool, PoolError> {
+        HashPool::with_niceness(scheme, size, 0)
+    }
+
+    /// Starts the pool's threads, `nice` steps below the process's CPU
+    /// priority (Linux `setpriority` on each thread; 0 leaves it): hashing
+    /// then takes the CPU only when request handling leaves it, so a pod
+    /// saturated with logins still answers refreshes, `me` and refusals
+    /// promptly. Lowering one's own priority needs no privilege; if it
+    /// fails anyway the thread keeps its priority and a warning says so.
+    pub fn with_niceness(
+        scheme: HashScheme,
+        size: PoolSize,
+        nice: i32,
+    ) -> Result<HashPool, PoolError> {
         let threads = size.threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("portcullis-hash-{i}"))
+            .start_handler(move |_| lower_priority(nice))
             .build()
             .map_err(|e| {
                 PoolError::Hash(HashError::Params(format!("cannot start threads: {e}")))
@@ -362,6 +377,20 @@ impl HashSlot {
             return Err(PoolError::Closed);
         }
         rx.await.map_err(|_| PoolError::Closed)
+    }
+}
+
+/// Lowers the calling thread's CPU priority by `nice` steps (Linux: a
+/// thread has a priority of its own).
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+    let target = current.saturating_add(nice).min(19);
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), target) {
+        tracing::warn!(error = %e, "could not lower a hash thread's CPU priority");
     }
 }
 

@@ -126,3 +126,23 @@ async fn saturated_pool_rejects_at_once() {
     assert_eq!(rejected.len(), 6);
     assert_eq!(pool.in_flight(), 0);
 }
+
+#[test]
+fn hash_threads_run_below_the_process_priority() {
+    // On its own thread: the priority is the thread's (Linux).
+    let (before, after) = std::thread::spawn(|| {
+        let tid = rustix::thread::gettid();
+        let before = rustix::process::getpriority_process(Some(tid)).unwrap();
+        super::lower_priority(5);
+        (
+            before,
+            rustix::process::getpriority_process(Some(tid)).unwrap(),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(after, (before + 5).min(19));
+    // And the calling thread is untouched.
+    let me = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+    assert_eq!(me, before);
+}
