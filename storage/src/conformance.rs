@@ -58,13 +58,7 @@ macro_rules! conformance_suite {
     (@users $fresh:path) => {
         $crate::conformance_suite!(@user_checks each $fresh);
     };
-    // The user-store checks, each run only when `$fresh()` returns stores
-    // (a backend that needs a server the machine may not have); `$fresh`
-    // reports a skipped check visibly itself.
-    (@users_if_available $fresh:path) => {
-        $crate::conformance_suite!(@user_checks each_if $fresh);
-    };
-    // The list of user-store checks, handed to the `@each` or `@each_if` arm.
+    // The list of user-store checks, handed to the `@each` arm.
     (@user_checks $arm:ident $fresh:path) => {
         $crate::conformance_suite!(@ $arm $fresh;
             user_create_get_and_find,
@@ -82,16 +76,6 @@ macro_rules! conformance_suite {
             user_change_email_checks_version,
             user_concurrent_changes_to_one_email_exactly_one_wins,
         );
-    };
-    (@each_if $fresh:path; $($check:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                if let Some(b) = $fresh(stringify!($check)).await {
-                    $crate::conformance::$check(&b).await;
-                }
-            }
-        )*
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
         $(

@@ -38,6 +38,8 @@
 
 pub mod config;
 mod errmap;
+#[cfg(any(test, feature = "conformance"))]
+pub mod fixture;
 pub mod retry;
 mod row;
 pub mod schema;
@@ -822,6 +824,36 @@ pub struct MigrateReport {
     pub version: i32,
 }
 
+/// Which server speaks CQL on the other end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// ScyllaDB (it has the `system.scylla_local` table).
+    Scylla,
+    /// Apache Cassandra (or another CQL server without ScyllaDB's tables).
+    Cassandra,
+}
+
+/// Tells ScyllaDB from Apache Cassandra by a table only ScyllaDB has.
+pub async fn server_kind(session: &Session) -> StoreResult<ServerKind> {
+    let r = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = 'system' AND table_name = 'scylla_local'",
+            (),
+        )
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("ScyllaDB: reading the server kind: {e}")))?;
+    let rows = r.into_rows_result().map_err(|e| {
+        StoreError::Backend(format!(
+            "ScyllaDB: system_schema answered without rows: {e}"
+        ))
+    })?;
+    Ok(if rows.rows_num() > 0 {
+        ServerKind::Scylla
+    } else {
+        ServerKind::Cassandra
+    })
+}
+
 /// Creates the keyspace if absent and applies every pending migration,
 /// recording each. Safe to run again, and by two processes at once.
 pub async fn migrate(cfg: &ScyllaConfig) -> StoreResult<MigrateReport> {
@@ -846,7 +878,15 @@ pub async fn migrate(cfg: &ScyllaConfig) -> StoreResult<MigrateReport> {
             Ok::<_, StoreError>(())
         }
     };
-    run(schema::keyspace_statement(cfg)).await?;
+    // Tablets are a ScyllaDB keyspace option; Apache Cassandra refuses the
+    // clause, so it is left out there whatever the setting.
+    let kind = server_kind(&session).await?;
+    let mut ks_cfg = cfg.clone();
+    if kind == ServerKind::Cassandra && ks_cfg.tablets != config::Tablets::ServerDefault {
+        tracing::info!("the cluster is Apache Cassandra: no tablets clause");
+        ks_cfg.tablets = config::Tablets::ServerDefault;
+    }
+    run(schema::keyspace_statement(&ks_cfg)).await?;
     run(schema::with_keyspace(
         schema::MIGRATIONS_TABLE,
         &cfg.keyspace,

@@ -2,7 +2,6 @@
 //! against a real ScyllaDB node when `PORTCULLIS_TEST_SCYLLA=host:port` names
 //! one (each check in a fresh keyspace, dropped afterwards).
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -569,11 +568,23 @@ fn every_statement_is_keyspace_qualified_and_writes_are_conditional_where_they_m
 
 // ---------------------------------------------------------------- conformance
 
-/// The node named by `PORTCULLIS_TEST_SCYLLA`, if any.
-fn test_node() -> Option<String> {
-    std::env::var("PORTCULLIS_TEST_SCYLLA")
+/// The node the checks run against: the one `PORTCULLIS_TEST_SCYLLA` names
+/// (a ScyllaDB node, say; its datacenter in `PORTCULLIS_TEST_SCYLLA_DC`),
+/// else this test binary's own Apache Cassandra node (`fixture.rs`).
+fn test_node() -> (String, String) {
+    match std::env::var("PORTCULLIS_TEST_SCYLLA")
         .ok()
         .filter(|v| !v.trim().is_empty())
+    {
+        Some(node) => (
+            node,
+            std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| "datacenter1".into()),
+        ),
+        None => (
+            super::fixture::CassandraNode::shared().contact_point(),
+            super::fixture::DATACENTER.to_owned(),
+        ),
+    }
 }
 
 /// Drops the check's keyspace when the check ends.
@@ -598,27 +609,16 @@ impl Drop for DropKeyspace {
 
 static KEYSPACES: AtomicUsize = AtomicUsize::new(0);
 
-/// Fresh stores for one check: a new keyspace, migrated, on the node named
-/// by `PORTCULLIS_TEST_SCYLLA`; `None` (after saying so on the terminal, past
-/// the test harness' capture) when it names none.
-async fn fresh(check: &str) -> Option<Backends> {
-    let Some(node) = test_node() else {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "NOT RUN: ScyllaDB conformance check `{check}` (set PORTCULLIS_TEST_SCYLLA=host:port to run it; see README)"
-        );
-        return None;
-    };
+/// Fresh stores for one check: a new keyspace, migrated, on the test node.
+async fn fresh() -> Backends {
+    let (node, dc) = test_node();
     let mut cfg = ScyllaConfig::new(vec![node]);
     cfg.keyspace = format!(
         "portcullis_test_{}_{}",
         std::process::id(),
         KEYSPACES.fetch_add(1, Ordering::Relaxed)
     );
-    cfg.replication = vec![(
-        std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| "datacenter1".into()),
-        1,
-    )];
+    cfg.replication = vec![(dc, 1)];
     cfg.local_dc = Some(cfg.replication[0].0.clone());
     cfg.request_timeout = Duration::from_secs(10);
     let report = migrate(&cfg).await.expect("migrate a fresh keyspace");
@@ -629,24 +629,18 @@ async fn fresh(check: &str) -> Option<Backends> {
     let users = ScyllaUserStore::connect(cfg).await.expect("connect");
     let dir = tempfile::tempdir().unwrap();
     let tokens = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    Some(Backends {
+    Backends {
         users: Arc::new(users),
         tokens,
         guard: Box::new((guard, dir)),
-    })
+    }
 }
 
-crate::conformance_suite!(@users_if_available fresh);
+crate::conformance_suite!(@users fresh);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_an_unmigrated_keyspace() {
-    let Some(node) = test_node() else {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "NOT RUN: ScyllaDB check `serve_refuses_an_unmigrated_keyspace` (set PORTCULLIS_TEST_SCYLLA=host:port)"
-        );
-        return;
-    };
+    let (node, _) = test_node();
     let mut cfg = ScyllaConfig::new(vec![node]);
     cfg.keyspace = format!("portcullis_absent_{}", std::process::id());
     let err = ScyllaUserStore::connect(cfg).await.unwrap_err();

@@ -1,0 +1,343 @@
+//! A real CQL node for tests and benchmarks: Apache Cassandra 5, whose jars
+//! come from Maven Central (`mvn dependency:copy-dependencies`, cached), run
+//! as a JVM on free loopback ports with a minimal `cassandra.yaml`.
+//!
+//! Cassandra speaks the CQL native protocol and the lightweight transactions
+//! the ScyllaDB store relies on, so the store's checks run against it;
+//! ScyllaDB's own extras (shard-aware routing, tablets) are what it does not
+//! exercise. Every node is stopped by PID: when dropped, and, for the node
+//! shared by a test binary ([`CassandraNode::shared`]), by a watchdog shell
+//! that kills it as soon as the test process is gone, however it ended.
+//!
+//! Needs `java` (17) and `mvn` on the PATH. The jars are cached in
+//! `$PORTCULLIS_CASSANDRA_CACHE`, else `$XDG_CACHE_HOME/portcullis` or
+//! `~/.cache/portcullis` (about 70 MB, fetched once).
+
+// Test support: a failed step is a failed test, with a message saying why.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The Cassandra release the fixture runs.
+pub const CASSANDRA_VERSION: &str = "5.0.9";
+
+/// The datacenter a fixture node belongs to (`SimpleSnitch`'s).
+pub const DATACENTER: &str = "datacenter1";
+
+/// JVM options Cassandra 5 needs on Java 17 (its `jvm17-server.options`).
+const JVM17: &[&str] = &[
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports=java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports=java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+];
+
+/// A running Cassandra node.
+#[derive(Debug)]
+pub struct CassandraNode {
+    /// Its CQL port on 127.0.0.1.
+    pub port: u16,
+    child: Mutex<Option<Child>>,
+    watchdog: Mutex<Option<Child>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+/// Where the jars are kept between runs.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PORTCULLIS_CASSANDRA_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("portcullis")
+}
+
+/// The directory of Cassandra's jars, fetched from Maven Central the first
+/// time (several processes at once: each fetches into its own directory and
+/// the first rename wins).
+pub fn jars() -> PathBuf {
+    let lib = cache_dir()
+        .join(format!("cassandra-{CASSANDRA_VERSION}"))
+        .join("lib");
+    if lib
+        .join(format!("cassandra-all-{CASSANDRA_VERSION}.jar"))
+        .exists()
+    {
+        return lib;
+    }
+    let parent = lib.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let work = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(parent)
+        .unwrap();
+    let pom = work.path().join("pom.xml");
+    std::fs::write(
+        &pom,
+        format!(
+            r#"<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.portcullis.test</groupId>
+  <artifactId>cassandra-node</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>{CASSANDRA_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+"#
+        ),
+    )
+    .unwrap();
+    let fetched = work.path().join("lib");
+    let out = Command::new("mvn")
+        .args(["-q", "-B", "-f"])
+        .arg(&pom)
+        .arg("dependency:copy-dependencies")
+        .arg(format!("-DoutputDirectory={}", fetched.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run mvn to fetch Cassandra {CASSANDRA_VERSION}: {e}. \
+                 Install Maven and Java 17 (apt-get install -y maven openjdk-17-jre-headless)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "mvn could not fetch org.apache.cassandra:cassandra-all:{CASSANDRA_VERSION}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another process may have finished first: then keep its copy.
+    if std::fs::rename(&fetched, &lib).is_err() {
+        assert!(
+            lib.join(format!("cassandra-all-{CASSANDRA_VERSION}.jar"))
+                .exists(),
+            "cannot move the fetched jars to {}",
+            lib.display()
+        );
+    }
+    lib
+}
+
+fn free_port(taken: &[u16]) -> u16 {
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !taken.contains(&p) {
+            return p;
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // a fixture's real-time deadline
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < timeout,
+            "Cassandra fixture: timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn yaml(dir: &Path, cql: u16, storage: u16) -> String {
+    let d = dir.display();
+    format!(
+        "cluster_name: portcullis-test
+num_tokens: 4
+allocate_tokens_for_local_replication_factor: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+commitlog_directory: {d}/commitlog
+data_file_directories:
+  - {d}/data
+saved_caches_directory: {d}/saved_caches
+hints_directory: {d}/hints
+cdc_raw_directory: {d}/cdc
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: \"127.0.0.1:{storage}\"
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: {storage}
+native_transport_port: {cql}
+start_native_transport: true
+endpoint_snitch: SimpleSnitch
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+auto_snapshot: false
+snapshot_before_compaction: false
+concurrent_reads: 8
+concurrent_writes: 8
+concurrent_counter_writes: 4
+memtable_heap_space: 64MiB
+memtable_offheap_space: 64MiB
+key_cache_size: 8MiB
+"
+    )
+}
+
+impl CassandraNode {
+    /// Starts one node and waits until it answers CQL (about 10 s).
+    pub fn start() -> CassandraNode {
+        let lib = jars();
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-cassandra-")
+            .tempdir()
+            .unwrap();
+        let cql = free_port(&[]);
+        let storage = free_port(&[cql]);
+        let jmx = free_port(&[cql, storage]);
+        let conf = dir.path().join("cassandra.yaml");
+        std::fs::write(&conf, yaml(dir.path(), cql, storage)).unwrap();
+        let log = std::fs::File::create(dir.path().join("cassandra.log")).unwrap();
+        let child = Command::new("java")
+            .args(["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Xss512k"])
+            .args(JVM17)
+            .arg(format!("-Dcassandra.config=file://{}", conf.display()))
+            .arg(format!("-Dcassandra.storagedir={}", dir.path().display()))
+            .arg(format!("-Dcassandra.jmx.local.port={jmx}"))
+            .arg("-Dcassandra-foreground=yes")
+            // One node: nothing to wait for before serving.
+            .arg("-Dcassandra.skip_wait_for_gossip_to_settle=0")
+            .arg("-Dcassandra.ring_delay_ms=100")
+            .arg("-Dcassandra.superuser_setup_delay_ms=0")
+            .arg("-cp")
+            .arg(format!("{}/*", lib.display()))
+            .arg("org.apache.cassandra.service.CassandraDaemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run java for Cassandra: {e}. Install Java 17 (openjdk-17-jre-headless)"
+                )
+            });
+        let watchdog = watchdog(child.id(), dir.path());
+        let node = CassandraNode {
+            port: cql,
+            child: Mutex::new(Some(child)),
+            watchdog: Mutex::new(Some(watchdog)),
+            dir: Some(dir),
+        };
+        let log_path = node.dir.as_ref().unwrap().path().join("cassandra.log");
+        wait_until(
+            &format!("Cassandra answers CQL on port {cql}"),
+            Duration::from_secs(180),
+            || {
+                let running = node
+                    .child
+                    .lock()
+                    .unwrap()
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_none());
+                if !running {
+                    panic!("Cassandra exited while starting: {}", tail(&log_path, 40));
+                }
+                std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("Startup complete"))
+                    && TcpStream::connect(("127.0.0.1", cql)).is_ok()
+            },
+        );
+        node
+    }
+
+    /// The node shared by every test of this process (each test uses its
+    /// own keyspace). Killed by a watchdog when the process ends.
+    pub fn shared() -> &'static CassandraNode {
+        static SHARED: OnceLock<CassandraNode> = OnceLock::new();
+        SHARED.get_or_init(CassandraNode::start)
+    }
+
+    /// The contact point, `127.0.0.1:<port>`.
+    pub fn contact_point(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
+
+    /// Sends SIGKILL to the node and reaps it.
+    pub fn kill(&self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A shell loop that kills the node by PID (and removes its data) once the
+/// process that started it is gone.
+fn watchdog(pid: u32, dir: &Path) -> Child {
+    let script = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -9 {pid} 2>/dev/null; rm -rf '{dir}'",
+        parent = std::process::id(),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start the fixture's watchdog shell")
+}
+
+impl Drop for CassandraNode {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(mut w) = self.watchdog.lock().unwrap().take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        drop(self.dir.take());
+        let _ = std::io::stderr().flush();
+    }
+}
