@@ -32,6 +32,12 @@ const PER_ACCOUNT: usize = 2;
 /// How long a message whose record does not (yet) vouch for it waits
 /// before it is looked at again, out of the way of the others.
 const RECHECK: Duration = Duration::from_secs(15);
+/// How long after it was queued a message's record may still be being
+/// written (ScyllaDB queues the message first, then writes the record that
+/// vouches for it): an unvouched message this young is looked at again at
+/// the next poll rather than [`RECHECK`] later, so that the mailer meeting it
+/// between the two writes does not delay it.
+const SETTLE: Duration = Duration::from_secs(5);
 /// How long a claim keeps other mailers off a message.
 const CLAIM: Duration = Duration::from_secs(120);
 /// How long a queued message may wait for its record to vouch for it
@@ -131,10 +137,14 @@ async fn deliver(
         .as_ref()
         .is_some_and(|u| u.account.outbox.contains(&m.id));
     if !vouched {
-        if now.saturating_sub(m.created_at_ms) > crate::flows::ms(VOUCH_GRACE) {
+        let age = now.saturating_sub(m.created_at_ms);
+        if age > crate::flows::ms(VOUCH_GRACE) {
             // The change it reports never happened (or the user is gone).
             core.users.delete_mail(&m).await?;
             count("unvouched");
+        } else if age < crate::flows::ms(SETTLE) {
+            // Most likely its record is being written right now: the next
+            // poll sees it vouched.
         } else {
             // Its record may still vouch for it (a write whose outcome was
             // unknown): look again later, out of the way of due messages

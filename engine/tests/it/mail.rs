@@ -206,3 +206,34 @@ async fn messages_nobody_vouches_for_yet_do_not_hold_up_the_others() {
     .await;
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_met_before_its_record_vouches_for_it_is_sent_once_it_does() {
+    // ScyllaDB queues a message, then writes the record that vouches for
+    // it: a mailer polling in between must not put the message aside.
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(
+        dir,
+        ManualClock::new(1_800_000_000_000),
+        Duration::from_millis(20),
+    )
+    .await;
+    let (user, _) = t.register("mailer@example.com", "password-1").await;
+    let uid = user_id(&user);
+    let id = queue(&t, uid, 7, false).await;
+    // Several polls meet it unvouched.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(mail_files(t.dir.path()).is_empty());
+    // Now its record vouches for it; the clock has not moved.
+    let mut u = t.store.get_user(uid).await.unwrap().unwrap();
+    let expected = u.version;
+    u.account.outbox.push(id);
+    u.version += 1;
+    t.store.update_user(&u, expected).await.unwrap();
+    let dir = t.dir.path().to_owned();
+    eventually("delivery once vouched", || {
+        mail_files(&dir) == vec![file_name(&id)]
+    })
+    .await;
+    t.stop().await;
+}
