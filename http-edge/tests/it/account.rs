@@ -4,8 +4,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn profile_patch_sets_clears_and_validates(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn profile_patch_sets_clears_and_validates(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let reg = srv.register("me@example.com", "password-1");
     let t = s(&reg["access_token"]);
@@ -64,8 +64,8 @@ fn profile_patch_sets_clears_and_validates(tokens: Tokens) {
     );
 }
 
-fn sessions_are_listed_and_deleted_one_by_one(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn sessions_are_listed_and_deleted_one_by_one(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let first = srv.register("sess@example.com", "password-1");
     srv.clock.advance(std::time::Duration::from_secs(1));
@@ -152,8 +152,8 @@ fn sessions_are_listed_and_deleted_one_by_one(tokens: Tokens) {
     c.get("/v1/sessions", None).problem(401, "missing_token");
 }
 
-fn introspection_reports_live_tokens_only(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn introspection_reports_live_tokens_only(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let reg = srv.register("intro@example.com", "password-1");
     let access = s(&reg["access_token"]);
@@ -202,8 +202,8 @@ fn introspection_reports_live_tokens_only(tokens: Tokens) {
         .problem(400, "invalid_request");
 }
 
-fn revocation_ends_the_session_and_always_answers_200(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn revocation_ends_the_session_and_always_answers_200(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let a = srv.register("rev@example.com", "password-1");
     let r = c.request(
@@ -238,7 +238,7 @@ fn revocation_ends_the_session_and_always_answers_200(tokens: Tokens) {
     );
 }
 
-on_both_token_stores!(
+on_every_store!(
     profile_patch_sets_clears_and_validates,
     sessions_are_listed_and_deleted_one_by_one,
     introspection_reports_live_tokens_only,

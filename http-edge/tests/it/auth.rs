@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn register_returns_the_user_and_a_working_session(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn register_returns_the_user_and_a_working_session(stores: Stores) {
+    let srv = TestServer::on(stores);
     let r = srv.client().post_json(
         "/v1/auth/register",
         &json!({"email": "  Ada@Example.COM ", "password": "correct horse", "name": "Ada"}),
@@ -35,8 +35,8 @@ fn register_returns_the_user_and_a_working_session(tokens: Tokens) {
     assert_eq!(me.json(), *user);
 }
 
-fn a_taken_email_is_409_whatever_its_case(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn a_taken_email_is_409_whatever_its_case(stores: Stores) {
+    let srv = TestServer::on(stores);
     srv.register("dup@example.com", "password-1");
     let r = srv.client().post_json(
         "/v1/auth/register",
@@ -96,8 +96,8 @@ fn fifty_concurrent_registrations_of_one_email_create_one_user() {
     }
 }
 
-fn wrong_password_and_unknown_email_answer_the_same(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn wrong_password_and_unknown_email_answer_the_same(stores: Stores) {
+    let srv = TestServer::on(stores);
     srv.register("known@example.com", "right-password");
     let a = srv.login("known@example.com", "wrong-password");
     let b = srv.login("unknown@example.com", "wrong-password");
@@ -111,8 +111,8 @@ fn wrong_password_and_unknown_email_answer_the_same(tokens: Tokens) {
     assert!(ok.json()["access_token"].is_string());
 }
 
-fn repeated_failures_lock_the_account_until_time_passes(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn repeated_failures_lock_the_account_until_time_passes(stores: Stores) {
+    let srv = TestServer::on(stores);
     srv.register("lock@example.com", "right-password");
     for _ in 0..5 {
         srv.login("lock@example.com", "wrong-password")
@@ -137,8 +137,8 @@ fn repeated_failures_lock_the_account_until_time_passes(tokens: Tokens) {
         .problem(429, "too_many_attempts");
 }
 
-fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let reg = srv.register("rot@example.com", "password-1");
     let old = s(&reg["refresh_token"]).to_owned();
@@ -180,8 +180,8 @@ fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_session(tokens: 
     assert_eq!(srv.login("rot@example.com", "password-1").status, 200);
 }
 
-fn garbage_refresh_tokens_are_invalid_grant(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn garbage_refresh_tokens_are_invalid_grant(stores: Stores) {
+    let srv = TestServer::on(stores);
     for t in [
         "",
         "nope",
@@ -193,8 +193,8 @@ fn garbage_refresh_tokens_are_invalid_grant(tokens: Tokens) {
     }
 }
 
-fn logout_ends_the_session_at_once(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn logout_ends_the_session_at_once(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let reg = srv.register("out@example.com", "password-1");
     let access = s(&reg["access_token"]);
@@ -216,8 +216,8 @@ fn logout_ends_the_session_at_once(tokens: Tokens) {
         .problem(401, "missing_token");
 }
 
-fn logout_all_ends_every_session_of_the_user_only(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn logout_all_ends_every_session_of_the_user_only(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let a = srv.register("all@example.com", "password-1");
     let b = srv.login("all@example.com", "password-1").json();
@@ -244,8 +244,8 @@ fn logout_all_ends_every_session_of_the_user_only(tokens: Tokens) {
     );
 }
 
-fn access_tokens_expire(tokens: Tokens) {
-    let srv = TestServer::on(tokens);
+fn access_tokens_expire(stores: Stores) {
+    let srv = TestServer::on(stores);
     let reg = srv.register("exp@example.com", "password-1");
     srv.clock.advance(Duration::from_secs(899));
     assert_eq!(
@@ -358,7 +358,7 @@ fn forwarded_addresses_count_only_behind_trusted_proxies() {
     assert_eq!(sessions["sessions"][0]["ip"], "203.0.113.77");
 }
 
-on_both_token_stores!(
+on_every_store!(
     register_returns_the_user_and_a_working_session,
     a_taken_email_is_409_whatever_its_case,
     wrong_password_and_unknown_email_answer_the_same,

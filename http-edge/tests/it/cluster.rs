@@ -169,7 +169,7 @@ fn refreshes_survive_a_master_failover_without_restarting() {
     let mut rc = cluster.config(&prefix);
     rc.wait_replicas = 1;
     rc.command_timeout = Duration::from_millis(300);
-    let srv = Arc::new(TestServer::on_with(Tokens::Embedded, |engine, _| {
+    let srv = Arc::new(TestServer::on_with(Stores::Embedded, |engine, _| {
         engine.token_store = TokenStoreConfig::RedisCluster(rc);
     }));
     let users: Vec<Value> = (0..6)
@@ -293,7 +293,7 @@ fn a_cluster_that_is_down_answers_503_and_readiness_follows_it() {
     let cluster = RedisCluster::start_with(3, 0);
     let mut rc = cluster.config("down");
     rc.command_timeout = Duration::from_millis(300);
-    let srv = TestServer::on_with(Tokens::Embedded, |engine, _| {
+    let srv = TestServer::on_with(Stores::Embedded, |engine, _| {
         engine.token_store = TokenStoreConfig::RedisCluster(rc);
     });
     let admin = Client { addr: srv.admin };

@@ -6,13 +6,14 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn server() -> TestServer {
-    TestServer::with(|e, _| e.account.mailer_poll = Duration::from_millis(20))
+fn server(stores: Stores) -> TestServer {
+    TestServer::on_with(stores, |e, _| {
+        e.account.mailer_poll = Duration::from_millis(20)
+    })
 }
 
-#[test]
-fn a_user_verifies_their_address_with_the_mailed_link_once() {
-    let srv = server();
+fn a_user_verifies_their_address_with_the_mailed_link_once(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("verify@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -60,9 +61,8 @@ fn a_user_verifies_their_address_with_the_mailed_link_once() {
     r.problem(401, "missing_token");
 }
 
-#[test]
-fn only_the_latest_unexpired_token_of_this_flow_is_accepted() {
-    let srv = server();
+fn only_the_latest_unexpired_token_of_this_flow_is_accepted(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("latest@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -107,9 +107,8 @@ fn only_the_latest_unexpired_token_of_this_flow_is_accepted() {
     );
 }
 
-#[test]
-fn confirm_bodies_are_validated() {
-    let srv = server();
+fn confirm_bodies_are_validated(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     c.post_json("/v1/email/verification/confirm", &json!({}), None)
         .problem(400, "invalid_request");
@@ -123,9 +122,8 @@ fn confirm_bodies_are_validated() {
     .problem(400, "invalid_request");
 }
 
-#[test]
-fn an_email_change_moves_the_account_once_confirmed_from_the_new_address() {
-    let srv = server();
+fn an_email_change_moves_the_account_once_confirmed_from_the_new_address(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("old@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -181,9 +179,8 @@ fn an_email_change_moves_the_account_once_confirmed_from_the_new_address() {
     assert!(notice.contains("new@example.com"));
 }
 
-#[test]
-fn an_email_change_loses_to_a_registration_that_took_the_address_first() {
-    let srv = server();
+fn an_email_change_loses_to_a_registration_that_took_the_address_first(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("first@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -200,3 +197,11 @@ fn an_email_change_loses_to_a_registration_that_took_the_address_first() {
         .problem(409, "email_taken");
     assert_eq!(srv.login("first@example.com", "password-1").status, 200);
 }
+
+on_every_store!(
+    a_user_verifies_their_address_with_the_mailed_link_once,
+    only_the_latest_unexpired_token_of_this_flow_is_accepted,
+    confirm_bodies_are_validated,
+    an_email_change_moves_the_account_once_confirmed_from_the_new_address,
+    an_email_change_loses_to_a_registration_that_took_the_address_first,
+);

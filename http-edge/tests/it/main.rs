@@ -14,4 +14,5 @@ mod hardening;
 mod mfa;
 mod operations;
 mod password;
+mod scylla;
 mod support;

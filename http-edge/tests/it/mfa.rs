@@ -99,9 +99,8 @@ pub(crate) fn mfa_token(srv: &TestServer, email: &str) -> String {
     s(&b["mfa_token"]).to_owned()
 }
 
-#[test]
-fn enrollment_turns_mfa_on_only_once_confirmed_with_a_code() {
-    let srv = TestServer::start();
+fn enrollment_turns_mfa_on_only_once_confirmed_with_a_code(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let reg = srv.register("enroll@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -137,9 +136,8 @@ fn enrollment_turns_mfa_on_only_once_confirmed_with_a_code() {
     .problem(401, "missing_token");
 }
 
-#[test]
-fn login_needs_the_second_factor_and_a_code_cannot_be_replayed() {
-    let srv = TestServer::start();
+fn login_needs_the_second_factor_and_a_code_cannot_be_replayed(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let (_, secret, _) = with_totp(&srv, "second@example.com");
     let token = mfa_token(&srv, "second@example.com");
@@ -192,9 +190,8 @@ fn login_needs_the_second_factor_and_a_code_cannot_be_replayed() {
     .problem(401, "invalid_mfa");
 }
 
-#[test]
-fn a_recovery_code_works_once() {
-    let srv = TestServer::start();
+fn a_recovery_code_works_once(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let (_, _, codes) = with_totp(&srv, "recovery@example.com");
     let token = mfa_token(&srv, "recovery@example.com");
@@ -221,9 +218,8 @@ fn a_recovery_code_works_once() {
     assert_eq!(r.status, 200, "another recovery code still works");
 }
 
-#[test]
-fn wrong_codes_count_toward_the_lockout() {
-    let srv = TestServer::start();
+fn wrong_codes_count_toward_the_lockout(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let (_, secret, _) = with_totp(&srv, "lock@example.com");
     let token = mfa_token(&srv, "lock@example.com");
@@ -244,9 +240,8 @@ fn wrong_codes_count_toward_the_lockout() {
     assert!(r.header("retry-after").is_some());
 }
 
-#[test]
-fn disable_needs_a_valid_code_and_then_logins_need_only_the_password() {
-    let srv = TestServer::start();
+fn disable_needs_a_valid_code_and_then_logins_need_only_the_password(stores: Stores) {
+    let srv = TestServer::on(stores);
     let c = srv.client();
     let (access, secret, codes) = with_totp(&srv, "disable@example.com");
     c.post_json(
@@ -282,3 +277,11 @@ fn disable_needs_a_valid_code_and_then_logins_need_only_the_password() {
     )
     .problem(400, "invalid_mfa");
 }
+
+on_every_store!(
+    enrollment_turns_mfa_on_only_once_confirmed_with_a_code,
+    login_needs_the_second_factor_and_a_code_cannot_be_replayed,
+    a_recovery_code_works_once,
+    wrong_codes_count_toward_the_lockout,
+    disable_needs_a_valid_code_and_then_logins_need_only_the_password,
+);

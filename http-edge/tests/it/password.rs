@@ -6,8 +6,10 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn server() -> TestServer {
-    TestServer::with(|e, _| e.account.mailer_poll = Duration::from_millis(20))
+fn server(stores: Stores) -> TestServer {
+    TestServer::on_with(stores, |e, _| {
+        e.account.mailer_poll = Duration::from_millis(20)
+    })
 }
 
 fn mail_count(srv: &TestServer) -> usize {
@@ -22,9 +24,8 @@ fn mail_count(srv: &TestServer) -> usize {
         .unwrap_or(0)
 }
 
-#[test]
-fn forgot_answers_202_for_any_address_and_mails_only_accounts() {
-    let srv = server();
+fn forgot_answers_202_for_any_address_and_mails_only_accounts(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     srv.register("forgot@example.com", "password-1");
     for email in [
@@ -57,9 +58,8 @@ fn forgot_answers_202_for_any_address_and_mails_only_accounts() {
     .problem(400, "invalid_request");
 }
 
-#[test]
-fn a_reset_changes_the_password_signs_out_everywhere_and_clears_the_lockout() {
-    let srv = server();
+fn a_reset_changes_the_password_signs_out_everywhere_and_clears_the_lockout(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("reset@example.com", "old-password");
     let old_access = s(&reg["access_token"]).to_owned();
@@ -116,9 +116,8 @@ fn a_reset_changes_the_password_signs_out_everywhere_and_clears_the_lockout() {
     );
 }
 
-#[test]
-fn reset_tokens_expire_belong_to_their_flow_and_need_a_valid_password() {
-    let srv = server();
+fn reset_tokens_expire_belong_to_their_flow_and_need_a_valid_password(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("expiry@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
@@ -151,9 +150,8 @@ fn reset_tokens_expire_belong_to_their_flow_and_need_a_valid_password() {
     assert_eq!(srv.login("expiry@example.com", "password-1").status, 200);
 }
 
-#[test]
-fn a_password_change_keeps_this_session_and_ends_the_others() {
-    let srv = server();
+fn a_password_change_keeps_this_session_and_ends_the_others(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("change@example.com", "old-password");
     let this = s(&reg["access_token"]).to_owned();
@@ -204,9 +202,8 @@ fn a_password_change_keeps_this_session_and_ends_the_others() {
     .problem(401, "missing_token");
 }
 
-#[test]
-fn wrong_current_passwords_lock_the_change_like_logins() {
-    let srv = server();
+fn wrong_current_passwords_lock_the_change_like_logins(stores: Stores) {
+    let srv = server(stores);
     let c = srv.client();
     let reg = srv.register("guess@example.com", "the-password");
     let access = s(&reg["access_token"]).to_owned();
@@ -226,3 +223,11 @@ fn wrong_current_passwords_lock_the_change_like_logins() {
     r.problem(429, "too_many_attempts");
     assert!(r.header("retry-after").is_some());
 }
+
+on_every_store!(
+    forgot_answers_202_for_any_address_and_mails_only_accounts,
+    a_reset_changes_the_password_signs_out_everywhere_and_clears_the_lockout,
+    reset_tokens_expire_belong_to_their_flow_and_need_a_valid_password,
+    a_password_change_keeps_this_session_and_ends_the_others,
+    wrong_current_passwords_lock_the_change_like_logins,
+);

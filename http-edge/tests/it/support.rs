@@ -8,51 +8,84 @@ use std::time::Duration;
 use portcullis_edge::config::EdgeConfig;
 use portcullis_edge::config::{Config, Flags};
 use portcullis_engine::clock::ManualClock;
-use portcullis_engine::config::TokenStoreConfig;
+use portcullis_engine::config::{Secret, TokenStoreConfig, UserStoreConfig};
 use portcullis_engine::hashpool::HashScheme;
 use portcullis_engine::{Engine, EngineConfig};
 use portcullis_storage::UserStore;
 use portcullis_storage::redis::RedisClusterStore;
 use portcullis_storage::redis::fixture::RedisCluster;
+pub use portcullis_storage::scylla::fixture::Keyspace;
 use serde_json::{Value, json};
 
 /// Cheap hashing for tests that are not about hashing.
 pub const CHEAP: HashScheme = HashScheme::Argon2id { m: 64, t: 1, p: 1 };
 
-/// Which token store a test server uses.
+/// The stores a test server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tokens {
-    /// The embedded default.
+pub enum Stores {
+    /// The embedded default (users and tokens in the data directory).
     Embedded,
-    /// The Redis Cluster shared by this test process (own key prefix per server).
+    /// Users embedded, tokens in the Redis Cluster shared by this test
+    /// process (own key prefix per server).
     RedisCluster,
+    /// The production shape: users in a real CQL node (this process's Apache
+    /// Cassandra, a keyspace of the server's own, migrated), tokens in the
+    /// shared Redis Cluster.
+    Scylla,
 }
 
-impl Tokens {
-    /// The engine configuration for this store.
-    pub fn config(self, name: &str) -> TokenStoreConfig {
+/// The data key of test servers whose users are in ScyllaDB (which needs one).
+pub const TEST_DATA_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+impl Stores {
+    /// The token store's configuration.
+    pub fn tokens(self, name: &str) -> TokenStoreConfig {
         match self {
-            Tokens::Embedded => TokenStoreConfig::Embedded,
-            Tokens::RedisCluster => TokenStoreConfig::RedisCluster(
+            Stores::Embedded => TokenStoreConfig::Embedded,
+            Stores::RedisCluster | Stores::Scylla => TokenStoreConfig::RedisCluster(
                 RedisCluster::shared().config(&RedisCluster::unique_prefix(name)),
             ),
         }
     }
+
+    /// A migrated keyspace of its own, for [`Stores::Scylla`].
+    pub fn keyspace(self, name: &str) -> Option<Keyspace> {
+        (self == Stores::Scylla).then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(Keyspace::migrated(name))
+        })
+    }
+
+    /// Points `engine` at these stores (`keyspace` from [`Stores::keyspace`]).
+    pub fn apply(self, name: &str, engine: &mut EngineConfig, keyspace: Option<&Keyspace>) {
+        engine.token_store = self.tokens(name);
+        if let Some(ks) = keyspace {
+            engine.user_store = UserStoreConfig::Scylla(Box::new(ks.config.clone()));
+            engine.account.data_key = Some(Secret::new(TEST_DATA_KEY));
+        }
+    }
 }
 
-/// Runs each named test function (taking a [`Tokens`]) once per token store,
-/// as `embedded::<name>` and `redis_cluster::<name>`.
-macro_rules! on_both_token_stores {
+/// Runs each named test function (taking a [`Stores`]) once per store
+/// combination, as `embedded::<name>`, `redis_cluster::<name>` and
+/// `scylla::<name>`.
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod embedded {
-            $( #[test] fn $name() { super::$name(crate::support::Tokens::Embedded) } )*
+            $( #[test] fn $name() { super::$name(crate::support::Stores::Embedded) } )*
         }
         mod redis_cluster {
-            $( #[test] fn $name() { super::$name(crate::support::Tokens::RedisCluster) } )*
+            $( #[test] fn $name() { super::$name(crate::support::Stores::RedisCluster) } )*
+        }
+        mod scylla {
+            $( #[test] fn $name() { super::$name(crate::support::Stores::Scylla) } )*
         }
     };
 }
-pub(crate) use on_both_token_stores;
+pub(crate) use on_every_store;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -61,6 +94,8 @@ pub struct TestServer {
     rt: Option<tokio::runtime::Runtime>,
     running: Option<portcullis_edge::Running>,
     _dir: tempfile::TempDir,
+    /// The server's ScyllaDB keyspace, dropped after the server stops.
+    keyspace: Option<Keyspace>,
 }
 
 impl TestServer {
@@ -68,20 +103,23 @@ impl TestServer {
         TestServer::with(|_, _| {})
     }
 
-    /// A server whose token store is `tokens`.
-    pub fn on(tokens: Tokens) -> TestServer {
-        TestServer::on_with(tokens, |_, _| {})
+    /// A server on `stores`.
+    pub fn on(stores: Stores) -> TestServer {
+        TestServer::on_with(stores, |_, _| {})
     }
 
-    /// A server whose token store is `tokens`, with more settings changed.
+    /// A server on `stores`, with more settings changed.
     pub fn on_with(
-        tokens: Tokens,
+        stores: Stores,
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
     ) -> TestServer {
-        TestServer::with(|engine, edge| {
-            engine.token_store = tokens.config("http");
+        let keyspace = stores.keyspace("http");
+        let mut srv = TestServer::with(|engine, edge| {
+            stores.apply("http", engine, keyspace.as_ref());
             tweak(engine, edge);
-        })
+        });
+        srv.keyspace = keyspace;
+        srv
     }
 
     pub fn with(tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig)) -> TestServer {
@@ -200,6 +238,7 @@ impl TestServer {
             rt: Some(rt),
             running: Some(running),
             _dir: dir,
+            keyspace: None,
         }
     }
 

@@ -20,8 +20,11 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use super::ScyllaConfig;
 
 /// The Cassandra release the fixture runs.
 pub const CASSANDRA_VERSION: &str = "5.0.9";
@@ -339,5 +342,92 @@ impl Drop for CassandraNode {
         }
         drop(self.dir.take());
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// The CQL node tests run against, as `(contact point, datacenter)`: the one
+/// `PORTCULLIS_TEST_SCYLLA` names (a ScyllaDB node, say; its datacenter in
+/// `PORTCULLIS_TEST_SCYLLA_DC`), else this process's shared Cassandra node.
+pub fn test_node() -> (String, String) {
+    match std::env::var("PORTCULLIS_TEST_SCYLLA")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(node) => (
+            node,
+            std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| DATACENTER.into()),
+        ),
+        None => (
+            CassandraNode::shared().contact_point(),
+            DATACENTER.to_owned(),
+        ),
+    }
+}
+
+/// A keyspace of one test's own on the test node, dropped with this value.
+#[derive(Debug)]
+pub struct Keyspace {
+    /// The store's settings for it.
+    pub config: ScyllaConfig,
+}
+
+static KEYSPACES: AtomicUsize = AtomicUsize::new(0);
+
+impl Keyspace {
+    /// Settings for a new, not yet created keyspace on the test node, named
+    /// after `tag` (letters, digits, `_`), this process and a counter.
+    pub fn unmigrated(tag: &str) -> Keyspace {
+        let (node, dc) = test_node();
+        let mut cfg = ScyllaConfig::new(vec![node]);
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(16)
+            .collect();
+        cfg.keyspace = format!(
+            "pc_{tag}_{}_{}",
+            std::process::id(),
+            KEYSPACES.fetch_add(1, Ordering::Relaxed)
+        )
+        .to_ascii_lowercase();
+        cfg.replication = vec![(dc.clone(), 1)];
+        cfg.local_dc = Some(dc);
+        // A JVM node on a busy 2-core machine: schema changes are slow.
+        cfg.request_timeout = Duration::from_secs(10);
+        Keyspace { config: cfg }
+    }
+
+    /// A new keyspace on the test node, migrated.
+    pub async fn migrated(tag: &str) -> Keyspace {
+        let ks = Keyspace::unmigrated(tag);
+        super::migrate(&ks.config)
+            .await
+            .expect("migrate a fresh keyspace");
+        ks
+    }
+}
+
+impl Drop for Keyspace {
+    fn drop(&mut self) {
+        let cfg = self.config.clone();
+        // Its own thread and runtime: this may run inside any runtime, or none.
+        let drop_it = move || {
+            std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(super::drop_keyspace(&cfg));
+                }
+            })
+            .join()
+        };
+        let in_multi_thread_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let _ = if in_multi_thread_runtime {
+            tokio::task::block_in_place(drop_it)
+        } else {
+            drop_it()
+        };
     }
 }

@@ -920,7 +920,7 @@ pub async fn migrate(cfg: &ScyllaConfig) -> StoreResult<MigrateReport> {
 }
 
 /// Drops a keyspace (tests).
-#[cfg(test)]
+#[cfg(any(test, feature = "conformance"))]
 pub(crate) async fn drop_keyspace(cfg: &ScyllaConfig) -> StoreResult<()> {
     let session = open_session(cfg).await?;
     session

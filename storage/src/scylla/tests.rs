@@ -3,7 +3,6 @@
 //! one (each check in a fresh keyspace, dropped afterwards).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::scylla::errors::{
@@ -13,6 +12,7 @@ use ::scylla::policies::retry::RetryDecision;
 use ::scylla::statement::Consistency;
 
 use super::config::*;
+use super::fixture::Keyspace;
 use super::retry::{MAX_RETRIES, Session};
 use super::row::UserRow;
 use super::*;
@@ -568,71 +568,23 @@ fn every_statement_is_keyspace_qualified_and_writes_are_conditional_where_they_m
 
 // ---------------------------------------------------------------- conformance
 
-/// The node the checks run against: the one `PORTCULLIS_TEST_SCYLLA` names
-/// (a ScyllaDB node, say; its datacenter in `PORTCULLIS_TEST_SCYLLA_DC`),
-/// else this test binary's own Apache Cassandra node (`fixture.rs`).
-fn test_node() -> (String, String) {
-    match std::env::var("PORTCULLIS_TEST_SCYLLA")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(node) => (
-            node,
-            std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| "datacenter1".into()),
-        ),
-        None => (
-            super::fixture::CassandraNode::shared().contact_point(),
-            super::fixture::DATACENTER.to_owned(),
-        ),
-    }
-}
-
-/// Drops the check's keyspace when the check ends.
-struct DropKeyspace(ScyllaConfig);
-
-impl Drop for DropKeyspace {
-    fn drop(&mut self) {
-        let cfg = self.0.clone();
-        tokio::task::block_in_place(|| {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    let _ = rt.block_on(drop_keyspace(&cfg));
-                }
-            })
-            .join();
-        });
-    }
-}
-
-static KEYSPACES: AtomicUsize = AtomicUsize::new(0);
-
-/// Fresh stores for one check: a new keyspace, migrated, on the test node.
+/// Fresh stores for one check: a new keyspace, migrated, on the test node
+/// (`fixture::test_node`).
 async fn fresh() -> Backends {
-    let (node, dc) = test_node();
-    let mut cfg = ScyllaConfig::new(vec![node]);
-    cfg.keyspace = format!(
-        "portcullis_test_{}_{}",
-        std::process::id(),
-        KEYSPACES.fetch_add(1, Ordering::Relaxed)
-    );
-    cfg.replication = vec![(dc, 1)];
-    cfg.local_dc = Some(cfg.replication[0].0.clone());
-    cfg.request_timeout = Duration::from_secs(10);
-    let report = migrate(&cfg).await.expect("migrate a fresh keyspace");
+    let ks = Keyspace::unmigrated("conf");
+    let report = migrate(&ks.config).await.expect("migrate a fresh keyspace");
     assert_eq!(report.version, schema::current_version());
     // A second run applies nothing.
-    assert!(migrate(&cfg).await.unwrap().applied.is_empty());
-    let guard = DropKeyspace(cfg.clone());
-    let users = ScyllaUserStore::connect(cfg).await.expect("connect");
+    assert!(migrate(&ks.config).await.unwrap().applied.is_empty());
+    let users = ScyllaUserStore::connect(ks.config.clone())
+        .await
+        .expect("connect");
     let dir = tempfile::tempdir().unwrap();
     let tokens = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     Backends {
         users: Arc::new(users),
         tokens,
-        guard: Box::new((guard, dir)),
+        guard: Box::new((ks, dir)),
     }
 }
 
@@ -640,10 +592,10 @@ crate::conformance_suite!(@users fresh);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_an_unmigrated_keyspace() {
-    let (node, _) = test_node();
-    let mut cfg = ScyllaConfig::new(vec![node]);
-    cfg.keyspace = format!("portcullis_absent_{}", std::process::id());
-    let err = ScyllaUserStore::connect(cfg).await.unwrap_err();
+    let ks = Keyspace::unmigrated("absent");
+    let err = ScyllaUserStore::connect(ks.config.clone())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("portcullis migrate"), "{err}");
 }
 
