@@ -118,7 +118,8 @@ pub struct EngineConfig {
     /// pod through a shared token store (Redis Cluster). Ignored with the
     /// embedded store, where the edge's in-process limiter is the only line.
     pub shared_rate_limit: Option<RateLimit>,
-    /// How long start-up keeps retrying a store that cannot be reached.
+    /// How long start-up waits for a shared store before serving without
+    /// it (not ready, connecting it in the background).
     pub store_connect_timeout: Duration,
     /// Email flows, MFA and the mailer.
     pub account: AccountConfig,
@@ -259,7 +260,7 @@ impl EngineConfig {
             operation_timeout: Duration::from_secs(30),
             purge_interval: Duration::from_secs(600),
             shared_rate_limit: None,
-            store_connect_timeout: Duration::from_secs(60),
+            store_connect_timeout: Duration::from_secs(5),
             account: AccountConfig::default(),
         }
     }

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_storage::embedded::EmbeddedStore;
+use portcullis_storage::late::Late;
 use portcullis_storage::redis::RedisClusterStore;
 use portcullis_storage::scylla::ScyllaUserStore;
 use portcullis_storage::{TokenStore, UserId, UserStore};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
+use crate::bringup::{Connect, Pending, PendingStores};
 use crate::clock::SharedClock;
 use crate::command::{Check, Command, Outcome, Reply, Responder};
 use crate::config::{EngineConfig, TokenStoreConfig, UserStoreConfig};
@@ -96,23 +98,62 @@ impl Engine {
             embedded = Some(e.clone());
             Ok(e)
         };
+        // A shared store that cannot be reached in time does not stop the
+        // server: it serves, not ready, and connects it in the background.
+        let mut pending = PendingStores::default();
         let users: Arc<dyn UserStore> = match &cfg.user_store {
             UserStoreConfig::Embedded => open_embedded()?,
-            UserStoreConfig::Scylla(sc) => Arc::new(
-                connect_with_retry("scylla", cfg.store_connect_timeout, || {
-                    ScyllaUserStore::connect((**sc).clone())
-                })
-                .await?,
-            ),
+            UserStoreConfig::Scylla(sc) => {
+                let sc = (**sc).clone();
+                let connect: Connect<dyn UserStore> = Box::new(move || {
+                    let sc = sc.clone();
+                    Box::pin(async move {
+                        let s: Arc<dyn UserStore> = Arc::new(ScyllaUserStore::connect(sc).await?);
+                        Ok(s)
+                    })
+                });
+                match connect_with_retry("scylla", cfg.store_connect_timeout, &connect).await {
+                    Ok(s) => s,
+                    Err(StartError::Store { source, .. }) if source.is_transient() => {
+                        let late = Arc::new(Late::new("scylla"));
+                        pending.users = Some(Pending {
+                            name: "scylla",
+                            late: late.clone(),
+                            connect,
+                        });
+                        late
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let tokens: Arc<dyn TokenStore> = match &cfg.token_store {
             TokenStoreConfig::Embedded => open_embedded()?,
-            TokenStoreConfig::RedisCluster(rc) => Arc::new(
-                connect_with_retry("redis-cluster", cfg.store_connect_timeout, || {
-                    RedisClusterStore::connect(rc.clone())
-                })
-                .await?,
-            ),
+            TokenStoreConfig::RedisCluster(rc) => {
+                let rc = rc.clone();
+                let connect: Connect<dyn TokenStore> = Box::new(move || {
+                    let rc = rc.clone();
+                    Box::pin(async move {
+                        let s: Arc<dyn TokenStore> =
+                            Arc::new(RedisClusterStore::connect(rc).await?);
+                        Ok(s)
+                    })
+                });
+                match connect_with_retry("redis-cluster", cfg.store_connect_timeout, &connect).await
+                {
+                    Ok(s) => s,
+                    Err(StartError::Store { source, .. }) if source.is_transient() => {
+                        let late = Arc::new(Late::new("redis-cluster"));
+                        pending.tokens = Some(Pending {
+                            name: "redis-cluster",
+                            late: late.clone(),
+                            connect,
+                        });
+                        late
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
         if matches!(cfg.user_store, UserStoreConfig::Scylla(_))
             && matches!(cfg.token_store, TokenStoreConfig::Embedded)
@@ -121,7 +162,14 @@ impl Engine {
                 "users are in ScyllaDB but sessions in this pod's embedded store: run a single pod, or use --token-store redis-cluster so every pod shares sessions"
             );
         }
-        Self::start_with_stores(cfg, clock, handle, users, tokens).await
+        if !pending.is_empty() {
+            tracing::warn!(
+                users = pending.users.is_some(),
+                tokens = pending.tokens.is_some(),
+                "serving without a store that is not reachable yet: not ready until it connects"
+            );
+        }
+        Self::start_inner(cfg, clock, handle, users, tokens, pending).await
     }
 
     /// Builds the engine on stores the caller opened (tests, benchmarks).
@@ -131,6 +179,17 @@ impl Engine {
         handle: Handle,
         users: Arc<dyn UserStore>,
         tokens: Arc<dyn TokenStore>,
+    ) -> Result<Engine, StartError> {
+        Self::start_inner(cfg, clock, handle, users, tokens, PendingStores::default()).await
+    }
+
+    async fn start_inner(
+        cfg: EngineConfig,
+        clock: SharedClock,
+        handle: Handle,
+        users: Arc<dyn UserStore>,
+        tokens: Arc<dyn TokenStore>,
+        pending: PendingStores,
     ) -> Result<Engine, StartError> {
         let hash = HashPool::with_niceness(
             cfg.password_hash,
@@ -195,15 +254,9 @@ impl Engine {
             outbox_len: Default::default(),
             logins: Default::default(),
         });
-        maintain_keys(&core).await.map_err(StartError::Keys)?;
-        let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
-            .map_err(|_| StartError::Keys("system random generator failed".into()))?;
-        let chain_key = core
-            .tokens
-            .refresh_chain_key(*candidate)
-            .await
-            .map_err(|e| StartError::Keys(format!("refresh-token chain key: {e}")))?;
-        core.token_svc.set_chain_key(&chain_key);
+        if pending.tokens.is_none() {
+            token_start_up(&core).await.map_err(StartError::Keys)?;
+        }
         core.token_svc
             .set_device_key(crate::tokens::device::DeviceKey::from_data_keys(
                 &core.mailer.keys,
@@ -219,6 +272,20 @@ impl Engine {
             }),
         };
         engine.spawn_background();
+        if !pending.is_empty() {
+            let stop = engine.background.stop.subscribe();
+            let task =
+                engine
+                    .core
+                    .handle
+                    .spawn(crate::bringup::run(engine.core.clone(), pending, stop));
+            engine
+                .background
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(task);
+        }
         tracing::info!(
             shards = engine.core.shards.all().len(),
             hash_threads = engine.core.hash.size().threads,
@@ -609,9 +676,12 @@ impl Engine {
                     return;
                 }
                 match core.token_svc.verify_access(&token, core.now_ms()) {
-                    Err(_) => reply.send(Ok(Outcome::Introspection(
-                        crate::command::Introspection::Inactive,
-                    ))),
+                    Err(p) => reply.send(match unverified(core, p) {
+                        e @ AuthError::Unavailable { .. } => Err(e),
+                        _ => Ok(Outcome::Introspection(
+                            crate::command::Introspection::Inactive,
+                        )),
+                    }),
                     Ok(access) => {
                         let now = core.now_ms();
                         match core.read.session(access.user_id, access.session_id, now) {
@@ -638,7 +708,10 @@ impl Engine {
                 }
                 match core.token_svc.verify_access(&token, core.now_ms()) {
                     // RFC 7009: invalid tokens do not cause an error.
-                    Err(_) => reply.send(Ok(Outcome::Done)),
+                    Err(p) => reply.send(match unverified(core, p) {
+                        e @ AuthError::Unavailable { .. } => Err(e),
+                        _ => Ok(Outcome::Done),
+                    }),
                     Ok(access) => {
                         core.dispatch(PartitionKey::User(access.user_id), reply, move |c| {
                             oauth::revoke_access(c, access)
@@ -668,7 +741,7 @@ impl Engine {
         self.core
             .token_svc
             .verify_access(token, self.core.now_ms())
-            .map_err(AuthError::Unauthenticated)
+            .map_err(|p| unverified(&self.core, p))
     }
 
     fn authed<F, Fut>(&self, bearer: Option<String>, reply: Responder, flow: F)
@@ -799,6 +872,19 @@ impl Engine {
     }
 }
 
+/// The error for a bearer token that did not verify: with no signing key
+/// loaded yet (the token store has not answered since start-up) nothing can
+/// be told about it, so 503, not a 401 that would sign a client out.
+fn unverified(core: &Core, problem: TokenProblem) -> AuthError {
+    if problem == TokenProblem::Invalid && !core.token_svc.has_keys() {
+        AuthError::Unavailable {
+            retry_after_secs: 1,
+        }
+    } else {
+        AuthError::Unauthenticated(problem)
+    }
+}
+
 /// Takes a place in the hash pool for a command that will hash, or answers
 /// `reply` with 503 `overloaded` at once (nothing is queued, nothing is
 /// counted as an attempt).
@@ -814,15 +900,11 @@ fn reserve_hash(core: &Core, reply: Responder) -> Option<(crate::hashpool::HashS
 
 /// Connects a store, retrying transient failures with backoff until `limit`
 /// (a cluster that is still starting, a DNS name not yet published).
-async fn connect_with_retry<S, F, Fut>(
+async fn connect_with_retry<S: ?Sized>(
     store: &'static str,
     limit: Duration,
-    mut connect: F,
-) -> Result<S, StartError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<S, portcullis_storage::StoreError>>,
-{
+    connect: &Connect<S>,
+) -> Result<Arc<S>, StartError> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -836,6 +918,21 @@ where
             Err(source) => return Err(StartError::Store { store, source }),
         }
     }
+}
+
+/// The start-up steps that need the token store: signing keys, and the
+/// refresh-token chain key (the first process stores it, every other reads it).
+pub(crate) async fn token_start_up(core: &Core) -> Result<(), String> {
+    maintain_keys(core).await?;
+    let candidate = crate::tokens::refresh::first_secret(core.token_svc.rng())
+        .map_err(|_| "system random generator failed".to_owned())?;
+    let chain_key = core
+        .tokens
+        .refresh_chain_key(*candidate)
+        .await
+        .map_err(|e| format!("refresh-token chain key: {e}"))?;
+    core.token_svc.set_chain_key(&chain_key);
+    Ok(())
 }
 
 /// The data keys: configured, or (single node, embedded users only)

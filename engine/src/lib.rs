@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bringup;
 pub mod clock;
 mod command;
 pub mod config;

@@ -69,7 +69,7 @@ settings! {
     REDIS_COMMAND_TIMEOUT: "redis-command-timeout", "PORTCULLIS_REDIS_COMMAND_TIMEOUT", "1s", "DURATION", "Longest wait for one Redis answer (the request answers 503 after it)";
     REDIS_WAIT_REPLICAS: "redis-wait-replicas", "PORTCULLIS_REDIS_WAIT_REPLICAS", "0", "N", "Replicas that must acknowledge each refresh-token rotation (WAIT); 0 turns it off";
     REDIS_WAIT_TIMEOUT: "redis-wait-timeout", "PORTCULLIS_REDIS_WAIT_TIMEOUT", "50ms", "DURATION", "Longest WAIT for replica acknowledgement of a rotation";
-    STORE_CONNECT_TIMEOUT: "store-connect-timeout", "PORTCULLIS_STORE_CONNECT_TIMEOUT", "60s", "DURATION", "At start-up, how long to keep retrying a store that cannot be reached";
+    STORE_CONNECT_TIMEOUT: "store-connect-timeout", "PORTCULLIS_STORE_CONNECT_TIMEOUT", "5s", "DURATION", "At start-up, how long to wait for a shared store (ScyllaDB, Redis Cluster) before serving without it: not ready, connecting it in the background";
     ISSUER: "issuer", "PORTCULLIS_ISSUER", "http://localhost:8080", "URL", "JWT issuer (iss) and public base URL";
     DATA_KEY: "data-key", "PORTCULLIS_DATA_KEY", "", "KEYS", "AES-256 keys (base64, comma-separated, the first seals) for TOTP secrets and queued mail; required with --user-store scylla, generated in the data directory otherwise (prefer the variable, from a Secret)";
     PUBLIC_BASE_URL: "public-base-url", "PORTCULLIS_PUBLIC_BASE_URL", "", "URL", "Base of the links mailed to users (<base>/<page>?token=...); default: the issuer";

@@ -14,6 +14,7 @@
 mod codec;
 pub mod embedded;
 mod error;
+pub mod late;
 mod model;
 pub mod private_fs;
 pub mod redis;

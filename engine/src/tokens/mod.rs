@@ -166,6 +166,13 @@ impl TokenService {
         self.keys().signer(now_ms).is_some()
     }
 
+    /// Whether any key is loaded: before the token store first answers
+    /// (start-up with the cluster down) none is, and a token that does not
+    /// verify may well be a good one.
+    pub fn has_keys(&self) -> bool {
+        !self.keys().is_empty()
+    }
+
     /// The JWKS document.
     pub fn jwks(&self) -> Arc<[u8]> {
         self.keys().jwks()
@@ -192,9 +199,14 @@ impl TokenService {
         auth_time_ms: u64,
     ) -> Result<AccessToken, AuthError> {
         let keys = self.keys();
-        let key = keys
-            .signer(now_ms)
-            .ok_or_else(|| AuthError::Internal("no signing key is active".into()))?;
+        let key = keys.signer(now_ms).ok_or_else(|| {
+            // None loaded yet (the token store has not answered since
+            // start-up), or none active: readiness reports it too.
+            tracing::warn!("no signing key is active: cannot issue access tokens");
+            AuthError::Unavailable {
+                retry_after_secs: 1,
+            }
+        })?;
         let mut jti = [0u8; 16];
         self.rng
             .fill(&mut jti)
@@ -242,7 +254,10 @@ impl TokenService {
     pub fn chain(&self) -> Result<&refresh::Chain, AuthError> {
         self.chain
             .get()
-            .ok_or_else(|| AuthError::Internal("the refresh-token chain key is not loaded".into()))
+            // Not loaded yet: the token store has not answered since start-up.
+            .ok_or(AuthError::Unavailable {
+                retry_after_secs: 1,
+            })
     }
 
     /// A session's first refresh token: the token text and the hash to store.

@@ -276,7 +276,7 @@ fn migrate_print_writes_the_schema_without_connecting() {
 }
 
 #[test]
-fn scylla_settings_fail_clearly_and_an_unreachable_cluster_fails_start_up() {
+fn scylla_settings_fail_clearly_and_an_unreachable_cluster_is_waited_for() {
     let out = Command::new(BIN).arg("migrate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
@@ -293,24 +293,35 @@ fn scylla_settings_fail_clearly_and_an_unreachable_cluster_fails_start_up() {
             .contains("--scylla-nodes")
     );
 
-    // Nothing listens on port 1: start-up retries until the connect limit,
-    // then exits non-zero naming the store, without serving.
+    // Nothing listens on port 1: after the connect limit the server serves
+    // anyway, alive but not ready, and keeps trying in the background.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("serve")
-        .env("PORTCULLIS_DATA_DIR", dir.path())
-        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
-        .env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("PORTCULLIS_USER_STORE", "scylla")
-        .env("PORTCULLIS_SCYLLA_NODES", "127.0.0.1:1")
-        .env("PORTCULLIS_STORE_CONNECT_TIMEOUT", "1s")
-        .env("PORTCULLIS_LOG_FORMAT", "text")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("scylla"), "{err}");
-    assert!(err.contains("store not reachable yet; retrying"), "{err}");
+    let p = spawn_with(
+        dir.path(),
+        &[
+            ("PORTCULLIS_USER_STORE", "scylla"),
+            ("PORTCULLIS_SCYLLA_NODES", "127.0.0.1:1"),
+            ("PORTCULLIS_DATA_KEY", TEST_DATA_KEY),
+            ("PORTCULLIS_STORE_CONNECT_TIMEOUT", "1s"),
+        ],
+    );
+    let c = Client { addr: p.addr };
+    assert_eq!(c.get("/healthz", None).status, 200);
+    let ready = c.get("/readyz", None);
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.header("retry-after"), Some("1"));
+    assert_eq!(ready.json()["checks"]["user_store"], false);
+    let r = c.post_json(
+        "/v1/auth/register",
+        &json!({"email": "early@example.com", "password": "correct horse battery"}),
+        None,
+    );
+    r.problem(503, "unavailable");
+    assert!(r.header("retry-after").is_some());
+    std::thread::sleep(Duration::from_millis(600));
+    let log = p.lines.lock().unwrap().join("\n");
+    assert!(log.contains("store not reachable yet; retrying"), "{log}");
+    assert!(log.contains("not ready until it connects"), "{log}");
 }
 
 fn eml_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
