@@ -6,7 +6,7 @@
 //! the ScyllaDB store relies on, so the store's checks run against it;
 //! ScyllaDB's own extras (shard-aware routing, tablets) are what it does not
 //! exercise. Every node is stopped by PID: when dropped, and, for the node
-//! shared by a test binary ([`CassandraNode::shared`]), by a watchdog shell
+//! shared by a test binary ([`CassandraCluster::shared`]), by a watchdog shell
 //! that kills it as soon as the test process is gone, however it ended.
 //!
 //! Needs `java` (17) and `mvn` on the PATH. The jars are cached in
@@ -58,12 +58,28 @@ const JVM17: &[&str] = &[
     "-Dio.netty.tryReflectionSetAccessible=true",
 ];
 
-/// A running Cassandra node.
+/// One Cassandra node of a [`CassandraCluster`].
 #[derive(Debug)]
 pub struct CassandraNode {
-    /// Its CQL port on 127.0.0.1.
+    /// Its loopback address (`127.0.0.<n>`).
+    pub ip: String,
+    /// Its CQL port.
     pub port: u16,
+    storage: u16,
+    jmx: u16,
+    launches: AtomicUsize,
+    dir: PathBuf,
+    lib: PathBuf,
+    pid_file: PathBuf,
     child: Mutex<Option<Child>>,
+}
+
+/// Running Cassandra nodes forming one cluster (datacenter [`DATACENTER`]),
+/// each on its own loopback address with the same ports.
+#[derive(Debug)]
+pub struct CassandraCluster {
+    /// Every node; the first is the seed.
+    pub nodes: Vec<CassandraNode>,
     watchdog: Mutex<Option<Child>>,
     dir: Option<tempfile::TempDir>,
 }
@@ -153,17 +169,25 @@ pub fn jars() -> PathBuf {
     lib
 }
 
-fn free_port(taken: &[u16]) -> u16 {
-    loop {
+/// A port free on every one of `ips`.
+fn free_port(ips: &[String], taken: &[u16]) -> u16 {
+    for _ in 0..1000 {
         let p = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        if !taken.contains(&p) {
+        if taken.contains(&p) {
+            continue;
+        }
+        if ips
+            .iter()
+            .all(|ip| TcpListener::bind((ip.as_str(), p)).is_ok())
+        {
             return p;
         }
     }
+    panic!("no loopback port free on {ips:?}");
 }
 
 #[allow(clippy::disallowed_methods)] // a fixture's real-time deadline
@@ -178,13 +202,24 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn yaml(dir: &Path, cql: u16, storage: u16) -> String {
+/// Ports shared by every node of a cluster (each on its own address).
+struct Ports {
+    cql: u16,
+    storage: u16,
+}
+
+fn yaml(dir: &Path, ip: &str, ports: &Ports, seed: &str, token: Option<i64>) -> String {
     let d = dir.display();
+    let (cql, storage) = (ports.cql, ports.storage);
+    let tokens = match token {
+        // Several nodes: one token each, evenly spaced, nothing to allocate.
+        Some(t) => format!("num_tokens: 1\ninitial_token: {t}\n"),
+        None => "num_tokens: 4\nallocate_tokens_for_local_replication_factor: 1\n".to_owned(),
+    };
     format!(
         "cluster_name: portcullis-test
-num_tokens: 4
-allocate_tokens_for_local_replication_factor: 1
-partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+{tokens}partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+auto_bootstrap: false
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
 commitlog_directory: {d}/commitlog
@@ -196,9 +231,9 @@ cdc_raw_directory: {d}/cdc
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: \"127.0.0.1:{storage}\"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: \"{seed}:{storage}\"
+listen_address: {ip}
+rpc_address: {ip}
 storage_port: {storage}
 native_transport_port: {cql}
 start_native_transport: true
@@ -217,33 +252,142 @@ key_cache_size: 8MiB
     )
 }
 
-impl CassandraNode {
-    /// Starts one node and waits until it answers CQL (about 10 s).
-    pub fn start() -> CassandraNode {
+impl CassandraCluster {
+    /// Starts one node and waits until it answers CQL (about 8 s).
+    pub fn start() -> CassandraCluster {
+        CassandraCluster::start_with(1)
+    }
+
+    /// Starts `n` nodes on 127.0.0.1 to 127.0.0.`n` and waits until each
+    /// answers CQL and sees the others up.
+    pub fn start_with(n: usize) -> CassandraCluster {
+        assert!((1..=9).contains(&n));
         let lib = jars();
         let dir = tempfile::Builder::new()
             .prefix("portcullis-cassandra-")
             .tempdir()
             .unwrap();
-        let cql = free_port(&[]);
-        let storage = free_port(&[cql]);
-        let jmx = free_port(&[cql, storage]);
-        let conf = dir.path().join("cassandra.yaml");
-        std::fs::write(&conf, yaml(dir.path(), cql, storage)).unwrap();
-        let log = std::fs::File::create(dir.path().join("cassandra.log")).unwrap();
+        let ips: Vec<String> = (1..=n).map(|i| format!("127.0.0.{i}")).collect();
+        let cql = free_port(&ips, &[]);
+        let storage = free_port(&ips, &[cql]);
+        let ports = Ports { cql, storage };
+        let mut taken = vec![cql, storage];
+        let pid_file = dir.path().join("pids");
+        std::fs::write(&pid_file, "").unwrap();
+        let mut nodes = Vec::new();
+        for (i, ip) in ips.iter().enumerate() {
+            let jmx = free_port(&ips[..1], &taken);
+            taken.push(jmx);
+            let node_dir = dir.path().join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let token = (n > 1).then(|| {
+                let step = u64::MAX / n as u64;
+                (i64::MIN as i128 + i as i128 * step as i128) as i64
+            });
+            std::fs::write(
+                node_dir.join("cassandra.yaml"),
+                yaml(&node_dir, ip, &ports, &ips[0], token),
+            )
+            .unwrap();
+            nodes.push(CassandraNode {
+                ip: ip.clone(),
+                port: cql,
+                storage,
+                jmx,
+                launches: AtomicUsize::new(0),
+                dir: node_dir,
+                lib: lib.clone(),
+                pid_file: pid_file.clone(),
+                child: Mutex::new(None),
+            });
+        }
+        let cluster = CassandraCluster {
+            watchdog: Mutex::new(Some(watchdog(&pid_file, dir.path()))),
+            nodes,
+            dir: Some(dir),
+        };
+        // The seed first; the others may then join together (auto_bootstrap
+        // is off: an empty cluster has nothing to stream).
+        cluster.nodes[0].launch();
+        cluster.nodes[0].wait_serving();
+        for node in &cluster.nodes[1..] {
+            node.launch();
+        }
+        for node in &cluster.nodes[1..] {
+            node.wait_serving();
+        }
+        if n > 1 {
+            cluster.wait_all_up(Duration::from_secs(120));
+        }
+        cluster
+    }
+
+    /// The one-node cluster shared by every test of this process (each test
+    /// uses its own keyspace). Killed by a watchdog when the process ends.
+    pub fn shared() -> &'static CassandraCluster {
+        static SHARED: OnceLock<CassandraCluster> = OnceLock::new();
+        SHARED.get_or_init(CassandraCluster::start)
+    }
+
+    /// The first node's contact point.
+    pub fn contact_point(&self) -> String {
+        self.nodes[0].contact_point()
+    }
+
+    /// Every node's contact point.
+    pub fn contact_points(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(CassandraNode::contact_point)
+            .collect()
+    }
+
+    /// Waits until every running node's log says it sees every other node up.
+    pub fn wait_all_up(&self, timeout: Duration) {
+        wait_until("every Cassandra node sees the others up", timeout, || {
+            self.nodes.iter().filter(|n| n.pid().is_some()).all(|n| {
+                let log = std::fs::read_to_string(n.log()).unwrap_or_default();
+                self.nodes.iter().filter(|o| o.ip != n.ip).all(|o| {
+                    // The last word on the peer is that it is up.
+                    let peer = format!("InetAddress /{}:{}", o.ip, o.storage);
+                    let up = log.rfind(&format!("{peer} is now UP"));
+                    let down = log.rfind(&format!("{peer} is now DOWN"));
+                    up.is_some() && up > down
+                })
+            })
+        });
+    }
+}
+
+impl CassandraNode {
+    fn log(&self) -> PathBuf {
+        self.dir.join("cassandra.log")
+    }
+
+    /// Starts the JVM (on its existing data, after a [`CassandraNode::kill`]).
+    fn launch(&self) {
+        let mut slot = self.child.lock().unwrap();
+        assert!(slot.is_none(), "Cassandra node {} is running", self.ip);
+        let conf = self.dir.join("cassandra.yaml");
+        // A restart appends to the same log: remember where this life starts.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
         let child = Command::new("java")
             .args(["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Xss512k"])
             .args(JVM17)
             .arg(format!("-Dcassandra.config=file://{}", conf.display()))
-            .arg(format!("-Dcassandra.storagedir={}", dir.path().display()))
-            .arg(format!("-Dcassandra.jmx.local.port={jmx}"))
+            .arg(format!("-Dcassandra.storagedir={}", self.dir.display()))
+            .arg(format!("-Dcassandra.jmx.local.port={}", self.jmx))
             .arg("-Dcassandra-foreground=yes")
-            // One node: nothing to wait for before serving.
             .arg("-Dcassandra.skip_wait_for_gossip_to_settle=0")
             .arg("-Dcassandra.ring_delay_ms=100")
             .arg("-Dcassandra.superuser_setup_delay_ms=0")
+            .arg("-Dcassandra.consistent.rangemovement=false")
             .arg("-cp")
-            .arg(format!("{}/*", lib.display()))
+            .arg(format!("{}/*", self.lib.display()))
             .arg("org.apache.cassandra.service.CassandraDaemon")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -254,44 +398,46 @@ impl CassandraNode {
                     "cannot run java for Cassandra: {e}. Install Java 17 (openjdk-17-jre-headless)"
                 )
             });
-        let watchdog = watchdog(child.id(), dir.path());
-        let node = CassandraNode {
-            port: cql,
-            child: Mutex::new(Some(child)),
-            watchdog: Mutex::new(Some(watchdog)),
-            dir: Some(dir),
-        };
-        let log_path = node.dir.as_ref().unwrap().path().join("cassandra.log");
+        // The watchdog reads the PIDs from this file when it fires.
+        let mut pids = std::fs::read_to_string(&self.pid_file).unwrap_or_default();
+        pids.push_str(&format!(" {}", child.id()));
+        std::fs::write(&self.pid_file, pids).unwrap();
+        *slot = Some(child);
+        self.launches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits until this life of the node says "Startup complete" and its CQL
+    /// port accepts connections.
+    fn wait_serving(&self) {
         wait_until(
-            &format!("Cassandra answers CQL on port {cql}"),
+            &format!("Cassandra {} answers CQL on port {}", self.ip, self.port),
             Duration::from_secs(180),
             || {
-                let running = node
+                let running = self
                     .child
                     .lock()
                     .unwrap()
                     .as_mut()
                     .is_some_and(|c| c.try_wait().ok().flatten().is_none());
-                if !running {
-                    panic!("Cassandra exited while starting: {}", tail(&log_path, 40));
-                }
-                std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("Startup complete"))
-                    && TcpStream::connect(("127.0.0.1", cql)).is_ok()
+                assert!(
+                    running,
+                    "Cassandra {} exited while starting: {}",
+                    self.ip,
+                    tail(&self.log(), 40)
+                );
+                let lives = std::fs::read_to_string(self.log())
+                    .unwrap_or_default()
+                    .matches("Startup complete")
+                    .count();
+                lives >= self.launches.load(Ordering::Relaxed)
+                    && TcpStream::connect((self.ip.as_str(), self.port)).is_ok()
             },
         );
-        node
     }
 
-    /// The node shared by every test of this process (each test uses its
-    /// own keyspace). Killed by a watchdog when the process ends.
-    pub fn shared() -> &'static CassandraNode {
-        static SHARED: OnceLock<CassandraNode> = OnceLock::new();
-        SHARED.get_or_init(CassandraNode::start)
-    }
-
-    /// The contact point, `127.0.0.1:<port>`.
+    /// `ip:port` of its CQL listener.
     pub fn contact_point(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// The process id, while it runs.
@@ -306,6 +452,13 @@ impl CassandraNode {
             let _ = c.wait();
         }
     }
+
+    /// Starts the node again on its data and ports, and waits until it
+    /// answers CQL.
+    pub fn restart(&self) {
+        self.launch();
+        self.wait_serving();
+    }
 }
 
 /// The last `n` lines of a file.
@@ -315,12 +468,13 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A shell loop that kills the node by PID (and removes its data) once the
-/// process that started it is gone.
-fn watchdog(pid: u32, dir: &Path) -> Child {
+/// A shell loop that kills the nodes (every PID the pid file lists) and
+/// removes their data once the process that started them is gone.
+fn watchdog(pid_file: &Path, dir: &Path) -> Child {
     let script = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -9 {pid} 2>/dev/null; rm -rf '{dir}'",
+        "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -9 $(cat '{pids}') 2>/dev/null; rm -rf '{dir}'",
         parent = std::process::id(),
+        pids = pid_file.display(),
         dir = dir.display(),
     );
     Command::new("sh")
@@ -333,9 +487,11 @@ fn watchdog(pid: u32, dir: &Path) -> Child {
         .expect("cannot start the fixture's watchdog shell")
 }
 
-impl Drop for CassandraNode {
+impl Drop for CassandraCluster {
     fn drop(&mut self) {
-        self.kill();
+        for n in &self.nodes {
+            n.kill();
+        }
         if let Some(mut w) = self.watchdog.lock().unwrap().take() {
             let _ = w.kill();
             let _ = w.wait();
@@ -358,7 +514,7 @@ pub fn test_node() -> (String, String) {
             std::env::var("PORTCULLIS_TEST_SCYLLA_DC").unwrap_or_else(|_| DATACENTER.into()),
         ),
         None => (
-            CassandraNode::shared().contact_point(),
+            CassandraCluster::shared().contact_point(),
             DATACENTER.to_owned(),
         ),
     }
