@@ -104,7 +104,14 @@ pub(crate) async fn run(core: Arc<Core>, pending: PendingStores, stop: watch::Re
     };
     let tokens_up = async {
         match tokens {
-            Some(p) => connect(p, stop.clone()).await && token_setup(&core, stop.clone()).await,
+            Some(p) => {
+                let up = connect(p, stop.clone()).await && token_setup(&core, stop.clone()).await;
+                if up {
+                    core.token_store_up
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                up
+            }
             None => true,
         }
     };

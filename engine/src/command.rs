@@ -423,8 +423,12 @@ pub enum Outcome {
     Introspection(Introspection),
     /// JWKS bytes.
     Jwks(Arc<[u8]>),
-    /// Readiness checks.
-    Readiness(Vec<Check>),
+    /// Readiness checks, and the database nodes of each cluster store
+    /// (`user_store`) as this process sees them.
+    Readiness(
+        Vec<Check>,
+        Vec<(&'static str, portcullis_storage::NodeCount)>,
+    ),
 }
 
 impl Outcome {
@@ -442,7 +446,7 @@ impl Outcome {
             Outcome::RecoveryCodes(_) => "RecoveryCodes",
             Outcome::Introspection(_) => "Introspection",
             Outcome::Jwks(_) => "Jwks",
-            Outcome::Readiness(_) => "Readiness",
+            Outcome::Readiness(..) => "Readiness",
         }
     }
 }

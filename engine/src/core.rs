@@ -54,6 +54,11 @@ pub(crate) struct Core {
     pub outbox_len: std::sync::atomic::AtomicU64,
     /// Logins in flight per account (at most two each).
     pub logins: Arc<crate::flows::login::PerAccount>,
+    /// Whether the token store answered its last ping (every 5 s). A
+    /// registration checks it before it creates the user, so that a token
+    /// store known to be down does not leave behind an account whose
+    /// registration answered 503.
+    pub token_store_up: AtomicBool,
 }
 
 impl Core {

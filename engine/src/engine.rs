@@ -2,7 +2,7 @@
 //! through [`Responder`]s.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_storage::embedded::EmbeddedStore;
@@ -253,6 +253,7 @@ impl Engine {
             passwords: crate::passwords::PasswordPolicy::new(),
             outbox_len: Default::default(),
             logins: Default::default(),
+            token_store_up: AtomicBool::new(pending.tokens.is_none()),
         });
         if pending.tokens.is_none() {
             token_start_up(&core).await.map_err(StartError::Keys)?;
@@ -967,6 +968,11 @@ async fn ping_stores(core: &Core) -> (bool, bool) {
     );
     metrics::gauge!(m::STORE_AVAILABLE, "store" => "user").set(f64::from(u8::from(users)));
     metrics::gauge!(m::STORE_AVAILABLE, "store" => "token").set(f64::from(u8::from(tokens)));
+    core.token_store_up.store(tokens, Ordering::Release);
+    if let Some(n) = core.users.nodes() {
+        metrics::gauge!(m::STORE_NODES, "store" => "user", "state" => "up").set(n.up as f64);
+        metrics::gauge!(m::STORE_NODES, "store" => "user", "state" => "down").set(n.down as f64);
+    }
     (users, tokens)
 }
 
@@ -988,24 +994,31 @@ async fn readiness(core: &Core) -> Reply {
     let (users, tokens) = ping_stores(core).await;
     let keys = core.token_svc.can_sign(core.now_ms());
     let closing = core.closing.load(Ordering::Acquire);
-    Ok(Outcome::Readiness(vec![
-        Check {
-            name: "user_store",
-            ok: users,
-        },
-        Check {
-            name: "token_store",
-            ok: tokens,
-        },
-        Check {
-            name: "signing_keys",
-            ok: keys,
-        },
-        Check {
-            name: "accepting",
-            ok: !closing,
-        },
-    ]))
+    Ok(Outcome::Readiness(
+        vec![
+            Check {
+                name: "user_store",
+                ok: users,
+            },
+            Check {
+                name: "token_store",
+                ok: tokens,
+            },
+            Check {
+                name: "signing_keys",
+                ok: keys,
+            },
+            Check {
+                name: "accepting",
+                ok: !closing,
+            },
+        ],
+        core.users
+            .nodes()
+            .map(|n| ("user_store", n))
+            .into_iter()
+            .collect(),
+    ))
 }
 
 /// Reloads the key ring from the store as it is (keys other pods created).

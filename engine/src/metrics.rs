@@ -62,6 +62,11 @@ pub const SESSIONS_ACTIVE: &str = "portcullis_engine_sessions_active";
 /// Whether a store answered its last ping, every 5 s (gauge 1/0; label
 /// `store` = user | token).
 pub const STORE_AVAILABLE: &str = "portcullis_store_available";
+/// A cluster store's database nodes, by whether this process reaches them,
+/// every 5 s (gauge; labels `store` = user, `state` = up | down). A node
+/// down while `portcullis_store_available` stays 1 is a degraded cluster
+/// still serving at quorum.
+pub const STORE_NODES: &str = "portcullis_store_nodes";
 /// CPU time of the whole process (counter, microseconds). Divided by
 /// [`HASH_CPU_MICROSECONDS_TOTAL`] it is the engine's overhead ratio.
 pub const PROCESS_CPU_MICROSECONDS_TOTAL: &str = "portcullis_process_cpu_microseconds_total";
@@ -190,6 +195,10 @@ pub fn register() {
     describe_gauge!(
         STORE_AVAILABLE,
         "1 when the store answered its last ping, else 0"
+    );
+    describe_gauge!(
+        STORE_NODES,
+        "Database nodes of a cluster store, by whether this process reaches them"
     );
     describe_counter!(
         PROCESS_CPU_MICROSECONDS_TOTAL,

@@ -472,11 +472,26 @@ pub struct Health {
 /// `GET /readyz` answer.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    /// `ready`, `degraded` (ready, but a cluster store has a database node
+    /// this process cannot reach) or `not_ready`.
     pub status: &'static str,
     /// Each dependency and whether it is usable.
     #[schema(value_type = Object)]
     pub checks: std::collections::BTreeMap<&'static str, bool>,
+    /// For each cluster store, its database nodes this process reaches
+    /// (`up`) and cannot reach (`down`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub nodes: std::collections::BTreeMap<&'static str, Nodes>,
+}
+
+/// A cluster store's database nodes in a [`Readiness`] answer.
+#[derive(Serialize, ToSchema)]
+pub struct Nodes {
+    /// Reached.
+    pub up: usize,
+    /// Known but not reached.
+    pub down: usize,
 }
 
 /// One JSON Web Key (Ed25519).

@@ -71,6 +71,7 @@ use crate::problem;
         dto::IntrospectionResponse,
         dto::Health,
         dto::Readiness,
+        dto::Nodes,
         dto::Jwk,
         dto::JwkSet,
         dto::Discovery,

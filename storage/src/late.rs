@@ -140,6 +140,10 @@ impl UserStore for Late<dyn UserStore> {
         self.get()?.ping().await
     }
 
+    fn nodes(&self) -> Option<crate::model::NodeCount> {
+        self.cell.get().and_then(|s| s.nodes())
+    }
+
     fn is_broken(&self) -> bool {
         self.cell.get().is_some_and(|s| s.is_broken())
     }

@@ -27,9 +27,9 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::{
-    AccountState, LockoutPolicy, LockoutStatus, OutboxRecord, PendingEmailChange, PendingToken,
-    RateLimit, RotateOutcome, RotateRequest, SessionId, SessionRecord, SigningKeyRecord, TokenHash,
-    TotpState, UserId, UserRecord,
+    AccountState, LockoutPolicy, LockoutStatus, NodeCount, OutboxRecord, PendingEmailChange,
+    PendingToken, RateLimit, RotateOutcome, RotateRequest, SessionId, SessionRecord,
+    SigningKeyRecord, TokenHash, TotpState, UserId, UserRecord,
 };
 pub use traits::{TokenStore, UserStore};
 

@@ -501,3 +501,12 @@ mod tests {
         assert_eq!(p.lock_duration_ms(100), 3_600_000);
     }
 }
+
+/// A cluster store's view of its database nodes (see `UserStore::nodes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCount {
+    /// Nodes it holds at least one connection to.
+    pub up: usize,
+    /// Nodes it knows of but cannot reach.
+    pub down: usize,
+}

@@ -112,6 +112,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// Checks that the backend can serve requests (readiness).
     async fn ping(&self) -> StoreResult<()>;
 
+    /// For a cluster: how many of the database nodes this process routes to
+    /// it holds a connection to. `None` for a store that is not a cluster.
+    /// Cheap and synchronous (the driver's own view, no round trip).
+    fn nodes(&self) -> Option<crate::model::NodeCount> {
+        None
+    }
+
     /// Whether the backend is in a state it cannot leave without a restart
     /// (liveness), e.g. after a failed fsync. Cheap and synchronous.
     fn is_broken(&self) -> bool {

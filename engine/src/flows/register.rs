@@ -32,6 +32,17 @@ pub(crate) async fn run(core: Arc<Core>, req: Register) -> Reply {
 
 async fn register(core: &Arc<Core>, req: Register) -> Reply {
     super::shared_rate_limit(core, "register", &req.client).await?;
+    // The session is opened after the user is created: with the token store
+    // known to be down, the account would exist while its registration
+    // answers 503 (a retry then finds the email taken).
+    if !core
+        .token_store_up
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        });
+    }
     let email = req.email.as_str();
     core.passwords.check("password", &req.password, email)?;
     let existing = core

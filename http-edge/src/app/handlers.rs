@@ -828,14 +828,31 @@ pub fn readyz(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
 /// The readiness answer (shared with the admin listener).
 pub fn readiness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> {
     match bridge.call(Command::Readiness) {
-        Ok(Outcome::Readiness(checks)) => {
+        Ok(Outcome::Readiness(checks, nodes)) => {
             let ready = checks.iter().all(|c| c.ok);
+            let degraded = nodes.iter().any(|(_, n)| n.down > 0);
             let doc = Readiness {
-                status: if ready { "ready" } else { "not_ready" },
+                status: match (ready, degraded) {
+                    (false, _) => "not_ready",
+                    (true, true) => "degraded",
+                    (true, false) => "ready",
+                },
                 checks: checks
                     .iter()
                     .map(|c| (c.name, c.ok))
                     .collect::<BTreeMap<_, _>>(),
+                nodes: nodes
+                    .iter()
+                    .map(|(name, n)| {
+                        (
+                            *name,
+                            crate::dto::Nodes {
+                                up: n.up,
+                                down: n.down,
+                            },
+                        )
+                    })
+                    .collect(),
             };
             let r = json(if ready { 200 } else { 503 }, &doc)?;
             Ok(if ready {
@@ -850,6 +867,7 @@ pub fn readiness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> 
             &Readiness {
                 status: "not_ready",
                 checks: BTreeMap::from([("engine", false)]),
+                nodes: BTreeMap::new(),
             },
         )?
         .with_header("Retry-After", "1")),

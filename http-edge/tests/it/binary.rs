@@ -10,12 +10,12 @@ use serde_json::json;
 
 use crate::support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Proc {
@@ -31,7 +31,7 @@ fn spawn(data_dir: &std::path::Path) -> Proc {
 }
 
 /// [`spawn`] with more environment variables.
-fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
+pub(crate) fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(BIN)
         .arg("serve")
         .envs(env.iter().copied())

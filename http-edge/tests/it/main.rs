@@ -15,4 +15,5 @@ mod mfa;
 mod operations;
 mod password;
 mod scylla;
+mod startup;
 mod support;

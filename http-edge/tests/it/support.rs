@@ -453,7 +453,9 @@ thread_local! {
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> (Option<Resp>, TcpStream) {
     PENDING.with(|p| p.borrow_mut().clear());
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Long enough for a request that waits out a dead database node (store
+    // timeouts, then a read-back); a hung server still fails the test.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(bytes).unwrap();
     let r = read_response(&mut s, false);
     (r, s)

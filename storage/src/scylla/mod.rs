@@ -720,6 +720,23 @@ impl UserStore for ScyllaUserStore {
             .map_err(|e| self.err(&e))
     }
 
+    fn nodes(&self) -> Option<crate::model::NodeCount> {
+        let state = self.session.get_cluster_state();
+        let local = self.cfg.local_dc.as_deref();
+        let (mut up, mut down) = (0, 0);
+        for node in state.get_nodes_info() {
+            if local.is_some() && node.datacenter.as_deref() != local {
+                continue;
+            }
+            if node.is_connected() {
+                up += 1;
+            } else {
+                down += 1;
+            }
+        }
+        Some(crate::model::NodeCount { up, down })
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         // Every acknowledged write is already on a quorum of replicas.
         Ok(())
