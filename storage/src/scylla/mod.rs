@@ -89,27 +89,102 @@ impl std::fmt::Debug for ScyllaUserStore {
     }
 }
 
+/// Metric names of this backend.
+pub mod metric {
+    /// Counter: CQL statements the store sent, by `kind`: `read` (a
+    /// `SELECT`, serial reads included), `write` (a plain insert, update or
+    /// delete) or `lwt` (a conditional statement: a Paxos round). Speculative
+    /// and retried attempts of one statement count once.
+    pub const STATEMENTS_TOTAL: &str = "portcullis_cql_statements_total";
+
+    /// The values of the `kind` label.
+    pub const KINDS: [&str; 3] = ["read", "write", "lwt"];
+
+    /// Gives each metric its help text, and creates the counters at zero.
+    pub(crate) fn describe() {
+        metrics::describe_counter!(
+            STATEMENTS_TOTAL,
+            "CQL statements sent to ScyllaDB by kind (read, write, lwt)"
+        );
+        for kind in KINDS {
+            metrics::counter!(STATEMENTS_TOTAL, "kind" => kind).increment(0);
+        }
+    }
+}
+
+/// What one statement asks of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatementKind {
+    /// A `SELECT` (at any consistency: a serial read counts here).
+    Read,
+    /// An insert, update or delete without a condition.
+    Write,
+    /// A conditional insert, update or delete (`IF ...`): a Paxos round.
+    Lwt,
+}
+
+impl StatementKind {
+    /// Classifies a statement by its text, or by the server's word that it
+    /// is a lightweight transaction (ScyllaDB says so when preparing it).
+    pub(crate) fn of(cql: &str, confirmed_lwt: bool) -> StatementKind {
+        let mut words = cql.split_whitespace();
+        if words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"))
+        {
+            StatementKind::Read
+        } else if confirmed_lwt || words.any(|w| w.eq_ignore_ascii_case("IF")) {
+            StatementKind::Lwt
+        } else {
+            StatementKind::Write
+        }
+    }
+
+    /// The `kind` label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            StatementKind::Read => "read",
+            StatementKind::Write => "write",
+            StatementKind::Lwt => "lwt",
+        }
+    }
+}
+
+/// A prepared statement and the counter of its kind, looked up once.
+struct Stmt {
+    st: PreparedStatement,
+    count: metrics::Counter,
+}
+
+impl Stmt {
+    fn new(st: PreparedStatement) -> Stmt {
+        let kind = StatementKind::of(st.get_statement(), st.is_confirmed_lwt());
+        let count = metrics::counter!(metric::STATEMENTS_TOTAL, "kind" => kind.label());
+        Stmt { st, count }
+    }
+}
+
 struct Statements {
-    insert_user: PreparedStatement,
-    delete_user: PreparedStatement,
-    get_user: PreparedStatement,
-    get_user_serial: PreparedStatement,
-    update_user: PreparedStatement,
-    update_user_email: PreparedStatement,
-    claim_email: PreparedStatement,
-    reserve_email: PreparedStatement,
-    finalize_email: PreparedStatement,
-    release_email: PreparedStatement,
-    find_email: PreparedStatement,
-    find_email_serial: PreparedStatement,
-    ping: PreparedStatement,
-    insert_mail: PreparedStatement,
-    bucket_mail: PreparedStatement,
-    claim_mail: PreparedStatement,
-    retry_mail: PreparedStatement,
-    delete_mail: PreparedStatement,
-    scan_users_first: PreparedStatement,
-    scan_users_after: PreparedStatement,
+    insert_user: Stmt,
+    delete_user: Stmt,
+    get_user: Stmt,
+    get_user_serial: Stmt,
+    update_user: Stmt,
+    update_user_email: Stmt,
+    claim_email: Stmt,
+    reserve_email: Stmt,
+    finalize_email: Stmt,
+    release_email: Stmt,
+    find_email: Stmt,
+    find_email_serial: Stmt,
+    ping: Stmt,
+    insert_mail: Stmt,
+    bucket_mail: Stmt,
+    claim_mail: Stmt,
+    retry_mail: Stmt,
+    delete_mail: Stmt,
+    scan_users_first: Stmt,
+    scan_users_after: Stmt,
 }
 
 /// Opens a driver session with Portcullis' execution profile.
@@ -227,6 +302,7 @@ impl ScyllaUserStore {
     /// Connects, checks that the keyspace's schema is this binary's version,
     /// and prepares every statement.
     pub async fn connect(cfg: ScyllaConfig) -> StoreResult<ScyllaUserStore> {
+        metric::describe();
         let session = open_session(&cfg).await?;
         check_schema(&session, &cfg).await?;
         let st = prepare_all(&session, &cfg).await?;
@@ -243,23 +319,22 @@ impl ScyllaUserStore {
         &self.cfg
     }
 
+    /// Runs one statement: every statement of the store goes through here,
+    /// and is counted by kind (`portcullis_cql_statements_total`).
     async fn exec(
         &self,
-        st: &PreparedStatement,
+        st: &Stmt,
         values: impl SerializeRow,
     ) -> Result<QueryResult, ExecutionError> {
-        self.session.execute_unpaged(st, values).await
+        st.count.increment(1);
+        self.session.execute_unpaged(&st.st, values).await
     }
 
     fn err(&self, e: &ExecutionError) -> StoreError {
         errmap::execution(e, self.cfg.request_timeout)
     }
 
-    async fn lwt(
-        &self,
-        st: &PreparedStatement,
-        values: impl SerializeRow,
-    ) -> Result<Lwt, LwtError> {
+    async fn lwt(&self, st: &Stmt, values: impl SerializeRow) -> Result<Lwt, LwtError> {
         match self.exec(st, values).await {
             Ok(r) => lwt(r).map_err(LwtError::Known),
             Err(e) if errmap::outcome_unknown(&e) => Err(LwtError::Unknown(self.err(&e))),
@@ -387,11 +462,7 @@ impl ScyllaUserStore {
         Ok(())
     }
 
-    async fn read_user(
-        &self,
-        st: &PreparedStatement,
-        id: UserId,
-    ) -> StoreResult<Option<UserRecord>> {
+    async fn read_user(&self, st: &Stmt, id: UserId) -> StoreResult<Option<UserRecord>> {
         let r = self.exec(st, (uuid(id),)).await.map_err(|e| self.err(&e))?;
         let rows = r.into_rows_result().map_err(|e| {
             StoreError::Backend(format!("ScyllaDB: users answered without rows: {e}"))
@@ -402,7 +473,7 @@ impl ScyllaUserStore {
             .transpose()
     }
 
-    async fn read_email(&self, st: &PreparedStatement, email: &str) -> StoreResult<EmailEntry> {
+    async fn read_email(&self, st: &Stmt, email: &str) -> StoreResult<EmailEntry> {
         let r = self.exec(st, (email,)).await.map_err(|e| self.err(&e))?;
         let rows = r.into_rows_result().map_err(|e| {
             StoreError::Backend(format!(
@@ -765,26 +836,26 @@ async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreResult<State
     let mut find_email_serial = prepare(statements::FIND_EMAIL, true).await?;
     find_email_serial.set_consistency(serial);
     Ok(Statements {
-        insert_user: prepare(statements::INSERT_USER, true).await?,
-        delete_user: prepare(statements::DELETE_USER, true).await?,
-        get_user: prepare(statements::GET_USER, true).await?,
-        get_user_serial,
-        update_user: prepare(statements::UPDATE_USER, false).await?,
-        update_user_email: prepare(statements::UPDATE_USER_EMAIL, false).await?,
-        claim_email: prepare(statements::CLAIM_EMAIL, false).await?,
-        reserve_email: prepare(statements::RESERVE_EMAIL, false).await?,
-        finalize_email: prepare(statements::FINALIZE_EMAIL, false).await?,
-        release_email: prepare(statements::RELEASE_EMAIL, false).await?,
-        find_email: prepare(statements::FIND_EMAIL, true).await?,
-        find_email_serial,
-        ping: prepare(statements::PING, true).await?,
-        insert_mail: prepare(statements::INSERT_MAIL, true).await?,
-        bucket_mail: prepare(statements::BUCKET_MAIL, true).await?,
-        claim_mail: prepare(statements::CLAIM_MAIL, false).await?,
-        retry_mail: prepare(statements::RETRY_MAIL, false).await?,
-        delete_mail: prepare(statements::DELETE_MAIL, true).await?,
-        scan_users_first: prepare(statements::SCAN_USERS_FIRST, true).await?,
-        scan_users_after: prepare(statements::SCAN_USERS_AFTER, true).await?,
+        insert_user: Stmt::new(prepare(statements::INSERT_USER, true).await?),
+        delete_user: Stmt::new(prepare(statements::DELETE_USER, true).await?),
+        get_user: Stmt::new(prepare(statements::GET_USER, true).await?),
+        get_user_serial: Stmt::new(get_user_serial),
+        update_user: Stmt::new(prepare(statements::UPDATE_USER, false).await?),
+        update_user_email: Stmt::new(prepare(statements::UPDATE_USER_EMAIL, false).await?),
+        claim_email: Stmt::new(prepare(statements::CLAIM_EMAIL, false).await?),
+        reserve_email: Stmt::new(prepare(statements::RESERVE_EMAIL, false).await?),
+        finalize_email: Stmt::new(prepare(statements::FINALIZE_EMAIL, false).await?),
+        release_email: Stmt::new(prepare(statements::RELEASE_EMAIL, false).await?),
+        find_email: Stmt::new(prepare(statements::FIND_EMAIL, true).await?),
+        find_email_serial: Stmt::new(find_email_serial),
+        ping: Stmt::new(prepare(statements::PING, true).await?),
+        insert_mail: Stmt::new(prepare(statements::INSERT_MAIL, true).await?),
+        bucket_mail: Stmt::new(prepare(statements::BUCKET_MAIL, true).await?),
+        claim_mail: Stmt::new(prepare(statements::CLAIM_MAIL, false).await?),
+        retry_mail: Stmt::new(prepare(statements::RETRY_MAIL, false).await?),
+        delete_mail: Stmt::new(prepare(statements::DELETE_MAIL, true).await?),
+        scan_users_first: Stmt::new(prepare(statements::SCAN_USERS_FIRST, true).await?),
+        scan_users_after: Stmt::new(prepare(statements::SCAN_USERS_AFTER, true).await?),
     })
 }
 
