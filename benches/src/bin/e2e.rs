@@ -8,9 +8,23 @@
 //! during the same run. A second server with a deliberately cheap hash shows
 //! the engine's own cost per login, which the OWASP hash would hide.
 //!
+//! The `scylla` phase (`--phases scylla`, not run by default: it needs
+//! Java 17 and Maven for the storage crate's Cassandra fixture, and about a
+//! minute more) puts the users in a real CQL database, one Apache Cassandra
+//! 5 node, with the tokens in a Redis Cluster, the production shape. For
+//! register, login, refresh, `me` and password change it prints the CQL
+//! reads, writes and lightweight transactions each issues (from the server's
+//! own `portcullis_cql_statements_total`), the server's CPU and Cassandra's
+//! CPU per operation. It is a phase rather than a global `--user-store`
+//! switch because every phase builds its own server for what it measures:
+//! the login overhead ratio and the overload phase are about the hash pool
+//! and stay on the embedded stores, and a phase combines with the others in
+//! one run (`--phases cheap,redis,scylla` compares a login's server CPU with
+//! users embedded and in Cassandra on the same machine state).
+//!
 //! ```text
 //! cargo build --release -p portcullis-edge -p portcullis-benches
-//! target/release/e2e [--secs 10] [--concurrency 32]
+//! target/release/e2e [--secs 10] [--concurrency 32] [--phases ...] [--scylla-ops 640]
 //! ```
 
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
@@ -84,6 +98,24 @@ impl Server {
             pid,
             _dir: dir,
         })
+    }
+}
+
+impl Server {
+    /// Waits until `/readyz` answers 200: a server with a shared store may
+    /// listen before it has connected to it.
+    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut conn = Conn::open(self.admin);
+            if conn.call(&request("GET", "/readyz", None, None)).0 == 200 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server was not ready within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -212,11 +244,7 @@ where
     F: Fn(&mut User, &mut Conn) -> u16 + Sync,
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let steal0 = steal_ticks();
-    let cpu0 = process_cpu(srv.pid).unwrap();
-    let cpup0 = process_cpu_precise(srv.pid).unwrap();
-    let t0 = Instant::now();
-    type Worker = (Vec<u64>, Vec<u64>, BTreeMap<u16, u64>);
+    let meter = Meter::start(srv);
     let results: Vec<Worker> = std::thread::scope(|scope| {
         let handles: Vec<_> = users
             .iter_mut()
@@ -253,56 +281,133 @@ where
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let secs = t0.elapsed().as_secs_f64();
-    let steal_pct = (steal_ticks() - steal0) as f64
-        / portcullis_benches::clock_ticks() as f64
-        / secs
-        / std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
-        * 100.0;
-    let cpu = process_cpu(srv.pid).unwrap() - cpu0;
-    let cpu_precise = process_cpu_precise(srv.pid).unwrap() - cpup0;
-    let mut lat_us = Vec::new();
-    let mut lat_503_us = Vec::new();
-    let mut errors = BTreeMap::new();
-    let mut ok = 0;
-    for (l, l503, st) in results {
-        lat_us.extend(l);
-        lat_503_us.extend(l503);
-        for (s, n) in st {
-            if (200..300).contains(&s) {
-                ok += n;
-            } else {
-                *errors.entry(s).or_insert(0) += n;
-            }
+    meter.finish(name, srv, users.len(), results)
+}
+
+/// [`run`] with a fixed amount of work: every user takes exactly one step,
+/// the users split over `concurrency` connections.
+fn run_each<F>(name: &str, srv: &Server, users: &mut [User], concurrency: usize, step: F) -> Outcome
+where
+    F: Fn(&mut User, &mut Conn) -> u16 + Sync,
+{
+    let per = users.len().div_ceil(concurrency.max(1)).max(1);
+    let meter = Meter::start(srv);
+    let results: Vec<Worker> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .chunks_mut(per)
+            .map(|chunk| {
+                let step = &step;
+                scope.spawn(move || {
+                    let mut conn = Conn::open(srv.api);
+                    let mut lat = Vec::with_capacity(chunk.len());
+                    let mut lat_503 = Vec::new();
+                    let mut statuses = BTreeMap::new();
+                    for u in chunk {
+                        let t = Instant::now();
+                        let status = step(u, &mut conn);
+                        *statuses.entry(status).or_insert(0u64) += 1;
+                        if (200..300).contains(&status) {
+                            lat.push(t.elapsed().as_micros() as u64);
+                        } else if status == 503 {
+                            lat_503.push(t.elapsed().as_micros() as u64);
+                        }
+                    }
+                    (lat, lat_503, statuses)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    meter.finish(name, srv, concurrency.min(users.len()), results)
+}
+
+/// What one client thread brings back: latencies of its successes, of its
+/// 503s, and the count of each status.
+type Worker = (Vec<u64>, Vec<u64>, BTreeMap<u16, u64>);
+
+/// The clocks read at the start of a measured window.
+struct Meter {
+    steal0: u64,
+    cpu0: Duration,
+    cpup0: Duration,
+    t0: Instant,
+}
+
+impl Meter {
+    fn start(srv: &Server) -> Meter {
+        Meter {
+            steal0: steal_ticks(),
+            cpu0: process_cpu(srv.pid).unwrap(),
+            cpup0: process_cpu_precise(srv.pid).unwrap(),
+            t0: Instant::now(),
         }
     }
-    lat_us.sort_unstable();
-    lat_503_us.sort_unstable();
-    Outcome {
-        name: name.to_owned(),
-        steal_pct,
-        concurrency: users.len(),
-        ok,
-        errors,
-        secs,
-        cpu,
-        cpu_precise,
-        lat_us,
-        lat_503_us,
+
+    fn finish(self, name: &str, srv: &Server, concurrency: usize, results: Vec<Worker>) -> Outcome {
+        let secs = self.t0.elapsed().as_secs_f64();
+        let steal_pct = (steal_ticks() - self.steal0) as f64
+            / portcullis_benches::clock_ticks() as f64
+            / secs
+            / std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+            * 100.0;
+        let cpu = process_cpu(srv.pid).unwrap() - self.cpu0;
+        let cpu_precise = process_cpu_precise(srv.pid).unwrap() - self.cpup0;
+        let mut lat_us = Vec::new();
+        let mut lat_503_us = Vec::new();
+        let mut errors = BTreeMap::new();
+        let mut ok = 0;
+        for (l, l503, st) in results {
+            lat_us.extend(l);
+            lat_503_us.extend(l503);
+            for (s, n) in st {
+                if (200..300).contains(&s) {
+                    ok += n;
+                } else {
+                    *errors.entry(s).or_insert(0) += n;
+                }
+            }
+        }
+        lat_us.sort_unstable();
+        lat_503_us.sort_unstable();
+        Outcome {
+            name: name.to_owned(),
+            steal_pct,
+            concurrency,
+            ok,
+            errors,
+            secs,
+            cpu,
+            cpu_precise,
+            lat_us,
+            lat_503_us,
+        }
     }
+}
+
+/// The server's `/metrics` page (admin listener).
+fn scrape(srv: &Server) -> String {
+    let mut conn = Conn::open(srv.admin);
+    let (status, body) = conn.call(&request("GET", "/metrics", None, None));
+    assert_eq!(status, 200, "cannot scrape the server's metrics");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The sum of every series of `name` whose labels contain `labels` (e.g.
+/// `kind="read"`; empty: every series).
+fn metric_sum(page: &str, name: &str, labels: &str) -> f64 {
+    page.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// CPU time the server has spent inside password hash jobs, from its own
 /// `portcullis_hash_cpu_microseconds_total` on the admin port.
 fn server_hash_cpu(srv: &Server) -> Duration {
-    let mut conn = Conn::open(srv.admin);
-    let (status, body) = conn.call(&request("GET", "/metrics", None, None));
-    assert_eq!(status, 200, "cannot scrape the server's metrics");
-    let micros: f64 = String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with("portcullis_hash_cpu_microseconds_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let micros = metric_sum(&scrape(srv), "portcullis_hash_cpu_microseconds_total", "");
     Duration::from_micros(micros as u64)
 }
 
@@ -479,10 +584,431 @@ fn print(o: &Outcome) {
     );
 }
 
+/// What the ScyllaDB phase reads before and after each window: the server's
+/// `portcullis_cql_statements_total` by kind, its mail sent, Cassandra's CPU.
+#[derive(Clone, Copy)]
+struct CqlSample {
+    at: Instant,
+    /// reads, writes, LWTs.
+    cql: [f64; 3],
+    mail_sent: f64,
+    cassandra: Duration,
+}
+
+impl CqlSample {
+    fn take(srv: &Server, cassandra_pid: u32) -> CqlSample {
+        let page = scrape(srv);
+        let cql = ["read", "write", "lwt"].map(|k| {
+            metric_sum(
+                &page,
+                "portcullis_cql_statements_total",
+                &format!("kind=\"{k}\""),
+            )
+        });
+        CqlSample {
+            at: Instant::now(),
+            cql,
+            mail_sent: metric_sum(&page, "portcullis_mail_messages_total", "outcome=\"sent\""),
+            cassandra: process_cpu(cassandra_pid).unwrap_or_default(),
+        }
+    }
+}
+
+/// What happened between two samples.
+#[derive(Clone, Copy)]
+struct CqlDelta {
+    secs: f64,
+    cql: [f64; 3],
+    mail_sent: f64,
+    cassandra: Duration,
+}
+
+impl CqlDelta {
+    fn between(a: &CqlSample, b: &CqlSample) -> CqlDelta {
+        CqlDelta {
+            secs: (b.at - a.at).as_secs_f64(),
+            cql: [0, 1, 2].map(|i| b.cql[i] - a.cql[i]),
+            mail_sent: b.mail_sent - a.mail_sent,
+            cassandra: b.cassandra.saturating_sub(a.cassandra),
+        }
+    }
+
+    fn plus(self, o: CqlDelta) -> CqlDelta {
+        CqlDelta {
+            secs: self.secs + o.secs,
+            cql: [0, 1, 2].map(|i| self.cql[i] + o.cql[i]),
+            mail_sent: self.mail_sent + o.mail_sent,
+            cassandra: self.cassandra + o.cassandra,
+        }
+    }
+
+    /// Statements per op after taking away what the idle server issues
+    /// in the same time (the mailer's outbox scan, the availability ping).
+    fn per_op(&self, idle: &CqlDelta, ops: f64) -> [f64; 3] {
+        [0, 1, 2].map(|i| {
+            let v = (self.cql[i] - idle.cql[i] / idle.secs * self.secs) / ops.max(1.0);
+            // No "-0.00" for a residue of the idle estimate.
+            if v.abs() < 0.005 { 0.0 } else { v }
+        })
+    }
+
+    /// Cassandra CPU µs per op, its idle CPU over the same time taken away.
+    fn cassandra_us(&self, idle: &CqlDelta, ops: f64) -> f64 {
+        let idle_us = idle.cassandra.as_secs_f64() * 1e6 / idle.secs * self.secs;
+        (self.cassandra.as_secs_f64() * 1e6 - idle_us) / ops.max(1.0)
+    }
+}
+
+/// One line of the CQL table.
+struct CqlRow {
+    name: String,
+    ops: f64,
+    server_us: f64,
+    cassandra_us: f64,
+    per_op: [f64; 3],
+}
+
+fn print_cql_rows(rows: &[CqlRow]) {
+    println!();
+    println!(
+        "| {:<44} | {:>6} | {:>11} | {:>14} | {:>8} | {:>8} | {:>8} |",
+        "operation (users in Cassandra, tokens in Redis)",
+        "ops",
+        "server µs/op",
+        "Cassandra µs/op",
+        "reads/op",
+        "writes/op",
+        "LWTs/op"
+    );
+    println!(
+        "|{:-<46}|{:->8}|{:->13}|{:->16}|{:->10}|{:->10}|{:->10}|",
+        "", "", "", "", "", "", ""
+    );
+    for r in rows {
+        println!(
+            "| {:<44} | {:>6} | {:>11} | {:>14.1} | {:>8.2} | {:>8.2} | {:>8.2} |",
+            r.name,
+            r.ops,
+            if r.server_us.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{:.1}", r.server_us)
+            },
+            r.cassandra_us,
+            r.per_op[0],
+            r.per_op[1],
+            r.per_op[2]
+        );
+    }
+}
+
+fn register_step(u: &mut User, c: &mut Conn) -> u16 {
+    let (s, body) = c.call(&request(
+        "POST",
+        "/v1/auth/register",
+        Some(&json!({"email": u.email, "password": u.password})),
+        None,
+    ));
+    if s == 201
+        && let Ok(v) = serde_json::from_slice::<Value>(&body)
+        && let (Some(a), Some(r)) = (v["access_token"].as_str(), v["refresh_token"].as_str())
+    {
+        u.access = a.to_owned();
+        u.refresh = r.to_owned();
+    }
+    s
+}
+
+fn change_password_step(u: &mut User, c: &mut Conn) -> u16 {
+    let new = format!("{}-new", u.password);
+    let (s, _) = c.call(&request(
+        "POST",
+        "/v1/password/change",
+        Some(&json!({"current_password": u.password, "new_password": new})),
+        Some(&u.access),
+    ));
+    if s == 204 {
+        u.password = new;
+    }
+    s
+}
+
+/// Users not registered yet: `bench-scylla-<tag>-<i>@example.com`.
+fn fresh_users(n: usize, tag: &str) -> Vec<User> {
+    (0..n)
+        .map(|i| User {
+            email: format!("bench-scylla-{tag}-{i}@example.com"),
+            password: format!("scylla-secret-{i}-pw"),
+            access: String::new(),
+            refresh: String::new(),
+        })
+        .collect()
+}
+
+/// Users in a real CQL database: one Apache Cassandra 5 node (the storage
+/// fixture's; ScyllaDB speaks the same protocol and transactions) and the
+/// Redis Cluster token store, the production shape. The hash is the cheap
+/// one, so the server's CPU is the request and store path.
+///
+/// Register and password change run a fixed number of distinct users, each
+/// once (as in production: one registration, and rarely more than one
+/// change, per account; the per-account mail limit would otherwise leave
+/// out later changes' notices); login, refresh and `me` run for `secs`.
+/// CQL per op is the delta of the server's `portcullis_cql_statements_total`
+/// over the window, less what the idle server issued over as long (measured
+/// first: the mailer scans the outbox's 16 buckets every second, the
+/// availability ping reads once every 5 s), divided by the ops. A password
+/// change queues a notice that the mailer delivers later (at most 32 a
+/// second), so the phase waits for every notice to be sent and splits the
+/// statements into the request's own and each delivery's.
+fn scylla_phase(
+    bin: &PathBuf,
+    secs: u64,
+    concurrency: usize,
+    ops: usize,
+    summary: &mut Vec<String>,
+) -> Result<Vec<CqlRow>> {
+    use portcullis_storage::scylla::fixture::{CassandraCluster, DATACENTER};
+    let t = Instant::now();
+    let cassandra = CassandraCluster::start();
+    let cassandra_pid = cassandra.nodes[0]
+        .pid()
+        .context("Cassandra is not running")?;
+    let redis = RedisCluster::start();
+    eprintln!(
+        "(Cassandra pid {cassandra_pid} at {}, Redis Cluster up, {:.0} s)",
+        cassandra.contact_point(),
+        t.elapsed().as_secs_f64()
+    );
+    let nodes = cassandra.contact_point();
+    let redis_nodes = redis.urls().join(",");
+    let replication = format!("{DATACENTER}:1");
+    let scylla_env: [(&str, &str); 5] = [
+        ("PORTCULLIS_SCYLLA_NODES", nodes.as_str()),
+        ("PORTCULLIS_SCYLLA_KEYSPACE", "portcullis_bench"),
+        ("PORTCULLIS_SCYLLA_LOCAL_DC", DATACENTER),
+        ("PORTCULLIS_SCYLLA_REPLICATION", replication.as_str()),
+        // A JVM node on a busy 2-core machine: no request should time out
+        // (an unknown outcome would add serial reads).
+        ("PORTCULLIS_SCYLLA_REQUEST_TIMEOUT", "10s"),
+    ];
+    let migrate = Command::new(bin)
+        .arg("migrate")
+        .envs(scylla_env)
+        .env("PORTCULLIS_LOG", "warn")
+        .output()
+        .context("cannot run portcullis migrate")?;
+    if !migrate.status.success() {
+        bail!(
+            "portcullis migrate failed: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+    }
+    let mut env: Vec<(&str, &str)> = scylla_env.to_vec();
+    env.extend([
+        ("PORTCULLIS_USER_STORE", "scylla"),
+        (
+            "PORTCULLIS_DATA_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+        ("PORTCULLIS_TOKEN_STORE", "redis-cluster"),
+        ("PORTCULLIS_REDIS_NODES", redis_nodes.as_str()),
+        ("PORTCULLIS_HASH_QUEUE", "256"),
+    ]);
+    let srv = Server::start(bin, CHEAP, &env)?;
+    srv.wait_ready(Duration::from_secs(60))?;
+    eprintln!("(server pid {})", srv.pid);
+
+    // Warm both JITs and caches up on users of their own.
+    let mut warm = fresh_users(concurrency.max(4) * 4, "warm");
+    let o = run_each(
+        "warm-up register",
+        &srv,
+        &mut warm,
+        concurrency,
+        register_step,
+    );
+    if !o.errors.is_empty() {
+        bail!("warm-up registrations failed: {:?}", o.errors);
+    }
+    run(
+        "warm-up login",
+        &srv,
+        &mut warm[..concurrency.max(4)],
+        secs.min(3),
+        login_step,
+    );
+
+    // The idle server's own statements, to take away from every window.
+    let idle_secs = 6;
+    let s0 = CqlSample::take(&srv, cassandra_pid);
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let s1 = CqlSample::take(&srv, cassandra_pid);
+    let idle = CqlDelta::between(&s0, &s1);
+    let srv_idle = {
+        let c0 = process_cpu(srv.pid).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        (process_cpu(srv.pid).unwrap() - c0).as_secs_f64() * 1e6 / 2.0
+    };
+    summary.push(format!(
+        "scylla idle: {:.1} reads/s, {:.1} writes/s, {:.1} LWTs/s over {:.1} s (mailer outbox scan: 16 bucket reads per 1 s poll; availability ping: 1 read per 5 s); Cassandra idle CPU {:.0} µs/s; server idle CPU {:.0} µs/s",
+        idle.cql[0] / idle.secs,
+        idle.cql[1] / idle.secs,
+        idle.cql[2] / idle.secs,
+        idle.secs,
+        idle.cassandra.as_secs_f64() * 1e6 / idle.secs,
+        srv_idle
+    ));
+
+    let mut rows = Vec::new();
+    let mut record = |o: &Outcome, d: &CqlDelta, what: &str, summary: &mut Vec<String>| {
+        print(o);
+        let n = o.ok as f64;
+        let per_op = d.per_op(&idle, n);
+        summary.push(format!(
+            "scylla {what}: {} ok in {:.1} s; CQL delta reads {:.0}, writes {:.0}, LWTs {:.0} (idle over as long: {:.1}, {:.1}, {:.1}); Cassandra CPU {:.0} ms (idle over as long {:.0} ms)",
+            o.ok,
+            d.secs,
+            d.cql[0],
+            d.cql[1],
+            d.cql[2],
+            idle.cql[0] / idle.secs * d.secs,
+            idle.cql[1] / idle.secs * d.secs,
+            idle.cql[2] / idle.secs * d.secs,
+            d.cassandra.as_secs_f64() * 1e3,
+            idle.cassandra.as_secs_f64() * 1e3 / idle.secs * d.secs,
+        ));
+        rows.push(CqlRow {
+            name: what.to_owned(),
+            ops: n,
+            server_us: o.cpu_us_per_op(),
+            cassandra_us: d.cassandra_us(&idle, n),
+            per_op,
+        });
+    };
+
+    let mut users = fresh_users(ops, "run");
+    let a = CqlSample::take(&srv, cassandra_pid);
+    let o = run_each(
+        "register (Cassandra users, Redis tokens)",
+        &srv,
+        &mut users,
+        concurrency,
+        register_step,
+    );
+    let b = CqlSample::take(&srv, cassandra_pid);
+    if o.ok as usize != users.len() {
+        bail!("registrations failed: {:?}", o.errors);
+    }
+    record(&o, &CqlDelta::between(&a, &b), "register", summary);
+
+    let clients = concurrency.min(users.len());
+    for (what, name, step) in [
+        (
+            "login",
+            "login (cheap hash, Cassandra users, Redis tokens)",
+            login_step as fn(&mut User, &mut Conn) -> u16,
+        ),
+        (
+            "refresh",
+            "refresh (Cassandra users, Redis tokens)",
+            refresh_step,
+        ),
+        ("me", "me (Cassandra users, Redis tokens)", me_step),
+    ] {
+        let a = CqlSample::take(&srv, cassandra_pid);
+        let o = run(name, &srv, &mut users[..clients], secs, step);
+        let b = CqlSample::take(&srv, cassandra_pid);
+        record(&o, &CqlDelta::between(&a, &b), what, summary);
+    }
+
+    // Password change: the requests, then the mailer delivering their notices.
+    let a = CqlSample::take(&srv, cassandra_pid);
+    let o = run_each(
+        "password change (Cassandra users, Redis tokens)",
+        &srv,
+        &mut users,
+        concurrency,
+        change_password_step,
+    );
+    let b = CqlSample::take(&srv, cassandra_pid);
+    if o.ok as usize != users.len() {
+        bail!("password changes failed: {:?}", o.errors);
+    }
+    let srv_cpu_b = process_cpu(srv.pid).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30 + 2 * ops as u64 / 32);
+    let mut c = b;
+    while c.mail_sent - a.mail_sent < o.ok as f64 {
+        if Instant::now() > deadline {
+            bail!(
+                "the mailer sent {} of {} notices in time",
+                c.mail_sent - a.mail_sent,
+                o.ok
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        c = CqlSample::take(&srv, cassandra_pid);
+    }
+    // Let the last delivery's record update finish (it follows the count).
+    std::thread::sleep(Duration::from_millis(500));
+    c = CqlSample::take(&srv, cassandra_pid);
+    let srv_drain_us = (process_cpu(srv.pid).unwrap() - srv_cpu_b).as_secs_f64() * 1e6;
+    let request = CqlDelta::between(&a, &b);
+    let drain = CqlDelta::between(&b, &c);
+    let total = request.plus(drain);
+    let n = o.ok as f64;
+    // Each delivery's statements, from the drain (requests over), then the
+    // request's own: the whole minus one delivery per change.
+    let per_delivery = drain.per_op(&idle, drain.mail_sent);
+    let per_change = total.per_op(&idle, n);
+    let own = [0, 1, 2].map(|i| per_change[i] - per_delivery[i]);
+    print(&o);
+    summary.push(format!(
+        "scylla password change: {} ok in {:.1} s, {} notices sent meanwhile; then {} sent in {:.1} s; CQL delta reads {:.0}/{:.0}, writes {:.0}/{:.0}, LWTs {:.0}/{:.0} (requests/drain)",
+        o.ok,
+        request.secs,
+        request.mail_sent,
+        drain.mail_sent,
+        drain.secs,
+        request.cql[0],
+        drain.cql[0],
+        request.cql[1],
+        drain.cql[1],
+        request.cql[2],
+        drain.cql[2],
+    ));
+    rows.push(CqlRow {
+        name: "password change (request)".to_owned(),
+        ops: n,
+        server_us: o.cpu_us_per_op(),
+        cassandra_us: request.cassandra_us(&idle, n),
+        per_op: own,
+    });
+    rows.push(CqlRow {
+        name: "password change notice (mailer, per message)".to_owned(),
+        ops: drain.mail_sent,
+        server_us: (srv_drain_us - srv_idle * drain.secs) / drain.mail_sent.max(1.0),
+        cassandra_us: drain.cassandra_us(&idle, drain.mail_sent),
+        per_op: per_delivery,
+    });
+    rows.push(CqlRow {
+        name: "password change, request + notice".to_owned(),
+        ops: n,
+        server_us: f64::NAN,
+        cassandra_us: total.cassandra_us(&idle, n),
+        per_op: per_change,
+    });
+    drop(srv);
+    drop(redis);
+    drop(cassandra);
+    Ok(rows)
+}
+
 fn main() -> Result<()> {
     let mut secs = 10u64;
     let mut concurrency = 32usize;
     let mut phases = "login,refresh,me,cheap,overload,redis".to_owned();
+    let mut scylla_ops = 640usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -491,10 +1017,11 @@ fn main() -> Result<()> {
             "--phases" => {
                 phases = args
                     .next()
-                    .context("--phases login,refresh,me,cheap,overload,redis")?
+                    .context("--phases login,refresh,me,cheap,overload,redis,scylla")?
             }
+            "--scylla-ops" => scylla_ops = args.next().context("--scylla-ops N")?.parse()?,
             other => bail!(
-                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,overload,redis)"
+                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,overload,redis,scylla, --scylla-ops N)"
             ),
         }
     }
@@ -745,6 +1272,11 @@ fn main() -> Result<()> {
         drop(cluster);
     }
 
+    let mut cql_rows = Vec::new();
+    if want("scylla") {
+        cql_rows = scylla_phase(&bin, secs, concurrency, scylla_ops, &mut summary)?;
+    }
+
     let sign_after = reference_sign();
     let sign = (sign_before + sign_after) / 2;
     let wake_after = reference_wakeup();
@@ -766,6 +1298,13 @@ fn main() -> Result<()> {
     );
     for line in summary {
         println!("{line}");
+    }
+    if !cql_rows.is_empty() {
+        print_cql_rows(&cql_rows);
+        println!();
+        println!(
+            "server µs/op: the server's CPU over the window (password change notice: over the drain, the idle server's CPU taken away); Cassandra µs/op: the JVM's CPU from /proc, its idle CPU over as long taken away; reads/writes/LWTs per op: portcullis_cql_statements_total delta, less the idle server's statements over as long, / ok ops"
+        );
     }
     Ok(())
 }
