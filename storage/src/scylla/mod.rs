@@ -3,14 +3,29 @@
 //! **Tables** (see [`schema`]): `users_by_email` (normalized email -> user
 //! id; the email partition) and `users` (user id -> credential, profile, MFA,
 //! status; the user partition), partitioned the way the shard actors
-//! partition users. A login is two single-partition reads.
+//! partition users. A login is three single-partition reads.
 //!
-//! | operation | partition reads | partition writes |
-//! | --- | --- | --- |
-//! | register | 0 | 1 plain (`users`) + 1 LWT (`users_by_email`) |
-//! | login | 2 (`users_by_email`, `users`) | 0 (1 LWT when the hash is upgraded) |
-//! | password change, profile, verify email | 1 | 1 LWT (`users`, `IF version`) |
-//! | email change | 1 | 4 LWT (reserve, record, finalize, release) |
+//! Statements per operation, engine flow included. The rows marked
+//! *measured* are what `e2e --phases scylla` counted on
+//! `portcullis_cql_statements_total` (see [`metric`] and k8s/CAPACITY.md);
+//! the others follow from the code. Every `outbox` write is a message the
+//! mailer delivers later, with the statements of its row.
+//!
+//! | operation | reads | plain writes | LWTs |
+//! | --- | --- | --- | --- |
+//! | register (*measured*) | 1 (`users_by_email`: the engine's check that the email is free) | 1 (`users`) | 1 (`users_by_email`, `IF NOT EXISTS`) |
+//! | login (*measured*) | 3 (`users_by_email`, `users`, `users` again: the credentials-epoch check once the session is open) | 0 | 0 (+1 read, +1 LWT when the hash is upgraded) |
+//! | refresh (*measured*) | 0 | 0 | 0 |
+//! | `me` (*measured*; the read model is off with a shared token store) | 1 (`users`) | 0 | 0 |
+//! | password change (*measured*) | 1 | 1 (`outbox`: the notice) | 1 (`users`, `IF version`) |
+//! | delivering a queued message (mailer, *measured*) | 2 (`users`: vouched?, then the record update's read) | 1 (`outbox` delete) | 2 (`outbox` claim, `users` record `IF version`) |
+//! | profile update; verify email (confirming) | 1 | 0 | 1 (`users`, `IF version`) |
+//! | verify email or email change (asking: a link is mailed) | 1 | 1 (`outbox`) | 1 (`users`, `IF version`) |
+//! | email change (confirming) | 2 (the flow's, then the store's version check) | 1 (`outbox`: the notice) | 4 (reserve, record, finalize, release) |
+//! | the mailer's poll, every second per pod | 16 (`outbox`, every bucket) | 0 | 0 |
+//!
+//! A read at serial consistency (settling an unknown LWT outcome) counts as
+//! a read, though the server runs a Paxos round for it.
 //!
 //! **Uniqueness.** A new user's row is written first, then its email is
 //! claimed with `INSERT ... IF NOT EXISTS`; only the claim makes the user
