@@ -417,6 +417,14 @@ impl Engine {
     pub fn submit(&self, cmd: Command, reply: Responder) {
         let core = &self.core;
         match cmd {
+            // No key loaded yet (start-up without the token store): an empty
+            // key set, cached by a resource server, would refuse every good
+            // token for minutes.
+            Command::Jwks if !core.token_svc.has_keys() => {
+                reply.send(Err(AuthError::Unavailable {
+                    retry_after_secs: 1,
+                }));
+            }
             Command::Jwks => reply.send(Ok(Outcome::Jwks(core.token_svc.jwks()))),
             Command::Register {
                 email,

@@ -51,7 +51,7 @@ impl Admin {
                 None => Err(EdgeError::NotFound),
             },
             "/healthz" => liveness(&self.bridge),
-            _ => readiness(&self.bridge),
+            _ => readiness(&self.bridge, true),
         }
     }
 }

@@ -472,14 +472,14 @@ pub struct Health {
 /// `GET /readyz` answer.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready`, `degraded` (ready, but a cluster store has a database node
-    /// this process cannot reach) or `not_ready`.
+    /// `ready`, `degraded` (admin listener only: ready, but a cluster store
+    /// has a database node this process cannot reach) or `not_ready`.
     pub status: &'static str,
     /// Each dependency and whether it is usable.
     #[schema(value_type = Object)]
     pub checks: std::collections::BTreeMap<&'static str, bool>,
-    /// For each cluster store, its database nodes this process reaches
-    /// (`up`) and cannot reach (`down`).
+    /// Admin listener only: for each cluster store, its database nodes this
+    /// process reaches (`up`) and cannot reach (`down`).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[schema(value_type = Object)]
     pub nodes: std::collections::BTreeMap<&'static str, Nodes>,

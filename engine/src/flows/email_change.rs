@@ -86,6 +86,9 @@ pub(crate) async fn request(
 /// Moves the account to the pending new address if `token` is the pending
 /// one (the address is verified by the link), and tells the old address.
 pub(crate) async fn confirm(core: Arc<Core>, token: onetime::Presented) -> Reply {
+    // The change ends every session after it is written: not with a token
+    // store that cannot.
+    super::require_token_store(&core)?;
     // Another writer may move the record on meanwhile: reload and check the
     // token again, a few times.
     for _ in 0..3 {

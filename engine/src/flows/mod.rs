@@ -132,6 +132,27 @@ pub(crate) async fn end_session(
 /// epoch before it ends sessions, so either this check sees the new epoch
 /// or the event's revocation sees this session: no session opened on
 /// replaced credentials survives, on any pod.
+/// Refuses (503) a flow that must end sessions or open one when the token
+/// store is not in a state to do it: its last ping failed (every 5 s), or,
+/// after a start-up without it, its signing keys or chain key are not set up
+/// yet. Checked before the flow writes the user record, so that it does not
+/// change credentials whose sessions it then cannot end, or create an
+/// account whose registration then answers 503.
+pub(crate) fn require_token_store(core: &Core) -> Result<(), AuthError> {
+    let up = core
+        .token_store_up
+        .load(std::sync::atomic::Ordering::Acquire)
+        && core.token_svc.has_keys()
+        && core.token_svc.chain().is_ok();
+    if up {
+        Ok(())
+    } else {
+        Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+}
+
 pub(crate) async fn open_session(
     core: &Arc<Core>,
     user_id: UserId,
@@ -140,6 +161,12 @@ pub(crate) async fn open_session(
     epoch: Option<u64>,
 ) -> Result<TokenGrant, AuthError> {
     let now = core.now_ms();
+    // No session is written that no access token could come with.
+    if !core.token_svc.can_sign(now) {
+        return Err(AuthError::Unavailable {
+            retry_after_secs: 1,
+        });
+    }
     let sid = core.token_svc.new_session_id()?;
     let (refresh_token, hash) = core.token_svc.first_refresh(user_id, sid)?;
     let ttl = ms(core.cfg.refresh_ttl);

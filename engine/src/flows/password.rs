@@ -95,6 +95,9 @@ pub(crate) async fn reset(
     client: ClientInfo,
     slot: HashSlot,
 ) -> Reply {
+    // The reset ends every session after it writes the new password: not
+    // with a token store that cannot, or the old sessions would outlive it.
+    super::require_token_store(&core)?;
     let load = || async {
         core.user_op("get_user", core.users.get_user(token.user_id))
             .await

@@ -35,14 +35,7 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply {
     // The session is opened after the user is created: with the token store
     // known to be down, the account would exist while its registration
     // answers 503 (a retry then finds the email taken).
-    if !core
-        .token_store_up
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        return Err(AuthError::Unavailable {
-            retry_after_secs: 1,
-        });
-    }
+    super::require_token_store(core)?;
     let email = req.email.as_str();
     core.passwords.check("password", &req.password, email)?;
     let existing = core

@@ -822,13 +822,22 @@ pub fn liveness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> {
     )
 )]
 pub fn readyz(app: &App, _req: &Request<'_>) -> Result<Response, EdgeError> {
-    readiness(&app.bridge)
+    readiness(&app.bridge, false)
 }
 
-/// The readiness answer (shared with the admin listener).
-pub fn readiness(bridge: &crate::bridge::Bridge) -> Result<Response, EdgeError> {
+/// The readiness answer (shared with the admin listener). Only the admin
+/// listener (`cluster_detail`) tells how many database nodes are down: on
+/// the public port that would tell anyone when the cluster is one failure
+/// from refusing logins.
+pub fn readiness(
+    bridge: &crate::bridge::Bridge,
+    cluster_detail: bool,
+) -> Result<Response, EdgeError> {
     match bridge.call(Command::Readiness) {
-        Ok(Outcome::Readiness(checks, nodes)) => {
+        Ok(Outcome::Readiness(checks, mut nodes)) => {
+            if !cluster_detail {
+                nodes.clear();
+            }
             let ready = checks.iter().all(|c| c.ok);
             let degraded = nodes.iter().any(|(_, n)| n.down > 0);
             let doc = Readiness {

@@ -340,3 +340,73 @@ fn a_cluster_that_is_down_answers_503_and_readiness_follows_it() {
         assert!(m.contains(name), "{name} missing from /metrics");
     }
 }
+
+/// Sends `sig` to every node of `cluster`.
+fn signal_all(cluster: &RedisCluster, sig: i32) {
+    for pid in cluster.pids() {
+        // SAFETY: plain kill(2) on a redis-server this test started.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(i32::try_from(pid).unwrap(), sig) };
+        assert_eq!(rc, 0);
+    }
+}
+
+#[test]
+fn a_reset_while_the_token_store_stalls_changes_nothing_it_cannot_finish() {
+    // The attack: a victim resets a password while the token store does not
+    // answer. Had the reset written the new password and then failed to end
+    // the sessions, the attacker's stolen session would outlive the reset
+    // (and the victim's retry would find the link used up).
+    let cluster = RedisCluster::start_with(3, 0);
+    let mut rc = cluster.config("stall");
+    rc.command_timeout = Duration::from_millis(300);
+    let srv = TestServer::on_with(Stores::Embedded, |engine, _| {
+        engine.token_store = TokenStoreConfig::RedisCluster(rc);
+        // The per-account mail limit lives in the token store too, and would
+        // refuse the reset's notice first: this test is about the reset.
+        engine.account.mail_limits = Vec::new();
+    });
+    let (c, admin) = (srv.client(), Client { addr: srv.admin });
+    srv.register("stall@example.com", "old-password");
+    let stolen = srv.login("stall@example.com", "old-password").json();
+    let stolen_refresh = s(&stolen["refresh_token"]).to_owned();
+    c.post_json(
+        "/v1/password/forgot",
+        &json!({"email": "stall@example.com"}),
+        None,
+    );
+    let token = token_in(&srv.next_mail("stall@example.com", &mut Vec::new()), "pcr_");
+
+    signal_all(&cluster, libc::SIGSTOP);
+    let mut waited = Duration::ZERO;
+    while admin.get("/readyz", None).json()["checks"]["token_store"] != false {
+        assert!(waited < Duration::from_secs(20), "the stall went unnoticed");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    let r = c.post_json(
+        "/v1/password/reset",
+        &json!({"token": token, "new_password": "new-password"}),
+        None,
+    );
+    signal_all(&cluster, libc::SIGCONT);
+    r.problem(503, "unavailable");
+    while admin.get("/readyz", None).status != 200 {
+        assert!(waited < Duration::from_secs(40), "readiness did not return");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+
+    // Nothing changed: the old password still signs in, the link still works.
+    assert_eq!(srv.login("stall@example.com", "old-password").status, 200);
+    let r = c.post_json(
+        "/v1/password/reset",
+        &json!({"token": token, "new_password": "new-password"}),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    // And this time the stolen session ends with it.
+    refresh(&srv, &stolen_refresh).problem(401, "invalid_grant");
+    srv.login("stall@example.com", "old-password")
+        .problem(401, "invalid_credentials");
+}

@@ -251,7 +251,11 @@ fn a_server_started_before_its_cql_node_waits_for_it_and_a_dying_node_costs_503s
 
     // The node comes up: the server connects on its own and serves.
     node.restart();
-    let ready = wait_ready(&p, Duration::from_secs(60));
+    wait_ready(&p, Duration::from_secs(60));
+    let admin = Client {
+        addr: admin_addr(&p),
+    };
+    let ready = admin.get("/readyz", None).json();
     assert_eq!(ready["nodes"]["user_store"], json!({"up": 1, "down": 0}));
     assert_eq!(register(&c, "early@example.com").status, 201);
     assert_eq!(login(&c, "early@example.com").status, 200);
@@ -306,6 +310,8 @@ fn a_server_started_before_its_redis_cluster_waits_for_it() {
     // No key can check a bearer token yet: 503, not a 401 that would sign
     // its holder out.
     assert_unavailable(&c.get("/v1/users/me", Some("eyJhbGciOiJFZERTQSJ9.e30.c2ln")));
+    // Nor is an empty key set published for resource servers to cache.
+    assert_unavailable(&c.get("/.well-known/jwks.json", None));
 
     for n in &redis.nodes {
         n.restart();
@@ -313,6 +319,9 @@ fn a_server_started_before_its_redis_cluster_waits_for_it() {
     redis.wait_healthy(Duration::from_secs(30));
     let ready = wait_ready(&p, Duration::from_secs(60));
     assert_eq!(ready["status"], "ready");
+    let jwks = c.get("/.well-known/jwks.json", None);
+    assert_eq!(jwks.status, 200, "{}", jwks.text());
+    assert!(!jwks.json()["keys"].as_array().unwrap().is_empty());
     let r = register(&c, "early@example.com");
     assert_eq!(r.status, 201, "{}", r.text());
     let access = r.json()["access_token"].as_str().unwrap().to_owned();
@@ -329,7 +338,11 @@ fn three_nodes_at_rf3_lose_one_under_load_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = serve(dir.path(), &scylla_env(&ks.config));
     let c = Client { addr: p.addr };
-    let ready = wait_ready(&p, Duration::from_secs(60));
+    wait_ready(&p, Duration::from_secs(60));
+    let admin = Client {
+        addr: admin_addr(&p),
+    };
+    let ready = admin.get("/readyz", None).json();
     assert_eq!(ready["nodes"]["user_store"], json!({"up": 3, "down": 0}));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -339,13 +352,14 @@ fn three_nodes_at_rf3_lose_one_under_load_and_lose_nothing() {
     victim.kill();
 
     // Two of three replicas answer LOCAL_QUORUM and LOCAL_SERIAL: the pod
-    // is ready, and says it is degraded, in /readyz and in its metrics. (In
+    // is ready, and says it is degraded, in the admin listener's /readyz and
+    // in its metrics, not to the public. (In
     // the seconds before the others mark the node down, a quorum read that
     // picked it times out, so a probe may fail then; the probe's failure
     // threshold rides that out.)
     let start = Instant::now();
     let degraded = loop {
-        let doc = c.get("/readyz", None).json();
+        let doc = admin.get("/readyz", None).json();
         if doc["status"] == "degraded" {
             break doc;
         }
@@ -355,13 +369,14 @@ fn three_nodes_at_rf3_lose_one_under_load_and_lose_nothing() {
     assert_eq!(degraded["nodes"]["user_store"], json!({"up": 2, "down": 1}));
     assert_eq!(degraded["checks"]["user_store"], true);
     for _ in 0..5 {
-        let r = c.get("/readyz", None);
+        let r = admin.get("/readyz", None);
         assert_eq!(r.status, 200, "{}", r.text());
+        let public = c.get("/readyz", None);
+        assert_eq!(public.status, 200, "{}", public.text());
+        assert_eq!(public.json()["status"], "ready");
+        assert!(public.json().get("nodes").is_none(), "{}", public.text());
         std::thread::sleep(Duration::from_millis(200));
     }
-    let admin = Client {
-        addr: admin_addr(&p),
-    };
     let start = Instant::now();
     loop {
         let metrics = admin.get("/metrics", None).text();
@@ -404,9 +419,15 @@ fn three_nodes_at_rf3_lose_one_under_load_and_lose_nothing() {
     // read at quorum (which now includes the node that missed writes).
     victim.restart();
     cluster.wait_all_up(Duration::from_secs(60));
+    wait_ready(&p, Duration::from_secs(60));
     let start = Instant::now();
-    while wait_ready(&p, Duration::from_secs(60))["status"] != "ready" {
-        assert!(start.elapsed() < Duration::from_secs(30));
+    loop {
+        let doc = admin.get("/readyz", None).json();
+        if doc["status"] == "ready" {
+            assert_eq!(doc["nodes"]["user_store"], json!({"up": 3, "down": 0}));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{doc}");
         std::thread::sleep(Duration::from_millis(200));
     }
     nothing_lost_nothing_half_written(&c, &attempts);
