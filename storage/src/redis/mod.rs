@@ -89,8 +89,9 @@ pub mod metric {
     }
 }
 
-/// How to reach and use the cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How to reach and use the cluster. Its `Debug` hides the password of
+/// every node URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisClusterConfig {
     /// Seed nodes (`redis://host:port`, `redis://:password@host:port`,
     /// `redis://user:password@host:port`). One reachable node is enough.
@@ -107,6 +108,38 @@ pub struct RedisClusterConfig {
     pub wait_replicas: u32,
     /// Longest `WAIT`.
     pub wait_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| redact_url(n)).collect();
+        f.debug_struct("RedisClusterConfig")
+            .field("nodes", &nodes)
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("retries", &self.retries)
+            .field("wait_replicas", &self.wait_replicas)
+            .field("wait_timeout", &self.wait_timeout)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host` as `scheme://user:***@host`; a URL without a
+/// password as it is.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The credentials end at the last '@' before the path.
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let credentials = authority
+        .rfind('@')
+        .and_then(|at| Some((at, authority[..at].split_once(':')?.0)));
+    match credentials {
+        Some((at, user)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl RedisClusterConfig {

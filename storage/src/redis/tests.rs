@@ -164,6 +164,25 @@ async fn lockout_keys_do_not_name_the_email() {
 }
 
 #[test]
+fn the_configuration_never_prints_a_node_password() {
+    let c = RedisClusterConfig::new(vec![
+        "redis://:s3cret-a@10.0.0.1:6379".into(),
+        "rediss://app:s3cret-b@redis.internal:6380/0".into(),
+        "redis://10.0.0.2:6379".into(),
+    ]);
+    let text = format!("{c:?}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("redis://:***@10.0.0.1:6379"), "{text}");
+    assert!(
+        text.contains("rediss://app:***@redis.internal:6380/0"),
+        "{text}"
+    );
+    assert!(text.contains("redis://10.0.0.2:6379"), "{text}");
+    // Reached through the engine's configuration too.
+    assert!(!format!("{:?}", Some(c)).contains("s3cret"));
+}
+
+#[test]
 fn prefixes_with_braces_or_spaces_are_refused() {
     let mut c = RedisClusterConfig::new(vec!["redis://127.0.0.1:1".into()]);
     assert!(c.validate().is_ok());
