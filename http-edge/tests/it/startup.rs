@@ -211,6 +211,13 @@ fn register_and_login_load(
 /// After the load: every acknowledged registration logs in; every
 /// registration answered 503 either happened whole (the user logs in) or
 /// left nothing behind (the email can be registered again).
+///
+/// One case in between: an email claim whose Paxos round was accepted but
+/// not committed when the node died is invisible to plain reads (a login)
+/// until the next conditional write on that email completes the round. The
+/// retried registration does: it finds the account whole and answers 409,
+/// and the user then signs in. A claim pointing at no user would keep the
+/// sign-in failing.
 fn nothing_lost_nothing_half_written(c: &Client, attempts: &[(String, u16)]) {
     for (email, status) in attempts {
         match status {
@@ -219,11 +226,16 @@ fn nothing_lost_nothing_half_written(c: &Client, attempts: &[(String, u16)]) {
                 let l = login(c, email);
                 if l.status != 200 {
                     l.problem(401, "invalid_credentials");
-                    assert_eq!(
-                        register(c, email).status,
-                        201,
-                        "{email}: a failed registration left its email claimed"
-                    );
+                    let again = register(c, email);
+                    match again.status {
+                        201 => {}
+                        409 => assert_eq!(
+                            login(c, email).status,
+                            200,
+                            "{email}: a failed registration left its email claimed by no user"
+                        ),
+                        _ => panic!("{email}: {}", again.text()),
+                    }
                 }
             }
         }
@@ -232,7 +244,7 @@ fn nothing_lost_nothing_half_written(c: &Client, attempts: &[(String, u16)]) {
 
 #[test]
 fn a_server_started_before_its_cql_node_waits_for_it_and_a_dying_node_costs_503s_not_users() {
-    let cluster = CassandraCluster::start();
+    let cluster = CassandraCluster::start_synced();
     let ks = Keyspace::unmigrated_on(&cluster, "late_node", 1);
     let (code, out, err) = migrate(&ks.config);
     assert_eq!(code, Some(0), "{out}{err}");

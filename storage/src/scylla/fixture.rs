@@ -209,7 +209,14 @@ struct Ports {
     storage: u16,
 }
 
-fn yaml(dir: &Path, ip: &str, ports: &Ports, seed: &str, token: Option<i64>) -> String {
+fn yaml(
+    dir: &Path,
+    ip: &str,
+    ports: &Ports,
+    seed: &str,
+    token: Option<i64>,
+    synced: bool,
+) -> String {
     let d = dir.display();
     let (cql, storage) = (ports.cql, ports.storage);
     let tokens = match token {
@@ -217,14 +224,10 @@ fn yaml(dir: &Path, ip: &str, ports: &Ports, seed: &str, token: Option<i64>) -> 
         Some(t) => format!("num_tokens: 1\ninitial_token: {t}\n"),
         None => "num_tokens: 4\nallocate_tokens_for_local_replication_factor: 1\n".to_owned(),
     };
-    // A lone node is its own quorum: a test that kills it relies on it
-    // alone, so it syncs its commit log before it acknowledges (with the
-    // periodic default, Cassandra 5 lost acknowledged writes to SIGKILL
-    // here). Several nodes keep the production default, periodic sync:
-    // there, a quorum of replicas is what makes a write durable.
-    let commitlog = match token {
-        None => "commitlog_sync: batch\n",
-        Some(_) => "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n",
+    let commitlog = if synced {
+        "commitlog_sync: batch\n"
+    } else {
+        "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n"
     };
     format!(
         "cluster_name: portcullis-test
@@ -266,9 +269,22 @@ impl CassandraCluster {
         CassandraCluster::start_with(1)
     }
 
+    /// One node that syncs its commit log before it acknowledges a write,
+    /// for a test that kills it: a lone node is its own quorum, and with the
+    /// periodic default Cassandra 5 lost acknowledged writes to SIGKILL here.
+    /// (Slower under contention: nodes nobody kills, and clusters of several,
+    /// whose durability is a quorum of replicas, keep the periodic default.)
+    pub fn start_synced() -> CassandraCluster {
+        CassandraCluster::launch(1, true)
+    }
+
     /// Starts `n` nodes on 127.0.0.1 to 127.0.0.`n` and waits until each
     /// answers CQL and sees the others up.
     pub fn start_with(n: usize) -> CassandraCluster {
+        CassandraCluster::launch(n, false)
+    }
+
+    fn launch(n: usize, synced: bool) -> CassandraCluster {
         assert!((1..=9).contains(&n));
         let lib = jars();
         let dir = tempfile::Builder::new()
@@ -294,7 +310,7 @@ impl CassandraCluster {
             });
             std::fs::write(
                 node_dir.join("cassandra.yaml"),
-                yaml(&node_dir, ip, &ports, &ips[0], token),
+                yaml(&node_dir, ip, &ports, &ips[0], token, synced),
             )
             .unwrap();
             nodes.push(CassandraNode {
