@@ -262,7 +262,10 @@ fn store_err(e: &RedisError, timeout: Duration) -> StoreError {
             | ServerErrorKind::BusyLoading
             | ServerErrorKind::ReadOnly
             | ServerErrorKind::Moved
-            | ServerErrorKind::Ask,
+            | ServerErrorKind::Ask
+            // Only after `eval` reloaded the script and it was still
+            // missing: the key's master is changing under it.
+            | ServerErrorKind::NoScript,
         ) => StoreError::Unavailable(format!("redis cluster: {e}")),
         _ => StoreError::Backend(format!("redis cluster: {e}")),
     }
@@ -515,7 +518,10 @@ impl RedisClusterStore {
     /// On `NOSCRIPT` the driver loads the script on the primaries it knows
     /// and retries; right after a failover it may not know the new master
     /// yet, which then answers `NOSCRIPT` again. So the script is loaded on
-    /// the master that owns `key`, and run once more.
+    /// the master that owns `key`, and run once more, up to three times
+    /// while the slot map is in flux. A `NOSCRIPT` that outlasts them is a
+    /// failover still settling: 503, like the cluster's other transient
+    /// answers (see [`store_err`]), never a 500.
     async fn eval<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
@@ -527,19 +533,24 @@ impl RedisClusterStore {
         let mut inv = lua.script.key(key);
         build(&mut inv);
         self.timed(op, async {
-            match inv.invoke_async(&mut *conn).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    let owner =
-                        SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
-                    conn.route_command(
-                        redis::cmd("SCRIPT").arg("LOAD").arg(lua.source).clone(),
-                        RoutingInfo::SingleNode(owner),
-                    )
-                    .await?;
-                    inv.invoke_async(&mut *conn).await
+            let no_script = |r: &redis::RedisResult<T>| {
+                matches!(r, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+            };
+            let mut r = inv.invoke_async(&mut *conn).await;
+            for _ in 0..3 {
+                if !no_script(&r) {
+                    break;
                 }
-                r => r,
+                let owner =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                conn.route_command(
+                    redis::cmd("SCRIPT").arg("LOAD").arg(lua.source).clone(),
+                    RoutingInfo::SingleNode(owner),
+                )
+                .await?;
+                r = inv.invoke_async(&mut *conn).await;
             }
+            r
         })
         .await
     }

@@ -263,3 +263,17 @@ fn session_keys_are_told_from_other_keys_of_the_prefix() {
     assert!(!is_session_key(b"pc:lock:abcd", p));
     assert!(!is_session_key(b"other:{0190-aa}:s:AAAA", p));
 }
+
+#[test]
+fn a_script_still_missing_after_its_reload_is_unavailable_not_a_backend_failure() {
+    // Seen during a master failover: the reload went to the old owner of
+    // the slot and the retry met the new one. That is a 503, not a 500.
+    let e = RedisError::from((
+        ErrorKind::Server(ServerErrorKind::NoScript),
+        "No matching script",
+    ));
+    assert!(matches!(
+        store_err(&e, Duration::from_secs(1)),
+        StoreError::Unavailable(_)
+    ));
+}
