@@ -9,14 +9,6 @@ use portcullis_storage::scylla::ScyllaUserStore;
 
 use crate::support::*;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 #[test]
 fn a_registration_is_in_the_keyspace_for_every_pod_to_find() {
     let ks = Stores::Scylla.keyspace("state").unwrap();

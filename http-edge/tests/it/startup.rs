@@ -57,14 +57,6 @@ fn migrate(cfg: &ScyllaConfig) -> (Option<i32>, String, String) {
     )
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn register(c: &Client, email: &str) -> Resp {
     c.post_json(
         "/v1/auth/register",

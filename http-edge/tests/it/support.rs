@@ -50,13 +50,7 @@ impl Stores {
 
     /// A migrated keyspace of its own, for [`Stores::Scylla`].
     pub fn keyspace(self, name: &str) -> Option<Keyspace> {
-        (self == Stores::Scylla).then(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(Keyspace::migrated(name))
-        })
+        (self == Stores::Scylla).then(|| block_on(Keyspace::migrated(name)))
     }
 
     /// Points `engine` at these stores (`keyspace` from [`Stores::keyspace`]).
@@ -67,6 +61,15 @@ impl Stores {
             engine.account.data_key = Some(Secret::new(TEST_DATA_KEY));
         }
     }
+}
+
+/// Runs `f` to completion on a runtime of its own (tests outside tokio).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// Runs each named test function (taking a [`Stores`]) once per store

@@ -154,13 +154,15 @@ pub fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
     }
 }
 
+/// Polls `ok` until it holds, or panics naming `what` after `timeout`
+/// (shared with the Cassandra fixture).
 #[allow(clippy::disallowed_methods)] // a fixture's real-time deadline
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !ok() {
         assert!(
             start.elapsed() < timeout,
-            "Redis Cluster fixture: timed out waiting until {what}"
+            "test fixture: timed out waiting until {what}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -25,6 +25,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::ScyllaConfig;
+use crate::redis::fixture::wait_until;
 use crate::{StoreError, StoreResult};
 
 /// The Cassandra release the fixture runs.
@@ -189,18 +190,6 @@ fn free_port(ips: &[String], taken: &[u16]) -> u16 {
         }
     }
     panic!("no loopback port free on {ips:?}");
-}
-
-#[allow(clippy::disallowed_methods)] // a fixture's real-time deadline
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < timeout,
-            "Cassandra fixture: timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Ports shared by every node of a cluster (each on its own address).
