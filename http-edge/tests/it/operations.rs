@@ -121,6 +121,25 @@ fn openapi_describes_exactly_the_served_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// The served OpenAPI document is the committed `docs/openapi.json`, byte
+/// for byte: a change of the HTTP contract is a deliberate edit of that file,
+/// never a side effect of moving code.
+#[test]
+fn openapi_document_is_the_committed_contract() {
+    let srv = TestServer::start();
+    let served = srv.client().get("/openapi.json", None).body;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    let committed = std::fs::read(path).unwrap_or_default();
+    if served != committed {
+        let out = std::env::temp_dir().join("portcullis-openapi.served.json");
+        std::fs::write(&out, &served).unwrap();
+        panic!(
+            "the served OpenAPI document differs from docs/openapi.json; if the change is deliberate, copy {} there (diff it first)",
+            out.display()
+        );
+    }
+}
+
 #[test]
 fn probes_and_metrics() {
     let srv = TestServer::start();
