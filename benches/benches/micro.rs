@@ -11,10 +11,11 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_engine::clock::SystemClock;
 use portcullis_engine::hashpool::{HashScheme, Hasher};
+use portcullis_engine::ops::health::Ping;
 use portcullis_engine::tokens::jwt::{AccessClaims, SigningKey, install_ring_provider, thumbprint};
 use portcullis_engine::tokens::keys::{self, KeyChange, KeyRing, RotationPolicy};
 use portcullis_engine::tokens::{TokenConfig, TokenService};
-use portcullis_engine::{Command, Engine, EngineConfig};
+use portcullis_engine::{Engine, EngineConfig};
 use portcullis_storage::{SessionId, UserId};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
@@ -142,7 +143,7 @@ fn shard_round_trip(c: &mut Criterion) {
         ))
         .unwrap();
     c.bench_function("shard round trip (submit, actor, task, reply)", |b| {
-        b.iter(|| rt.block_on(engine.call(Command::Ping)).unwrap())
+        b.iter(|| rt.block_on(engine.call(Ping)).unwrap())
     });
     rt.block_on(engine.shutdown(Duration::from_secs(1)));
 }

@@ -1,22 +1,80 @@
-//! The engine's shared core: stores, pools, services and the shard router,
-//! plus the helpers flows use to run in a partition and to time store calls.
+//! The engine's shared core and its handle.
+//!
+//! [`Core`] holds what every operation uses: configuration, clock, stores,
+//! hash pool, token service, read model, shard router, mailer, and the
+//! shutdown signal. [`Engine`] is the cheap, cloneable handle to it that
+//! the edge holds. The helpers here run an operation in its partition
+//! ([`Core::dispatch`]) and time store calls.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use portcullis_storage::{StoreError, TokenStore, UserStore};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::admission::PerAccount;
 use crate::clock::{SharedClock, Stopwatch};
-use crate::command::{Reply, Responder};
 use crate::config::EngineConfig;
 use crate::error::AuthError;
-use crate::hashpool::{HashPool, PoolError};
+use crate::hashpool::{HashPool, HashSlot, PoolError};
 use crate::metrics as m;
 use crate::readmodel::ReadModel;
+use crate::responder::{Reply, Responder};
 use crate::shard::{PartitionKey, Refused, Shards};
+use crate::shutdown::Shutdown;
+use crate::tokens::TokenService;
+
+/// The running engine. Cheap to clone; every clone is the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) core: Arc<Core>,
+    /// The background jobs, awaited at shutdown.
+    pub(crate) jobs: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.core.shards.all().len())
+            .field("hash_pool", &self.core.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared by every operation.
+pub(crate) struct Core {
+    pub cfg: EngineConfig,
+    pub clock: SharedClock,
+    pub users: Arc<dyn UserStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub hash: HashPool,
+    pub token_svc: TokenService,
+    pub read: ReadModel,
+    pub shards: Shards,
+    pub handle: Handle,
+    /// Refuses new operations once it begins; stops the background jobs.
+    pub shutdown: Shutdown,
+    /// Delivers the outbox; holds the data keys that seal queued mail (and
+    /// TOTP secrets).
+    pub mailer: crate::mail::Mailer,
+    /// Refuses weak new passwords.
+    pub passwords: crate::passwords::PasswordPolicy,
+    /// Messages in the outbox as the mailer last counted (its bound).
+    pub outbox_len: AtomicU64,
+    /// Logins in flight per account (at most two each).
+    pub logins: Arc<PerAccount>,
+    /// Whether the token store answered its last ping (every 5 s). A
+    /// registration checks it before it creates the user, so that a token
+    /// store known to be down does not leave behind an account whose
+    /// registration answered 503.
+    pub token_store_up: AtomicBool,
+    /// Pings so far (each goes to its own partition).
+    pub ping_counter: AtomicU64,
+    /// When the signing keys were last reloaded on demand (Unix ms).
+    pub key_reload_at: AtomicU64,
+}
 
 fn refused(r: Refused) -> AuthError {
     match r {
@@ -31,35 +89,10 @@ fn refused(r: Refused) -> AuthError {
         },
     }
 }
-use crate::tokens::TokenService;
 
-/// Shared by every flow.
-pub(crate) struct Core {
-    pub cfg: EngineConfig,
-    pub clock: SharedClock,
-    pub users: Arc<dyn UserStore>,
-    pub tokens: Arc<dyn TokenStore>,
-    pub hash: HashPool,
-    pub token_svc: TokenService,
-    pub read: ReadModel,
-    pub shards: Shards,
-    pub handle: Handle,
-    pub closing: AtomicBool,
-    /// Delivers the outbox; holds the data keys that seal queued mail (and
-    /// TOTP secrets).
-    pub mailer: crate::mail::mailer::Mailer,
-    /// Refuses weak new passwords.
-    pub passwords: crate::passwords::PasswordPolicy,
-    /// Messages in the outbox as the mailer last counted (its bound).
-    pub outbox_len: std::sync::atomic::AtomicU64,
-    /// Logins in flight per account (at most two each).
-    pub logins: Arc<crate::flows::login::PerAccount>,
-    /// Whether the token store answered its last ping (every 5 s). A
-    /// registration checks it before it creates the user, so that a token
-    /// store known to be down does not leave behind an account whose
-    /// registration answered 503.
-    pub token_store_up: AtomicBool,
-}
+const UNAVAILABLE: AuthError = AuthError::Unavailable {
+    retry_after_secs: 1,
+};
 
 impl Core {
     pub(crate) fn now_ms(&self) -> u64 {
@@ -68,15 +101,18 @@ impl Core {
 
     /// Runs `flow` in `key`'s partition and sends its reply; refuses at once
     /// (`overloaded`) when the shard is at capacity.
-    pub(crate) fn dispatch<F, Fut>(self: &Arc<Self>, key: PartitionKey, reply: Responder, flow: F)
-    where
+    pub(crate) fn dispatch<T, F, Fut>(
+        self: &Arc<Self>,
+        key: PartitionKey,
+        reply: Responder<T>,
+        flow: F,
+    ) where
+        T: Send + 'static,
         F: FnOnce(Arc<Core>) -> Fut + Send + 'static,
-        Fut: Future<Output = Reply> + Send + 'static,
+        Fut: Future<Output = Reply<T>> + Send + 'static,
     {
-        if self.closing.load(Ordering::Acquire) {
-            reply.send(Err(AuthError::Unavailable {
-                retry_after_secs: 1,
-            }));
+        if self.shutdown.is_closing() {
+            reply.send(Err(UNAVAILABLE));
             return;
         }
         let admission = match self.shards.route(&key).admit() {
@@ -103,22 +139,21 @@ impl Core {
     /// store's atomicity does. Skipping the shard saves two actor hand-offs
     /// per operation. Admission is still bounded by `key`'s shard capacity,
     /// and the operation timeout still applies.
-    pub(crate) fn dispatch_unordered<F, Fut>(
+    pub(crate) fn dispatch_unordered<T, F, Fut>(
         self: &Arc<Self>,
         key: PartitionKey,
-        reply: Responder,
+        reply: Responder<T>,
         flow: F,
     ) where
+        T: Send + 'static,
         F: FnOnce(Arc<Core>) -> Fut + Send + 'static,
-        Fut: Future<Output = Reply> + Send + 'static,
+        Fut: Future<Output = Reply<T>> + Send + 'static,
     {
         if self.tokens.is_local_authority() {
             return self.dispatch(key, reply, flow);
         }
-        if self.closing.load(Ordering::Acquire) {
-            reply.send(Err(AuthError::Unavailable {
-                retry_after_secs: 1,
-            }));
+        if self.shutdown.is_closing() {
+            reply.send(Err(UNAVAILABLE));
             return;
         }
         let permit = match self.shards.route(&key).permit() {
@@ -148,10 +183,8 @@ impl Core {
         key: PartitionKey,
         fut: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AuthError> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(AuthError::Unavailable {
-                retry_after_secs: 1,
-            });
+        if self.shutdown.is_closing() {
+            return Err(UNAVAILABLE);
         }
         let shard = self.shards.route(&key);
         let admission = shard.admit().map_err(refused)?;
@@ -170,9 +203,20 @@ impl Core {
         self.run_in(key, async move {
             let _ = tx.send(fut.await);
         })?;
-        rx.await.map_err(|_| AuthError::Unavailable {
-            retry_after_secs: 1,
-        })
+        rx.await.map_err(|_| UNAVAILABLE)
+    }
+
+    /// Takes a place in the hash pool for an operation that will hash, or
+    /// answers `reply` with 503 `overloaded` at once (nothing is queued,
+    /// nothing is counted as an attempt).
+    pub(crate) fn reserve_hash<T>(&self, reply: Responder<T>) -> Option<(HashSlot, Responder<T>)> {
+        match self.hash.reserve() {
+            Ok(slot) => Some((slot, reply)),
+            Err(e) => {
+                reply.send(Err(e.into()));
+                None
+            }
+        }
     }
 
     /// Runs a user-store call, recording its latency and errors.
@@ -222,9 +266,7 @@ impl From<PoolError> for AuthError {
             PoolError::Overloaded => AuthError::Overloaded {
                 retry_after_secs: 1,
             },
-            PoolError::Closed => AuthError::Unavailable {
-                retry_after_secs: 1,
-            },
+            PoolError::Closed => UNAVAILABLE,
             PoolError::Hash(h) => AuthError::Internal(format!("password hashing failed: {h}")),
         }
     }

@@ -43,6 +43,8 @@ pub const TOKEN_VERIFICATIONS_TOTAL: &str = "portcullis_tokens_verifications_tot
 /// Requests refused by a per-account or per-recipient limit: mail flows,
 /// credential changes, introspection (counter).
 pub const ACCOUNT_RATE_LIMITED_TOTAL: &str = "portcullis_engine_account_rate_limited_total";
+/// Counter: outbox messages by outcome (`sent`, `retried`, `dropped`, `unvouched`).
+pub const MAIL_TOTAL: &str = "portcullis_mail_messages_total";
 /// Messages in the outbox, as the mailer last counted (gauge).
 pub const OUTBOX_MESSAGES: &str = "portcullis_mail_outbox_messages";
 /// Records whose sealed secrets are still under a data key other than the
@@ -247,10 +249,10 @@ pub fn register() {
     }
     metrics::gauge!(LOGINS_IN_FLIGHT).set(0.0);
     describe_counter!(
-        crate::mail::mailer::MAIL_TOTAL,
+        MAIL_TOTAL,
         "Outbox messages by outcome (sent, retried, dropped, unvouched)"
     );
     for outcome in ["sent", "retried", "dropped", "unvouched"] {
-        metrics::counter!(crate::mail::mailer::MAIL_TOTAL, "outcome" => outcome).increment(0);
+        metrics::counter!(MAIL_TOTAL, "outcome" => outcome).increment(0);
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use portcullis_storage::{SessionId, SessionRecord, UserId, UserRecord};
 use quick_cache::sync::Cache;
 
-use crate::command::UserView;
+use crate::model::UserView;
 use crate::views::user_view;
 
 /// How long a cached "session is live" is trusted before the store is asked again.

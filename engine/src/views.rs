@@ -2,7 +2,7 @@
 
 use portcullis_storage::{SessionId, SessionRecord, UserRecord};
 
-use crate::command::{SessionView, UserView};
+use crate::model::{SessionView, UserView};
 
 /// RFC 3339 (UTC, second precision) for a Unix-ms time.
 pub(crate) fn rfc3339(ms: u64) -> String {

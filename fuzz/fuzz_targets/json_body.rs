@@ -10,7 +10,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_edge::dto::*;
+use portcullis_edge::api::auth::login::LoginRequest;
+use portcullis_edge::api::auth::login_mfa::LoginMfaRequest;
+use portcullis_edge::api::auth::refresh::RefreshRequest;
+use portcullis_edge::api::auth::register::RegisterRequest;
+use portcullis_edge::api::email::change_request::EmailChangeRequest;
+use portcullis_edge::api::mfa::confirm::MfaCodeRequest;
+use portcullis_edge::api::mfa::disable::TotpDisableRequest;
+use portcullis_edge::api::mfa::enroll::TotpEnrollRequest;
+use portcullis_edge::api::oauth::TokenRequest;
+use portcullis_edge::api::password::change::ChangePasswordRequest;
+use portcullis_edge::api::password::forgot::ForgotPasswordRequest;
+use portcullis_edge::api::password::reset::ResetPasswordRequest;
+use portcullis_edge::api::users::update_me::UpdateMeRequest;
+use portcullis_edge::dto::ConfirmTokenRequest;
 use portcullis_edge::fuzzing::{Field, Kind, parse_bytes};
 use portcullis_edge::problem::EdgeError;
 use portcullis_engine::domain::{self, Email, Password};

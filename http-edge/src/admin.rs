@@ -3,10 +3,10 @@
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::app::RequestIds;
-use crate::app::handlers::{liveness, readiness};
+use crate::api::{liveness, readiness};
 use crate::bridge::Bridge;
 use crate::problem::{EdgeError, problem};
+use crate::requestid::RequestIds;
 use crate::server::{FrameError, Handled, Handler, Request, Response};
 
 /// The admin application.

@@ -1,6 +1,6 @@
 //! The bridge from may coroutines to the engine.
 //!
-//! [`Bridge::call`] hands a [`Command`] to [`Engine::submit`] with a
+//! [`Bridge::call`] hands an [`Operation`] to [`Engine::submit`] with a
 //! [`Responder`] that stores the reply in a one-shot slot and unparks the
 //! caller, which meanwhile waits on a `may` `Blocker`. Waiting parks the
 //! calling *coroutine* (the may worker thread goes on running other
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use may::sync::Blocker;
-use portcullis_engine::{AuthError, Command, Engine, Reply, Responder};
+use portcullis_engine::{AuthError, Engine, Operation, Reply, Responder};
 
 /// Hands commands to the engine and parks the coroutine until the reply.
 #[derive(Clone, Debug)]
@@ -34,8 +34,9 @@ impl Bridge {
         Bridge { engine }
     }
 
-    /// Submits `cmd` and waits, parking only the current coroutine.
-    pub fn call(&self, cmd: Command) -> Reply {
+    /// Submits `op` and waits for its typed reply, parking only the
+    /// current coroutine.
+    pub fn call<O: Operation>(&self, op: O) -> Reply<O::Reply> {
         let slot = Arc::new(Slot {
             reply: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -43,7 +44,7 @@ impl Bridge {
         });
         let tx = Sender(slot.clone());
         self.engine
-            .submit(cmd, Responder::new(move |reply| tx.send(reply)));
+            .submit(op, Responder::new(move |reply| tx.send(reply)));
         loop {
             let closed = slot.closed.load(Ordering::Acquire);
             if let Some(reply) = slot.take() {
@@ -69,8 +70,8 @@ impl Bridge {
 /// A one-shot reply slot. Lighter than a `may` channel, whose creation
 /// zeroes a whole queue block: that memset was 1.5 % of the server's CPU
 /// under refresh load.
-struct Slot {
-    reply: Mutex<Option<Reply>>,
+struct Slot<T> {
+    reply: Mutex<Option<Reply<T>>>,
     /// Set when the sender is gone, after any reply was stored.
     closed: AtomicBool,
     /// Parks the waiting coroutine (or thread); a wake-up before the park is
@@ -78,8 +79,8 @@ struct Slot {
     blocker: Blocker,
 }
 
-impl Slot {
-    fn take(&self) -> Option<Reply> {
+impl<T> Slot<T> {
+    fn take(&self) -> Option<Reply<T>> {
         self.reply
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -89,15 +90,15 @@ impl Slot {
 
 /// The engine's side of a [`Slot`]: stores the reply; wakes the waiter when
 /// dropped, with or without one.
-struct Sender(Arc<Slot>);
+struct Sender<T>(Arc<Slot<T>>);
 
-impl Sender {
-    fn send(self, reply: Reply) {
+impl<T> Sender<T> {
+    fn send(self, reply: Reply<T>) {
         *self.0.reply.lock().unwrap_or_else(PoisonError::into_inner) = Some(reply);
     }
 }
 
-impl Drop for Sender {
+impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
         self.0.blocker.unpark();

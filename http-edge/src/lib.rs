@@ -1,7 +1,7 @@
 //! Portcullis HTTP edge: a thin HTTP/1.1 server on `may` coroutines that
 //! parses and validates requests, applies per-IP limits, and hands each one
-//! to the engine as a [`Command`](portcullis_engine::Command) through the
-//! [`bridge`]. It never touches storage.
+//! to the engine as an [`Operation`](portcullis_engine::Operation) through
+//! the [`bridge`]. It never touches storage.
 //!
 //! [`serve`] takes already-bound listeners and a running engine, so tests
 //! start the real server in-process on port 0.
@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod bridge;
 pub mod clientip;
@@ -18,6 +19,8 @@ mod json;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+mod requestid;
+pub mod router;
 pub mod server;
 pub mod telemetry;
 
@@ -31,7 +34,6 @@ pub mod fuzzing {
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -42,6 +44,7 @@ use crate::app::{App, Documents};
 use crate::bridge::Bridge;
 use crate::config::EdgeConfig;
 use crate::ratelimit::IpLimits;
+use crate::router::Api;
 use crate::server::{Server, ServerConfig};
 
 /// The running API and admin servers.
@@ -49,7 +52,6 @@ pub struct Running {
     api: Arc<Server>,
     admin: Arc<Server>,
     engine: Engine,
-    stop_sweeper: Arc<AtomicBool>,
     sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -73,17 +75,19 @@ pub fn serve(
     let bridge = Bridge::new(engine.clone());
     let docs = Documents {
         openapi: openapi::document().into(),
-        discovery: serde_json::to_vec(&dto::Discovery::for_issuer(&cfg.issuer))
-            .unwrap_or_default()
-            .into(),
+        discovery: serde_json::to_vec(
+            &api::discovery::openid_configuration::Discovery::for_issuer(&cfg.issuer),
+        )
+        .unwrap_or_default()
+        .into(),
     };
-    let app = Arc::new(App::new(
+    let app = Arc::new(Api::new(App::new(
         bridge.clone(),
         IpLimits::with_introspection(cfg.ip_rate_limit, cfg.introspection_rate_limit),
         cfg.trusted_proxies.clone(),
         cfg.forwarded_header,
         docs,
-    ));
+    )));
     let clock = engine.clock().clone();
     let api = Server::start(api, app.clone(), cfg.server.clone(), clock.clone(), "api")?;
     let admin_cfg = ServerConfig {
@@ -97,13 +101,13 @@ pub fn serve(
         clock,
         "admin",
     )?;
-    let stop_sweeper = Arc::new(AtomicBool::new(false));
-    let stop = stop_sweeper.clone();
+    // Upkeep runs until the engine's shutdown begins.
+    let stop = engine.shutdown_listener();
     let sweeper = std::thread::Builder::new()
         .name("portcullis-sweeper".into())
         .spawn(move || {
             let mut ticks = 0u64;
-            while !stop.load(Ordering::Acquire) {
+            while !stop.is_shutdown() {
                 std::thread::park_timeout(Duration::from_secs(1));
                 ticks += 1;
                 if ticks.is_multiple_of(5)
@@ -112,7 +116,7 @@ pub fn serve(
                     m.run_upkeep();
                 }
                 if ticks.is_multiple_of(60) {
-                    app.sweep();
+                    app.app().sweep();
                 }
             }
         })?;
@@ -120,7 +124,6 @@ pub fn serve(
         api: Arc::new(api),
         admin: Arc::new(admin),
         engine,
-        stop_sweeper,
         sweeper: Some(sweeper),
     })
 }
@@ -150,7 +153,6 @@ impl Running {
             tracing::error!("draining the HTTP servers failed");
         }
         self.engine.shutdown(drain).await;
-        self.stop_sweeper.store(true, Ordering::Release);
         if let Some(t) = self.sweeper.take() {
             t.thread().unpark();
             let _ = t.join();

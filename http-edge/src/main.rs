@@ -66,7 +66,7 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 /// `portcullis migrate [--print]`: creates or upgrades the ScyllaDB schema,
 /// or prints its CQL without connecting.
 fn migrate(flags: &config::Flags, print: bool) -> ExitCode {
-    use portcullis_engine::config::scylla;
+    use portcullis_storage::scylla;
     let cfg = match config::resolve_scylla(flags, &ProcessEnv, !print) {
         Ok(c) => c,
         Err(e) => {

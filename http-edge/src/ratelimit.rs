@@ -28,44 +28,20 @@ impl FromStr for RateSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("off") {
-            return Ok(RateSpec::Off);
+        portcullis_engine::config::settings::parse_rate(s).map(RateSpec::from)
+    }
+}
+
+impl From<Option<portcullis_engine::config::RateLimit>> for RateSpec {
+    fn from(limit: Option<portcullis_engine::config::RateLimit>) -> RateSpec {
+        match limit {
+            None => RateSpec::Off,
+            Some(l) => RateSpec::Limit {
+                count: l.count,
+                per: Duration::from_millis(l.period_ms),
+                burst: l.burst,
+            },
         }
-        let err = |why: &str| format!("'{s}' is not a rate like 10/s,burst=20 or off: {why}");
-        let (rate, burst) = match s.split_once(',') {
-            Some((r, b)) => {
-                let b = b
-                    .trim()
-                    .strip_prefix("burst=")
-                    .ok_or_else(|| err("expected burst=<n> after the comma"))?;
-                (
-                    r,
-                    Some(b.parse::<u32>().map_err(|_| err("burst is not a number"))?),
-                )
-            }
-            None => (s, None),
-        };
-        let (count, unit) = rate
-            .split_once('/')
-            .ok_or_else(|| err("expected <count>/<unit>"))?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .map_err(|_| err("count is not a number"))?;
-        let per = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(err("unit must be s, min or h")),
-        };
-        let burst = burst.unwrap_or(count);
-        if count == 0 || burst == 0 {
-            return Err(err(
-                "count and burst must be at least 1 (use off to disable)",
-            ));
-        }
-        Ok(RateSpec::Limit { count, per, burst })
     }
 }
 

@@ -5,7 +5,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use portcullis_engine::metrics as m;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
 
 /// Requests (counter; labels `route`, `method`, `status_class`).
 pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";

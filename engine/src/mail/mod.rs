@@ -6,13 +6,33 @@
 //! secret until it is delivered. The mailer opens it, builds an RFC 5322
 //! message (plain text + HTML alternative) and hands it to the transport.
 
-pub mod mailer;
+pub mod letters;
 pub mod transport;
 
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::datakey::{DataKeyError, DataKeys};
+
+/// How queued letters go out: the transport, the sender, and the data keys
+/// that seal letters in the outbox (and the account's other secrets).
+pub struct Mailer {
+    pub(crate) transport: transport::Transport,
+    pub(crate) from: Mailbox,
+    pub(crate) keys: Arc<DataKeys>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("transport", &self.transport)
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
 
 /// One message to send: the recipient and the rendered content.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::clock::ms;
+
 use portcullis_storage::SigningKeyRecord;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -33,10 +35,6 @@ pub enum KeyChange {
     Save(SigningKeyRecord),
     /// Delete the key with this id.
     Delete(String),
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Generates a fresh Ed25519 key that starts signing at `not_before_ms`.

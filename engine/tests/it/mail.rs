@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use portcullis_engine::clock::ManualClock;
 use portcullis_engine::datakey::DataKeys;
-use portcullis_engine::mail::mailer::VOUCH_GRACE;
+use portcullis_engine::jobs::mailer::VOUCH_GRACE;
 use portcullis_engine::mail::transport::file_name;
 use portcullis_engine::mail::{Letter, notice_letter};
 use portcullis_storage::{OutboxRecord, UserId, UserStore};

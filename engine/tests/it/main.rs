@@ -2,6 +2,7 @@
 //! embedded store in a temporary directory, with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account;
 mod flows;
 mod mail;
 mod support;

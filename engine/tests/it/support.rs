@@ -4,7 +4,8 @@ use std::time::Duration;
 use portcullis_engine::clock::ManualClock;
 use portcullis_engine::domain::{Email, Password};
 use portcullis_engine::hashpool::HashScheme;
-use portcullis_engine::{ClientInfo, Command, Engine, EngineConfig, Outcome, TokenGrant, UserView};
+use portcullis_engine::ops::auth::{Login, LoginReply, Refresh, Register, Registered};
+use portcullis_engine::{ClientInfo, Engine, EngineConfig, TokenGrant, UserView};
 use portcullis_storage::embedded::EmbeddedStore;
 use zeroize::Zeroizing;
 
@@ -68,15 +69,12 @@ impl TestEngine {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> (Arc<UserView>, TokenGrant) {
-        match self
+        let Registered { user, grant } = self
             .engine
             .call(register_cmd(email, password))
             .await
-            .unwrap()
-        {
-            Outcome::Registered { user, grant } => (user, grant),
-            other => panic!("unexpected {other:?}"),
-        }
+            .unwrap();
+        (user, grant)
     }
 }
 
@@ -88,8 +86,8 @@ pub fn password(s: &str) -> Password {
     Password::parse("password", Zeroizing::new(s.to_owned())).unwrap()
 }
 
-pub fn register_cmd(e: &str, p: &str) -> Command {
-    Command::Register {
+pub fn register_cmd(e: &str, p: &str) -> Register {
+    Register {
         email: email(e),
         password: password(p),
         name: None,
@@ -97,8 +95,8 @@ pub fn register_cmd(e: &str, p: &str) -> Command {
     }
 }
 
-pub fn login_cmd(e: &str, p: &str) -> Command {
-    Command::Login {
+pub fn login_cmd(e: &str, p: &str) -> Login {
+    Login {
         email: email(e),
         password: password(p),
         device_token: None,
@@ -106,16 +104,33 @@ pub fn login_cmd(e: &str, p: &str) -> Command {
     }
 }
 
-pub fn refresh_cmd(token: &str) -> Command {
-    Command::Refresh {
+pub fn refresh_cmd(token: &str) -> Refresh {
+    Refresh {
         refresh_token: Zeroizing::new(token.to_owned()),
         client: ClientInfo::default(),
     }
 }
 
-pub fn granted(o: Outcome) -> TokenGrant {
-    match o {
-        Outcome::Granted(g) => g,
-        other => panic!("expected tokens, got {other:?}"),
+/// The tokens of a sign-in's or a refresh's reply.
+pub trait Granted {
+    fn into_grant(self) -> TokenGrant;
+}
+
+impl Granted for TokenGrant {
+    fn into_grant(self) -> TokenGrant {
+        self
     }
+}
+
+impl Granted for LoginReply {
+    fn into_grant(self) -> TokenGrant {
+        match self {
+            LoginReply::Granted(g) => g,
+            other => panic!("expected tokens, got {other:?}"),
+        }
+    }
+}
+
+pub fn granted(o: impl Granted) -> TokenGrant {
+    o.into_grant()
 }

@@ -1,3 +1,9 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use portcullis_engine::config::{LockoutPolicy, TokenStoreConfig, UserStoreConfig};
+use portcullis_engine::hashpool::HashScheme;
+
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -89,7 +95,7 @@ fn bad_values_name_the_flag_the_variable_and_the_value() {
 #[test]
 fn help_lists_every_setting_with_its_variable() {
     let help = serve_command().render_long_help().to_string();
-    for s in SETTINGS {
+    for s in SETTINGS.iter() {
         assert!(help.contains(&format!("--{}", s.flag)), "{}", s.flag);
         assert!(help.contains(s.env), "{}", s.env);
     }
@@ -217,7 +223,7 @@ fn the_user_store_is_chosen_by_flag_or_variable_with_every_scylla_setting() {
     assert_eq!(tls.server_name.as_deref(), Some("scylla.internal"));
     assert_eq!(
         sc.consistency,
-        portcullis_engine::config::scylla::config::parse_consistency("quorum").unwrap()
+        portcullis_storage::scylla::config::parse_consistency("quorum").unwrap()
     );
     assert_eq!(sc.request_timeout, Duration::from_millis(750));
     assert_eq!(sc.speculative_delay, None);
@@ -415,4 +421,54 @@ fn mail_settings_default_to_files_in_the_data_directory_and_take_smtp() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("PORTCULLIS_SMTP_HOST"), "{err}");
+}
+
+/// The README's configuration table names every setting once, with its
+/// flag and its default, and nothing else.
+#[test]
+fn the_readme_table_is_the_settings() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("| variable | flag | default | |")
+        .expect("the README's configuration table");
+    let documented: Vec<(String, String, String)> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let unquote = |c: &str| c.trim_matches('`').to_owned();
+            let default = match cells[2] {
+                "(none)" => String::new(),
+                d => unquote(d),
+            };
+            (
+                unquote(cells[0]),
+                unquote(cells[1]).trim_start_matches("--").to_owned(),
+                default,
+            )
+        })
+        .collect();
+    let settings: Vec<(String, String, String)> = SETTINGS
+        .iter()
+        .map(|s| (s.env.to_owned(), s.flag.to_owned(), s.default.to_owned()))
+        .collect();
+    let missing: Vec<_> = settings
+        .iter()
+        .filter(|s| !documented.contains(s))
+        .collect();
+    let extra: Vec<_> = documented
+        .iter()
+        .filter(|d| !settings.contains(d))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README table and SETTINGS disagree.\nnot in the README (variable, flag, default): {missing:?}\nnot a setting: {extra:?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        documented.iter().all(|d| seen.insert(d.0.clone())),
+        "a variable is listed twice"
+    );
 }

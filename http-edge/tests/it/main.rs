@@ -11,6 +11,7 @@ mod edge_hardening;
 mod email;
 mod framing;
 mod hardening;
+mod layers;
 mod mfa;
 mod operations;
 mod password;

@@ -100,13 +100,9 @@ fn openapi_describes_exactly_the_served_routes() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let served: BTreeSet<(String, String)> = portcullis_edge::app::ROUTES
+    let served: BTreeSet<(String, String)> = portcullis_edge::api::ENDPOINTS
         .iter()
-        .flat_map(|r| {
-            r.methods
-                .iter()
-                .map(move |(m, _)| ((*m).to_owned(), r.path.to_owned()))
-        })
+        .map(|e| (e.method.to_owned(), e.path.to_owned()))
         .collect();
     assert_eq!(documented, served);
     // Every documented error response uses the problem schema and content type.

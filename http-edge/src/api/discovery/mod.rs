@@ -1,0 +1,4 @@
+//! Discovery: `/.well-known/*`.
+
+pub mod jwks;
+pub mod openid_configuration;

@@ -1,0 +1,5 @@
+//! Operating the service: probes and the API description.
+
+pub mod healthz;
+pub mod openapi;
+pub mod readyz;
