@@ -2,11 +2,19 @@
 //! started from `redis-server` (see [`super::fixture`]).
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::fixture::{RedisCluster, command};
+use super::keys::is_session_key;
+use super::reply::store_err;
 use super::*;
+use crate::StoreError;
 use crate::conformance::{Backends, sample_session};
 use crate::embedded::EmbeddedStore;
+use crate::model::{RateLimit, RotateOutcome, RotateRequest};
+use crate::traits::TokenStore;
 
 async fn store(name: &str) -> RedisClusterStore {
     let cluster = tokio::task::spawn_blocking(RedisCluster::shared)
