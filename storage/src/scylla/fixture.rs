@@ -579,7 +579,7 @@ impl Keyspace {
     /// Runs one CQL statement on the keyspace's cluster (`{ks}` stands for
     /// the keyspace), as a test's own hand on the database.
     pub async fn execute(&self, cql: &str) -> StoreResult<()> {
-        let session = super::open_session(&self.config).await?;
+        let session = super::session::open_session(&self.config).await?;
         session
             .query_unpaged(cql.replace("{ks}", &self.config.keyspace), ())
             .await
@@ -607,7 +607,7 @@ impl Drop for Keyspace {
                     .enable_all()
                     .build()
                 {
-                    let _ = rt.block_on(super::drop_keyspace(&cfg));
+                    let _ = rt.block_on(super::migration::drop_keyspace(&cfg));
                 }
             })
             .join()

@@ -13,12 +13,15 @@ use ::scylla::statement::Consistency;
 
 use super::config::*;
 use super::fixture::Keyspace;
+use super::prepared::StatementKind;
 use super::retry::{MAX_RETRIES, Session};
 use super::row::UserRow;
 use super::*;
+use crate::StoreError;
 use crate::conformance::{Backends, sample_user};
 use crate::embedded::EmbeddedStore;
-use crate::model::AccountState;
+use crate::model::{AccountState, UserId, UserRecord};
+use crate::traits::UserStore;
 
 // ---------------------------------------------------------------- rows
 
