@@ -29,6 +29,7 @@ portcullis_engine::settings! {
     MAX_CONNECTIONS_PER_IP: "max-connections-per-ip", "PORTCULLIS_MAX_CONNECTIONS_PER_IP", "256", "N", "Open API connections per TCP peer address (IPv6: per /64) at most, 0 for no limit (behind a load balancer, whose address every client shares: raise it or use 0)";
     KEEPALIVE_TIMEOUT: "keepalive-timeout", "PORTCULLIS_KEEPALIVE_TIMEOUT", "75s", "DURATION", "Idle keep-alive connections are closed after this (keep it above the load balancer's)";
     REQUEST_TIMEOUT: "request-timeout", "PORTCULLIS_REQUEST_TIMEOUT", "15s", "DURATION", "A started request must arrive completely within this";
+    WRITE_TIMEOUT: "write-timeout", "PORTCULLIS_WRITE_TIMEOUT", "30s", "DURATION", "Longest a response write may block before the connection is closed";
     WORKERS: "workers", "PORTCULLIS_WORKERS", "0", "N", "HTTP coroutine worker threads (0: one per core)";
     RUNTIME_THREADS: "runtime-threads", "PORTCULLIS_RUNTIME_THREADS", "0", "N", "Engine runtime threads (0: one per core)";
     SHUTDOWN_DRAIN: "shutdown-drain", "PORTCULLIS_SHUTDOWN_DRAIN", "10s", "DURATION", "On SIGTERM, how long in-flight requests may take to finish";
@@ -91,6 +92,27 @@ fn parse_addr(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected host:port with an IP address, like 0.0.0.0:8080".to_owned())
 }
 
+/// The API listener's connection limits and timeouts.
+fn server_config(r: &Resolver<'_>) -> Result<ServerConfig, ConfigError> {
+    Ok(ServerConfig {
+        max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
+        max_connections_per_ip: r.num(&MAX_CONNECTIONS_PER_IP)?,
+        keepalive_timeout: r.duration(&KEEPALIVE_TIMEOUT)?,
+        request_timeout: r.duration(&REQUEST_TIMEOUT)?,
+        write_timeout: r.duration(&WRITE_TIMEOUT)?,
+    })
+}
+
+impl Default for ServerConfig {
+    /// The defaults of the settings.
+    fn default() -> Self {
+        #[allow(clippy::expect_used)]
+        // Invariant: the defaults resolve (`defaults_are_the_documented_ones`).
+        server_config(&Resolver::new(&Flags::new(), &NoVariables))
+            .expect("the default server settings resolve")
+    }
+}
+
 impl Config {
     /// Resolves every setting from `flags`, then `source`, then the defaults.
     pub fn resolve(flags: &Flags, source: &dyn Source) -> Result<Config, ConfigError> {
@@ -104,13 +126,7 @@ impl Config {
             forwarded_header: r.parse(&FORWARDED_HEADER, str::parse)?,
             ip_rate_limit: RateSpec::from(engine.shared_rate_limit),
             introspection_rate_limit: RateSpec::from(engine.introspection_rate_limit),
-            server: ServerConfig {
-                max_connections: r.num(&MAX_CONNECTIONS)?.max(1),
-                max_connections_per_ip: r.num(&MAX_CONNECTIONS_PER_IP)?,
-                keepalive_timeout: r.duration(&KEEPALIVE_TIMEOUT)?,
-                request_timeout: r.duration(&REQUEST_TIMEOUT)?,
-                ..ServerConfig::default()
-            },
+            server: server_config(&r)?,
             workers: r.num(&WORKERS)?,
             runtime_threads: r.num(&RUNTIME_THREADS)?,
             shutdown_drain: r.duration(&SHUTDOWN_DRAIN)?,

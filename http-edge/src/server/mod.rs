@@ -84,7 +84,8 @@ pub trait Handler: Send + Sync + 'static {
     fn overloaded(&self) -> Handled;
 }
 
-/// Connection limits and timeouts.
+/// Connection limits and timeouts. Its `Default` is the defaults of the
+/// settings (`crate::config`).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Open connections at most; beyond, new ones get a 503 and are closed.
@@ -100,18 +101,6 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long a response write may block.
     pub write_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_connections: 10_000,
-            max_connections_per_ip: 256,
-            keepalive_timeout: Duration::from_secs(75),
-            request_timeout: Duration::from_secs(15),
-            write_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 struct ConnEntry {
