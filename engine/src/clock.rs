@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `d` in whole milliseconds (saturating), the unit of every stored time.
-pub fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+pub use portcullis_storage::ms;
 
 /// A source of wall-clock time in Unix milliseconds.
 pub trait Clock: Send + Sync + 'static {
@@ -34,7 +32,7 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(ms)
             .unwrap_or(0)
     }
 }
@@ -60,7 +58,7 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let ms = ms(by);
         self.now_ms.fetch_add(ms, Ordering::SeqCst);
     }
 

@@ -52,7 +52,7 @@ impl RateSpec {
             RateSpec::Off => None,
             RateSpec::Limit { count, per, burst } => Some(portcullis_engine::config::RateLimit {
                 count,
-                period_ms: u64::try_from(per.as_millis()).unwrap_or(u64::MAX),
+                period_ms: portcullis_engine::clock::ms(per),
                 burst,
             }),
         }

@@ -31,6 +31,7 @@ pub use model::{
     PendingToken, RateLimit, RotateOutcome, RotateRequest, SessionId, SessionRecord,
     SigningKeyRecord, TokenHash, TotpState, UserId, UserRecord,
 };
+pub use stopwatch::ms;
 pub use traits::{TokenStore, UserStore};
 
 /// Result type of every storage operation.

@@ -1,5 +1,14 @@
-//! Elapsed time for latency metrics. Metrics measure real time; every
-//! decision a store makes reads the caller's injected clock (`now_ms`).
+//! Elapsed time for latency metrics, and the millisecond unit of every
+//! stored time. Metrics measure real time; every decision a store makes
+//! reads the caller's injected clock (`now_ms`).
+
+use std::time::Duration;
+
+/// `d` in whole milliseconds (saturating): the unit of every stored time,
+/// for every crate of the workspace.
+pub fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Measures one operation's latency.
 pub(crate) struct Stopwatch(std::time::Instant);

@@ -76,7 +76,7 @@ async fn connect<S: ?Sized>(p: Pending<S>, mut stop: Listener) -> bool {
 }
 
 fn log_failure(store: &'static str, e: &StoreError, attempt: u64, backoff: Duration) {
-    let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+    let retry_in_ms = crate::clock::ms(backoff);
     if e.is_transient() {
         tracing::warn!(store, error = %e, attempt, retry_in_ms, "store not reachable yet; retrying");
     } else {

@@ -14,6 +14,7 @@ use crate::model::Bearer;
 use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::tokens::VerifiedAccess;
+use crate::tokens::onetime::{self, Presented, Purpose};
 
 /// The error for a bearer token that did not verify: with no signing key
 /// loaded yet (the token store has not answered since start-up) nothing can
@@ -91,4 +92,25 @@ fn claim_key_reload(core: &Core) -> bool {
             .key_reload_at
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
+}
+
+/// Runs `flow` in the partition of the user that a single-use `token` of
+/// `purpose` names, or answers `refused` at once when the token is not one
+/// (nothing is read for a malformed token).
+pub(crate) fn with_onetime<T, F, Fut>(
+    core: &Arc<Core>,
+    purpose: Purpose,
+    token: &str,
+    refused: AuthError,
+    reply: Responder<T>,
+    flow: F,
+) where
+    T: Send + 'static,
+    F: FnOnce(Arc<Core>, Presented) -> Fut + Send + 'static,
+    Fut: Future<Output = Reply<T>> + Send + 'static,
+{
+    match onetime::parse(purpose, token) {
+        Some(t) => core.dispatch(PartitionKey::User(t.user_id), reply, move |c| flow(c, t)),
+        None => reply.send(Err(refused)),
+    }
 }

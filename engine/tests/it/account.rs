@@ -142,6 +142,24 @@ fn base32_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// A right password of an account with TOTP on: the `mfa_token` it gets.
+async fn first_step(t: &TestEngine, address: &str) -> Zeroizing<String> {
+    match t
+        .engine
+        .call(Login {
+            email: email(address),
+            password: password("password-1"),
+            device_token: None,
+            client: ClientInfo::default(),
+        })
+        .await
+        .unwrap()
+    {
+        LoginReply::MfaRequired(p) => Zeroizing::new(p.mfa_token.expose().to_owned()),
+        LoginReply::Granted(_) => panic!("expected the second step"),
+    }
+}
+
 fn code(secret: &[u8], now_ms: u64) -> String {
     use portcullis_engine::mfa::totp;
     format!("{:06}", totp::code_at(secret, totp::step_at(now_ms), 6))
@@ -200,15 +218,8 @@ async fn totp_enrollment_the_second_step_and_recovery_codes() {
     assert!(me.mfa_enabled);
 
     // A right password now asks for the second factor.
-    let LoginReply::MfaRequired(pending) = t
-        .engine
-        .call(login_cmd("mfa@example.com", "password-1"))
-        .await
-        .unwrap()
-    else {
-        panic!("expected the second step");
-    };
-    let mfa_token = || Zeroizing::new(pending.mfa_token.expose().to_owned());
+    let pending = first_step(&t, "mfa@example.com").await;
+    let mfa_token = || pending.clone();
     // The code used to confirm is spent: the same step is refused.
     assert!(matches!(
         t.engine
@@ -246,22 +257,10 @@ async fn totp_enrollment_the_second_step_and_recovery_codes() {
 
     // A recovery code works once.
     let use_recovery = |code: String| async {
-        let LoginReply::MfaRequired(p) = t
-            .engine
-            .call(Login {
-                email: email("mfa@example.com"),
-                password: password("password-1"),
-                device_token: None,
-                client: ClientInfo::default(),
-            })
-            .await
-            .unwrap()
-        else {
-            panic!("expected the second step");
-        };
+        let mfa_token = first_step(&t, "mfa@example.com").await;
         t.engine
             .call(LoginMfa {
-                mfa_token: Zeroizing::new(p.mfa_token.expose().to_owned()),
+                mfa_token,
                 code,
                 client: ClientInfo::default(),
             })

@@ -191,7 +191,7 @@ impl RedisClusterStore {
     pub(super) async fn wait_for_replicas(&self, conn: &mut ClusterConnection, key: &str) {
         // Route WAIT to the master that ran the rotation, on the same connection.
         let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
-        let timeout_ms = u64::try_from(self.cfg.wait_timeout.as_millis()).unwrap_or(u64::MAX);
+        let timeout_ms = crate::ms(self.cfg.wait_timeout);
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.cfg.wait_replicas).arg(timeout_ms);
         let acked = self

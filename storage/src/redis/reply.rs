@@ -12,7 +12,7 @@ use crate::{StoreError, StoreResult};
 /// Maps a driver error to the storage error the engine understands.
 pub(super) fn store_err(e: &RedisError, timeout: Duration) -> StoreError {
     if e.is_timeout() {
-        return StoreError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        return StoreError::Timeout(crate::ms(timeout));
     }
     match e.kind() {
         ErrorKind::Io

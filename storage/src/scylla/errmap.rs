@@ -7,11 +7,7 @@ use std::time::Duration;
 
 use scylla::errors::{DbError, ExecutionError, NewSessionError, PrepareError, RequestAttemptError};
 
-use crate::StoreError;
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+use crate::{StoreError, ms};
 
 /// Maps an error of one request; `timeout` is the configured request timeout.
 pub(crate) fn execution(e: &ExecutionError, timeout: Duration) -> StoreError {

@@ -10,7 +10,7 @@ use crate::error::AuthError;
 use crate::model::{ClientInfo, TokenGrant};
 use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
-use crate::shard::PartitionKey;
+use crate::steps::access::with_onetime;
 use crate::steps::lockout::{clear_lockout, mfa_key, refuse_if_locked};
 use crate::steps::record::{load_user, save_user};
 use crate::steps::signin::{issue_device_token, open_session};
@@ -31,14 +31,19 @@ impl Operation for LoginMfa {
     type Reply = TokenGrant;
 
     fn submit(self, engine: &Engine, reply: Responder<TokenGrant>) {
-        match onetime::parse(Purpose::MfaLogin, &self.mfa_token) {
-            Some(t) => engine
-                .core
-                .dispatch(PartitionKey::User(t.user_id), reply, move |c| {
-                    run(c, t, self.code, self.client)
-                }),
-            None => reply.send(Err(AuthError::InvalidMfa)),
-        }
+        let LoginMfa {
+            mfa_token,
+            code,
+            client,
+        } = self;
+        with_onetime(
+            &engine.core,
+            Purpose::MfaLogin,
+            &mfa_token,
+            AuthError::InvalidMfa,
+            reply,
+            move |c, t| run(c, t, code, client),
+        );
     }
 }
 

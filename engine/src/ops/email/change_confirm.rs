@@ -14,7 +14,7 @@ use crate::mail::letters;
 use crate::model::UserView;
 use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
-use crate::shard::PartitionKey;
+use crate::steps::access::with_onetime;
 use crate::steps::outbox::notice;
 use crate::steps::record::credential_event;
 use crate::steps::sessions::revoke_all_sessions;
@@ -31,12 +31,14 @@ impl Operation for ConfirmEmailChange {
     type Reply = Arc<UserView>;
 
     fn submit(self, engine: &Engine, reply: Responder<Arc<UserView>>) {
-        match onetime::parse(Purpose::EmailChange, &self.token) {
-            Some(t) => engine
-                .core
-                .dispatch(PartitionKey::User(t.user_id), reply, move |c| run(c, t)),
-            None => reply.send(Err(AuthError::InvalidToken)),
-        }
+        with_onetime(
+            &engine.core,
+            Purpose::EmailChange,
+            &self.token,
+            AuthError::InvalidToken,
+            reply,
+            run,
+        );
     }
 }
 

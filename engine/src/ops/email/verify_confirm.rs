@@ -11,7 +11,7 @@ use crate::error::AuthError;
 use crate::model::UserView;
 use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
-use crate::shard::PartitionKey;
+use crate::steps::access::with_onetime;
 use crate::steps::record::save_user;
 use crate::tokens::onetime::{self, Purpose};
 
@@ -25,12 +25,14 @@ impl Operation for ConfirmEmailVerification {
     type Reply = Arc<UserView>;
 
     fn submit(self, engine: &Engine, reply: Responder<Arc<UserView>>) {
-        match onetime::parse(Purpose::VerifyEmail, &self.token) {
-            Some(t) => engine
-                .core
-                .dispatch(PartitionKey::User(t.user_id), reply, move |c| run(c, t)),
-            None => reply.send(Err(AuthError::InvalidToken)),
-        }
+        with_onetime(
+            &engine.core,
+            Purpose::VerifyEmail,
+            &self.token,
+            AuthError::InvalidToken,
+            reply,
+            run,
+        );
     }
 }
 
