@@ -304,8 +304,8 @@ impl Engine {
         self.core.hash.in_flight()
     }
 
-    /// Stops taking commands, waits (up to `drain`) for admitted operations,
-    /// stops the shards and background tasks, and flushes the stores.
+    /// Stops taking operations, waits (up to `drain`) for admitted ones,
+    /// then stops the background jobs and the shards, and flushes the stores.
     pub async fn shutdown(&self, drain: Duration) {
         if !self.core.shutdown.begin() {
             return;
@@ -316,7 +316,8 @@ impl Engine {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // The shutdown has begun: every job ends after its current run.
+        // Drained: every job ends after its current run.
+        self.core.shutdown.stop_listeners();
         let tasks = std::mem::take(
             &mut *self
                 .jobs

@@ -1,10 +1,12 @@
 //! The one shutdown signal of a running engine (and of the edge threads
 //! that live as long as it).
 //!
-//! [`Shutdown::begin`] flips it once: from then on new operations are
-//! refused (`unavailable`), and every [`Listener`] (the background jobs, the
-//! start-up connector, the edge's upkeep thread) sees it, asynchronously
-//! ([`Listener::recv`]) or by polling ([`Listener::is_shutdown`]).
+//! Two steps, in order: [`Shutdown::begin`] refuses new operations
+//! (`unavailable`) while admitted ones drain; [`Shutdown::stop_listeners`]
+//! then tells every [`Listener`] (the background jobs, the start-up
+//! connector, the edge's upkeep thread), asynchronously ([`Listener::recv`])
+//! or by polling ([`Listener::is_shutdown`]). So the jobs (the mailer among
+//! them) keep running while the operations they serve drain.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,13 +29,15 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
-    /// Begins the shutdown; `false` if it had begun already.
+    /// Begins the shutdown: new operations are refused. `false` if it had
+    /// begun already.
     pub fn begin(&self) -> bool {
-        if self.closing.swap(true, Ordering::AcqRel) {
-            return false;
-        }
+        !self.closing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Tells every listener to stop (after the drain).
+    pub fn stop_listeners(&self) {
         self.tx.send_replace(true);
-        true
     }
 
     /// Whether the shutdown has begun (new operations are refused).
@@ -52,18 +56,18 @@ impl Shutdown {
 pub struct Listener(watch::Receiver<bool>);
 
 impl Listener {
-    /// Whether the shutdown has begun.
+    /// Whether the listeners were told to stop.
     pub fn is_shutdown(&self) -> bool {
         *self.0.borrow()
     }
 
-    /// Waits until the shutdown begins (at once if it has).
+    /// Waits until the listeners are told to stop (at once if they have).
     pub async fn recv(&mut self) {
         // An error means the owner is gone: that is a shutdown too.
         let _ = self.0.wait_for(|stop| *stop).await;
     }
 
-    /// Sleeps `d`; `false` (at once) when the shutdown begins first.
+    /// Sleeps `d`; `false` (at once) when the listeners are told to stop first.
     pub async fn sleep(&mut self, d: std::time::Duration) -> bool {
         tokio::select! {
             () = tokio::time::sleep(d) => true,

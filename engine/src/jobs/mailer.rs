@@ -206,7 +206,7 @@ async fn unvouch(core: &Arc<Core>, user: UserId, id: [u8; 16]) {
                 let mut updated = current.clone();
                 updated.account.outbox.retain(|x| *x != id);
                 match save_user(&c, &current, &mut updated, &[]).await {
-                    Ok(()) => return Ok(()),
+                    Ok(_) => return Ok(()),
                     Err(portcullis_storage::StoreError::VersionConflict { .. }) => continue,
                     Err(e) => return Err(AuthError::from_store("update_user", e)),
                 }

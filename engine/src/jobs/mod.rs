@@ -67,7 +67,8 @@ pub(crate) fn spawn_all(core: &Arc<Core>, pending: bringup::PendingStores) -> Ve
 }
 
 /// Runs `job` every `period` (a run that overruns delays the next) until
-/// the shutdown begins; a run under way is finished first.
+/// the shutdown stops the listeners (after the drain); a run under way is
+/// finished first.
 pub(crate) fn every<F, Fut>(
     core: &Arc<Core>,
     period: Duration,

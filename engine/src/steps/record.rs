@@ -20,14 +20,14 @@ pub(crate) async fn load_user(
 }
 
 /// Writes `updated` as the successor of `current` (version + 1), queuing
-/// `mail` in the same write, and refreshes the cached view. A
+/// `mail` in the same write, and refreshes the cached view (returned). A
 /// `VersionConflict` is the caller's to handle.
 pub(crate) async fn save_user(
     core: &Core,
     current: &portcullis_storage::UserRecord,
     updated: &mut portcullis_storage::UserRecord,
     mail: &[portcullis_storage::OutboxRecord],
-) -> Result<(), portcullis_storage::StoreError> {
+) -> Result<std::sync::Arc<crate::model::UserView>, portcullis_storage::StoreError> {
     // Every write moves the record's secrets to the newest data key.
     if let Err(e) = reseal_stale(core, updated) {
         tracing::warn!(user_id = %updated.id, error = %e, "could not re-seal a secret under the newest data key");
@@ -40,8 +40,7 @@ pub(crate) async fn save_user(
             .update_user_with_mail(updated, current.version, mail),
     )
     .await?;
-    core.read.put_user(updated);
-    Ok(())
+    Ok(core.read.put_user(updated))
 }
 
 /// Re-seals the record's secrets (TOTP secret, recovery codes) that are

@@ -160,6 +160,21 @@ async fn first_step(t: &TestEngine, address: &str) -> Zeroizing<String> {
     }
 }
 
+/// The second step of a login with `code`.
+async fn second_step(
+    t: &TestEngine,
+    mfa_token: Zeroizing<String>,
+    code: String,
+) -> Result<portcullis_engine::TokenGrant, AuthError> {
+    t.engine
+        .call(LoginMfa {
+            mfa_token,
+            code,
+            client: ClientInfo::default(),
+        })
+        .await
+}
+
 fn code(secret: &[u8], now_ms: u64) -> String {
     use portcullis_engine::mfa::totp;
     format!("{:06}", totp::code_at(secret, totp::step_at(now_ms), 6))
@@ -222,49 +237,24 @@ async fn totp_enrollment_the_second_step_and_recovery_codes() {
     let mfa_token = || pending.clone();
     // The code used to confirm is spent: the same step is refused.
     assert!(matches!(
-        t.engine
-            .call(LoginMfa {
-                mfa_token: mfa_token(),
-                code: code(&secret, t.clock.now_ms()),
-                client: client.clone(),
-            })
-            .await,
+        second_step(&t, mfa_token(), code(&secret, t.clock.now_ms())).await,
         Err(AuthError::InvalidMfa)
     ));
     t.clock.advance(Duration::from_secs(30));
-    let signed_in = t
-        .engine
-        .call(LoginMfa {
-            mfa_token: mfa_token(),
-            code: code(&secret, t.clock.now_ms()),
-            client: client.clone(),
-        })
+    let signed_in = second_step(&t, mfa_token(), code(&secret, t.clock.now_ms()))
         .await
         .unwrap();
     assert!(signed_in.device_token.is_some());
     // The mfa_token is used up by the success.
     t.clock.advance(Duration::from_secs(30));
     assert!(matches!(
-        t.engine
-            .call(LoginMfa {
-                mfa_token: mfa_token(),
-                code: code(&secret, t.clock.now_ms()),
-                client: client.clone(),
-            })
-            .await,
+        second_step(&t, mfa_token(), code(&secret, t.clock.now_ms())).await,
         Err(AuthError::InvalidMfa)
     ));
 
     // A recovery code works once.
     let use_recovery = |code: String| async {
-        let mfa_token = first_step(&t, "mfa@example.com").await;
-        t.engine
-            .call(LoginMfa {
-                mfa_token,
-                code,
-                client: ClientInfo::default(),
-            })
-            .await
+        second_step(&t, first_step(&t, "mfa@example.com").await, code).await
     };
     let first_code = recovery[0].expose().to_owned();
     assert!(use_recovery(first_code.clone()).await.is_ok());

@@ -190,7 +190,7 @@ async fn upgrade_hash(core: &Core, id: UserId, verified: &str, new_hash: String)
     let mut updated = current.clone();
     updated.password_hash = new_hash;
     match save_user(core, &current, &mut updated, &[]).await {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(user_id = %id, "password hash upgraded to the configured scheme");
         }
         Err(StoreError::VersionConflict { .. }) => {

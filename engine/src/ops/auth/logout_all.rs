@@ -43,7 +43,7 @@ async fn run(core: Arc<Core>, access: VerifiedAccess) -> Reply<()> {
         // A second step begun before opens no session after.
         updated.account.mfa_login = None;
         match save_user(&core, &current, &mut updated, &[]).await {
-            Ok(()) => {
+            Ok(_) => {
                 bumped = true;
                 break;
             }

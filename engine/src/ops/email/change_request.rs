@@ -107,7 +107,7 @@ async fn run(
     let letter = letters::email_change(new_email.as_str(), &link, ttl);
     let mail = queue_letter(&core, &mut updated, &letter)?;
     match save_user(&core, &current, &mut updated, &[mail]).await {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         Err(StoreError::VersionConflict { .. }) => Err(AuthError::Unavailable {
             retry_after_secs: 1,
         }),

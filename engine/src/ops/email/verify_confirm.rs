@@ -55,7 +55,7 @@ async fn run(core: Arc<Core>, token: onetime::Presented) -> Reply<Arc<UserView>>
         updated.email_verified = true;
         updated.account.verify_email = None;
         match save_user(&core, &current, &mut updated, &[]).await {
-            Ok(()) => return Ok(core.read.put_user(&updated)),
+            Ok(view) => return Ok(view),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user", e)),
         }

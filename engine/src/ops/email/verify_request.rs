@@ -63,7 +63,7 @@ async fn run(core: Arc<Core>, access: VerifiedAccess) -> Reply<()> {
         let letter = letters::verify_email(&current.email, &link, ttl);
         let mail = queue_letter(&core, &mut updated, &letter)?;
         match save_user(&core, &current, &mut updated, &[mail]).await {
-            Ok(()) => return Ok(()),
+            Ok(_) => return Ok(()),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
         }

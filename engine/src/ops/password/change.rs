@@ -97,7 +97,7 @@ async fn run(
     let letter = letters::password_was_changed(&user.email);
     let mail = notice(&core, "notice_password", &mut updated, &letter).await?;
     match save_user(&core, &user, &mut updated, &mail).await {
-        Ok(()) => {}
+        Ok(_) => {}
         // Changed concurrently (another pod): ask the client to retry.
         Err(StoreError::VersionConflict { .. }) => {
             return Err(AuthError::Unavailable {

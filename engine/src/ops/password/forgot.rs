@@ -106,7 +106,7 @@ async fn issue_reset(core: &Core, id: portcullis_storage::UserId, email: &str) -
         let letter = letters::password_reset(&current.email, &link, ttl);
         let mail = queue_letter(core, &mut updated, &letter)?;
         match save_user(core, &current, &mut updated, &[mail]).await {
-            Ok(()) => return Ok(()),
+            Ok(_) => return Ok(()),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user_with_mail", e)),
         }

@@ -95,7 +95,7 @@ async fn run(
         let letter = letters::password_was_reset(&current.email);
         let mail = notice(&core, "notice_password", &mut updated, &letter).await?;
         match save_user(&core, &current, &mut updated, &mail).await {
-            Ok(()) => {
+            Ok(_) => {
                 saved = Some(updated);
                 break;
             }

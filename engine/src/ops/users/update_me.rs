@@ -69,7 +69,7 @@ async fn run(core: Arc<Core>, access: VerifiedAccess, patch: ProfilePatch) -> Re
             return Ok(core.read.put_user(&current));
         }
         match save_user(&core, &current, &mut updated, &[]).await {
-            Ok(()) => return Ok(core.read.put_user(&updated)),
+            Ok(view) => return Ok(view),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user", e)),
         }

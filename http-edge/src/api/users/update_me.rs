@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use crate::api::Endpoint;
-use crate::api::support::{bearer, call, json, validation};
+use crate::api::support::{authenticated, call, json, validation};
 use crate::app::App;
 use crate::dto::User;
 use crate::json::{self as body, Field, nullable};
@@ -55,12 +55,7 @@ impl UpdateMeRequest {
     )
 )]
 pub fn update_me(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
-    let token = bearer(req);
-    if token.is_none() {
-        return Err(EdgeError::Auth(
-            portcullis_engine::AuthError::Unauthenticated(portcullis_engine::TokenProblem::Missing),
-        ));
-    }
+    let token = authenticated(req)?;
     let b: UpdateMeRequest = body::parse(req, UpdateMeRequest::FIELDS)?;
     let mut errors = Vec::new();
     let name = match b.name {
