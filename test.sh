@@ -8,6 +8,11 @@
 #   redis-server, redis-cli  Redis Cluster tests (3 masters + 3 replicas on loopback)
 #   openssl                  certificates for the SMTP tests
 #   aiosmtpd (PyPI)          the SMTP server the mail transport is tested against
+#   node, npm                oidc-provider (npm, OpenID Certified): the OpenID provider
+#                            the social-login tests sign in at; `npm ci` installs it
+#                            from the committed lock into tests/fixtures/oidc-provider
+#   chromium (Debian)        the browser tests, headless over the DevTools protocol
+#                            (tests/fixtures/browser; no browser is downloaded)
 #   java 17, mvn             Apache Cassandra 5 nodes for the ScyllaDB store; the
 #                            fixture fetches org.apache.cassandra:cassandra-all from
 #                            Maven Central once, into ~/.cache/portcullis
@@ -27,6 +32,8 @@ command -v openssl >/dev/null || missing_apt+=(openssl)
 command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing_apt+=(maven)
 command -v python3 >/dev/null || missing_apt+=(python3 python3-pip)
+command -v node >/dev/null && command -v npm >/dev/null || missing_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing_apt+=(chromium)
 need_pip=0
 python3 -c 'import aiosmtpd' 2>/dev/null || need_pip=1
 
@@ -64,6 +71,12 @@ if command -v systemctl >/dev/null && [ "$(id -u)" -eq 0 ]; then
   systemctl stop redis-server 2>/dev/null || true
 fi
 
-say "$(redis-server --version | cut -d' ' -f1-3), $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | cut -d' ' -f1-3), aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
+op_dir=http-edge/tests/fixtures/oidc-provider
+if [ ! -d "$op_dir/node_modules/oidc-provider" ] || [ "$op_dir/package-lock.json" -nt "$op_dir/node_modules/.package-lock.json" ]; then
+  say "npm ci (the test OpenID provider, $op_dir)"
+  (cd "$op_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+say "$(redis-server --version | cut -d' ' -f1-3), $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | cut -d' ' -f1-3), aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'), node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | tail -1 | cut -d' ' -f1-2)"
 say "cargo test --workspace $*"
 exec cargo test --workspace "$@"

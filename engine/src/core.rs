@@ -74,6 +74,8 @@ pub(crate) struct Core {
     pub ping_counter: AtomicU64,
     /// When the signing keys were last reloaded on demand (Unix ms).
     pub key_reload_at: AtomicU64,
+    /// Social-login providers.
+    pub social: crate::social::Providers,
 }
 
 fn refused(r: Refused) -> AuthError {

@@ -212,7 +212,14 @@ impl Engine {
             })?,
             keys: data_keys.clone(),
         };
+        let social = crate::social::Providers::new(&cfg.account.social, cfg.account.oauth_timeout)
+            .map_err(StartError::Other)?;
+        crate::metrics::register_social(&social.names());
+        if !social.names().is_empty() {
+            tracing::info!(providers = ?social.names(), "social login providers configured");
+        }
         let core = Arc::new(Core {
+            social,
             cfg,
             clock,
             users,

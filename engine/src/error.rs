@@ -79,6 +79,27 @@ pub enum AuthError {
         /// Suggested wait before retrying.
         retry_after_secs: u64,
     },
+    /// No social-login provider of that name is configured.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// A social-login callback whose `state` is unknown, used or expired:
+    /// there is no client to send the answer back to.
+    #[error("the sign-in state is invalid, expired or already used")]
+    InvalidState,
+    /// An ID token that does not verify (signature, issuer, audience,
+    /// expiry, nonce) or that was used already.
+    #[error("invalid ID token")]
+    InvalidIdToken,
+    /// The provider's email belongs to an account it may not be linked to
+    /// automatically (unverified on either side): sign in and link.
+    #[error("an account with this email exists; sign in and link the provider")]
+    AccountExists,
+    /// Removing it would leave the account no way to sign in.
+    #[error("this is the account's last way to sign in")]
+    LastSignInMethod,
+    /// The provider gave no email address, which every account needs.
+    #[error("the provider did not share an email address")]
+    EmailRequired,
     /// A bug or an unexpected backend failure. The text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),

@@ -11,7 +11,7 @@
 //! Modules, from the bottom up (a module uses only those below it):
 //! `clock`, `domain`, `datakey`, `error`, `metrics`, `model`, `responder`,
 //! `shutdown` · `passwords`, `mfa`, `tokens`, `hashpool`, `shard`, `mail`,
-//! `views`, `readmodel`, `admission`, `config` · `core` · `signing`,
+//! `views`, `readmodel`, `admission`, `social`, `config` · `core` · `signing`,
 //! `steps` · `ops`, `jobs` · `engine`.
 
 #![forbid(unsafe_code)]
@@ -37,6 +37,7 @@ mod responder;
 mod shard;
 pub mod shutdown;
 mod signing;
+pub mod social;
 mod steps;
 pub mod tokens;
 mod views;

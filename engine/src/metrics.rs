@@ -17,6 +17,8 @@ pub const HASH_REJECTED_TOTAL: &str = "portcullis_hash_rejected_total";
 /// Logins by result (counter; label `result` = ok | invalid | locked |
 /// mfa_required | overloaded | throttled | error).
 pub const LOGINS_TOTAL: &str = "portcullis_engine_logins_total";
+/// Social sign-ins, by `provider` and `result`.
+pub const SOCIAL_SIGNINS_TOTAL: &str = "portcullis_engine_social_signins_total";
 /// Registrations by result (counter; label `result` = ok | taken | error).
 pub const REGISTRATIONS_TOTAL: &str = "portcullis_engine_registrations_total";
 /// Refreshes by result (counter; label `result` = ok | invalid | reused | superseded | error).
@@ -139,9 +141,31 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         SHARED_RATE_LIMITED_TOTAL,
         "route",
-        &["register", "login", "refresh", "forgot"],
+        &["register", "login", "refresh", "forgot", "social"],
     ),
 ];
+
+/// The results a social sign-in is counted under.
+pub const SOCIAL_RESULTS: &[&str] = &[
+    "created",
+    "ok",
+    "mfa_required",
+    "account_exists",
+    "invalid",
+    "locked",
+    "unavailable",
+    "error",
+];
+
+/// Creates the social sign-in series of each configured provider at zero.
+pub fn register_social(providers: &[String]) {
+    for p in providers {
+        for r in SOCIAL_RESULTS {
+            metrics::counter!(SOCIAL_SIGNINS_TOTAL, "provider" => p.clone(), "result" => *r)
+                .increment(0);
+        }
+    }
+}
 
 /// Describes the engine's metrics and creates every counter series at zero.
 /// Call once, after the recorder is installed.
@@ -167,6 +191,10 @@ pub fn register() {
         "Hash jobs refused because the pool was saturated (503 overloaded)"
     );
     describe_counter!(LOGINS_TOTAL, "Password logins by result");
+    describe_counter!(
+        SOCIAL_SIGNINS_TOTAL,
+        "Social sign-ins by provider and result (created, ok, mfa_required, account_exists, invalid, locked, unavailable, error)"
+    );
     describe_counter!(REGISTRATIONS_TOTAL, "Registrations by result");
     describe_counter!(REFRESHES_TOTAL, "Refresh-token rotations by result");
     describe_counter!(SESSIONS_REVOKED_TOTAL, "Sessions revoked, by reason");

@@ -248,6 +248,43 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "a backend is temporarily unavailable; retry shortly",
             )
             .header("Retry-After", retry_after_secs.to_string()),
+            AuthError::UnknownProvider => mapped(
+                404,
+                "unknown_provider",
+                "Unknown provider",
+                "no sign-in provider of this name is configured",
+            ),
+            AuthError::InvalidState => mapped(
+                400,
+                "invalid_state",
+                "Invalid sign-in state",
+                "the sign-in is unknown, expired or already finished; start again",
+            ),
+            AuthError::InvalidIdToken => mapped(
+                401,
+                "invalid_id_token",
+                "Invalid ID token",
+                "the ID token does not verify, is expired or was already used",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::AccountExists => mapped(
+                409,
+                "account_exists",
+                "Account exists",
+                "an account with this email exists; sign in to it and link the provider",
+            ),
+            AuthError::LastSignInMethod => mapped(
+                409,
+                "last_sign_in_method",
+                "Last sign-in method",
+                "the account would be left with no way to sign in",
+            ),
+            AuthError::EmailRequired => mapped(
+                400,
+                "email_required",
+                "Email required",
+                "the provider did not share an email address; allow it and try again",
+            ),
             AuthError::Internal(cause) => {
                 tracing::error!(request_id, cause = %cause, "internal error");
                 mapped(
@@ -374,6 +411,12 @@ mod tests {
             AuthError::Unavailable {
                 retry_after_secs: 1,
             },
+            AuthError::UnknownProvider,
+            AuthError::InvalidState,
+            AuthError::InvalidIdToken,
+            AuthError::AccountExists,
+            AuthError::LastSignInMethod,
+            AuthError::EmailRequired,
             AuthError::Internal("test".into()),
         ];
         // A new variant does not compile here until it is listed above.
@@ -395,6 +438,12 @@ mod tests {
                 | AuthError::NotFound
                 | AuthError::Overloaded { .. }
                 | AuthError::Unavailable { .. }
+                | AuthError::UnknownProvider
+                | AuthError::InvalidState
+                | AuthError::InvalidIdToken
+                | AuthError::AccountExists
+                | AuthError::LastSignInMethod
+                | AuthError::EmailRequired
                 | AuthError::Internal(_) => {}
                 AuthError::Unauthenticated(
                     TokenProblem::Missing

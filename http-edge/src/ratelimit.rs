@@ -77,13 +77,16 @@ pub enum Limited {
     /// password and email change, MFA enroll/confirm/disable, verification
     /// requests.
     Credential,
+    /// Social login: the redirect to a provider, its callback, the code
+    /// and ID-token exchanges, and link tokens (each may call a provider).
+    Social,
     /// Introspection and revocation (their own, higher limit: resource
     /// servers call them).
     Introspection,
 }
 
 /// Routes under the general limit (all but introspection).
-const GENERAL: usize = 6;
+const GENERAL: usize = 7;
 
 /// One limiter per limited route.
 pub struct IpLimits {

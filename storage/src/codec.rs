@@ -8,8 +8,8 @@
 
 use crate::StoreError;
 use crate::model::{
-    AccountState, OutboxRecord, PendingEmailChange, PendingToken, SessionId, SessionRecord,
-    SigningKeyRecord, TotpState, UserId, UserRecord,
+    AccountState, LinkedIdentity, OutboxRecord, PendingEmailChange, PendingToken, SessionId,
+    SessionRecord, SigningKeyRecord, TotpState, UserId, UserRecord,
 };
 
 /// Format tag of [`UserRecord`] encodings.
@@ -244,6 +244,7 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
         a.credentials_epoch != 0,
         a.device_epoch != 0,
         !sealed.is_empty(),
+        !a.identities.is_empty(),
     ];
     let last = tail.iter().rposition(|present| *present);
     if last.is_some() {
@@ -263,6 +264,16 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
     }
     if last >= Some(4) {
         e.bytes(sealed);
+    }
+    if last >= Some(5) {
+        e.u64(a.identities.len() as u64);
+        for i in &a.identities {
+            e.str(&i.provider)
+                .str(&i.subject)
+                .opt_str(i.email.as_deref())
+                .bool(i.email_verified)
+                .u64(i.linked_at_ms);
+        }
     }
     e.finish()
 }
@@ -326,6 +337,22 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             None => return Err(d.err("sealed recovery codes without TOTP")),
         }
     }
+    let mut identities = Vec::new();
+    if !d.at_end() {
+        let n = d.u64()?;
+        if n > 256 {
+            return Err(d.err("too many linked identities"));
+        }
+        for _ in 0..n {
+            identities.push(LinkedIdentity {
+                provider: d.str()?,
+                subject: d.str()?,
+                email: d.opt_str()?,
+                email_verified: d.bool()?,
+                linked_at_ms: d.u64()?,
+            });
+        }
+    }
     Ok(AccountState {
         verify_email,
         password_reset,
@@ -335,6 +362,7 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         mfa_login,
         credentials_epoch,
         device_epoch,
+        identities,
     })
 }
 

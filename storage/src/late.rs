@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 use crate::model::{
-    LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome, RotateRequest, SessionId,
-    SessionRecord, SigningKeyRecord, UserId, UserRecord,
+    IdentityClaim, LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome,
+    RotateRequest, SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 use crate::{StoreError, StoreResult, TokenStore, UserStore};
 
@@ -71,6 +71,35 @@ impl UserStore for Late<dyn UserStore> {
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         self.get()?.get_user(id).await
+    }
+
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<IdentityClaim>> {
+        self.get()?.find_identity(provider, subject).await
+    }
+
+    async fn claim_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+        now_ms: u64,
+    ) -> StoreResult<IdentityClaim> {
+        self.get()?
+            .claim_identity(provider, subject, user, now_ms)
+            .await
+    }
+
+    async fn release_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+    ) -> StoreResult<bool> {
+        self.get()?.release_identity(provider, subject, user).await
     }
 
     async fn update_user(&self, user: &UserRecord, expected_version: u64) -> StoreResult<()> {
@@ -170,6 +199,20 @@ impl TokenStore for Late<dyn TokenStore> {
         max_sessions: usize,
     ) -> StoreResult<Vec<SessionId>> {
         self.get()?.create_session(session, max_sessions).await
+    }
+
+    async fn stash(
+        &self,
+        key: &[u8; 32],
+        value: &[u8],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        self.get()?.stash(key, value, now_ms, expires_at_ms).await
+    }
+
+    async fn take_stashed(&self, key: &[u8; 32], now_ms: u64) -> StoreResult<Option<Vec<u8>>> {
+        self.get()?.take_stashed(key, now_ms).await
     }
 
     async fn get_session(

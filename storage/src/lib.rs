@@ -27,9 +27,9 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::{
-    AccountState, LockoutPolicy, LockoutStatus, NodeCount, OutboxRecord, PendingEmailChange,
-    PendingToken, RateLimit, RotateOutcome, RotateRequest, SessionId, SessionRecord,
-    SigningKeyRecord, TokenHash, TotpState, UserId, UserRecord,
+    AccountState, IdentityClaim, LinkedIdentity, LockoutPolicy, LockoutStatus, NodeCount,
+    OutboxRecord, PendingEmailChange, PendingToken, RateLimit, RotateOutcome, RotateRequest,
+    SessionId, SessionRecord, SigningKeyRecord, TokenHash, TotpState, UserId, UserRecord,
 };
 pub use stopwatch::ms;
 pub use traits::{TokenStore, UserStore};

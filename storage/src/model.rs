@@ -233,6 +233,37 @@ pub struct AccountState {
     /// Bumped when the password is reset or changed: device tokens issued
     /// before stop counting as trusted.
     pub device_epoch: u64,
+    /// Provider accounts (social login) linked to this user. A link holds
+    /// only when the identity index names this user too (see
+    /// [`UserStore::claim_identity`](crate::UserStore::claim_identity)).
+    pub identities: Vec<LinkedIdentity>,
+}
+
+/// A provider account linked to a user: keyed by (provider, subject), never
+/// by email.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LinkedIdentity {
+    /// The provider's configured name (`google`, `corp`, ...).
+    pub provider: String,
+    /// The provider's stable subject identifier (`sub`).
+    pub subject: String,
+    /// The email the provider asserted when the link was made.
+    pub email: Option<String>,
+    /// Whether the provider asserted that email verified.
+    pub email_verified: bool,
+    /// When the link was made (Unix ms).
+    pub linked_at_ms: u64,
+}
+
+/// The identity index's entry for a (provider, subject): which user holds it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IdentityClaim {
+    /// The user the identity is claimed for.
+    pub user_id: UserId,
+    /// When the claim was made (Unix ms): a claim whose user's record does
+    /// not list the identity long after this was left by an interrupted
+    /// sign-up or link.
+    pub claimed_at_ms: u64,
 }
 
 /// A message waiting for the mailer (the outbox), queued in the same write
@@ -276,6 +307,7 @@ impl fmt::Debug for AccountState {
             .field("mfa_login", &self.mfa_login.is_some())
             .field("credentials_epoch", &self.credentials_epoch)
             .field("device_epoch", &self.device_epoch)
+            .field("identities", &self.identities.len())
             .finish()
     }
 }

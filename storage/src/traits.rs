@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::StoreResult;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome, RotateRequest, SessionId,
-    SessionRecord, SigningKeyRecord, UserId, UserRecord,
+    IdentityClaim, LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome,
+    RotateRequest, SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 
 /// Users: the email partition (`normalized email -> user id`) and the user
@@ -75,6 +75,40 @@ pub trait UserStore: Send + Sync + 'static {
         expected_version: u64,
         mail: &[OutboxRecord],
     ) -> StoreResult<()>;
+
+    /// Who holds the identity (`provider`, `subject`) in the identity
+    /// index. The index alone does not make a link: callers check that the
+    /// holder's record lists the identity ([`AccountState::identities`]);
+    /// a claim whose record does not was left by an interrupted sign-up or
+    /// link, and its `claimed_at_ms` tells how old it is.
+    ///
+    /// [`AccountState::identities`]: crate::AccountState::identities
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<IdentityClaim>>;
+
+    /// Claims (`provider`, `subject`) for `user` unless another user holds
+    /// it, atomically: of two concurrent claims for different users exactly
+    /// one wins. Returns the holder afterwards (`user` when it won or held
+    /// the identity already).
+    async fn claim_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+        now_ms: u64,
+    ) -> StoreResult<IdentityClaim>;
+
+    /// Releases (`provider`, `subject`) if `user` holds it (never another
+    /// user's claim). Returns whether it did.
+    async fn release_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+    ) -> StoreResult<bool>;
 
     /// Queued messages due at `now_ms` (`due_at_ms <= now_ms`), oldest
     /// first, at most `limit`. Claimed ones may be among them.
@@ -202,6 +236,23 @@ pub trait TokenStore: Send + Sync + 'static {
         now_ms: u64,
         limit: &RateLimit,
     ) -> StoreResult<Option<u64>>;
+
+    /// Keeps `value` under `key` until `expires_at_ms`, for one
+    /// [`TokenStore::take_stashed`]: the state of a flow that another pod
+    /// may finish (a social login's authorize state and its one-time code).
+    /// `false`, and nothing written, when the key is held already. Keys are
+    /// digests of secrets the client holds; values are sealed by the engine.
+    async fn stash(
+        &self,
+        key: &[u8; 32],
+        value: &[u8],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> StoreResult<bool>;
+
+    /// Removes the value under `key` and returns it, unless it expired
+    /// before `now_ms`: of concurrent takes of one key, at most one gets it.
+    async fn take_stashed(&self, key: &[u8; 32], now_ms: u64) -> StoreResult<Option<Vec<u8>>>;
 
     /// Every stored signing key.
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

@@ -172,6 +172,11 @@ pub struct AccountConfig {
     pub totp_issuer: String,
     /// How often the mailer looks for due messages.
     pub mailer_poll: Duration,
+    /// Social-login providers (`PORTCULLIS_OAUTH_PROVIDERS`), read and
+    /// checked when the settings are resolved.
+    pub social: crate::social::SocialConfig,
+    /// Longest wait for one call to a provider.
+    pub oauth_timeout: Duration,
     /// Mail each flow may send per account and per recipient address: every
     /// limit must admit (e.g. one a minute and ten a day).
     pub mail_limits: Vec<RateLimit>,

@@ -342,6 +342,18 @@ fn account(r: &Resolver<'_>) -> Result<AccountConfig, ConfigError> {
             }
         })?,
         mailer_poll: r.parse(&MAILER_POLL, at_least(Duration::from_millis(10)))?,
+        social: match opt(&OAUTH_PROVIDERS) {
+            None => crate::social::SocialConfig::none(),
+            Some(path) => {
+                crate::social::SocialConfig::load(std::path::Path::new(&path)).map_err(|e| {
+                    ConfigError(format!(
+                        "invalid --{} / {}: {e}",
+                        OAUTH_PROVIDERS.flag, OAUTH_PROVIDERS.env
+                    ))
+                })?
+            }
+        },
+        oauth_timeout: r.parse(&OAUTH_TIMEOUT, at_least(Duration::from_millis(100)))?,
         mail_limits: r.parse(&MAIL_LIMIT, parse_rates)?,
         outbox_max: r.num(&OUTBOX_MAX)? as u64,
         reseal_interval: r.parse(&DATA_KEY_RESEAL_INTERVAL, at_least(Duration::from_secs(1)))?,

@@ -113,6 +113,8 @@ settings! {
     EMAIL_CHANGE_TTL: "email-change-ttl", "PORTCULLIS_EMAIL_CHANGE_TTL", "24h", "DURATION", "Lifetime of a mailed email change confirmation link";
     MFA_TOKEN_TTL: "mfa-token-ttl", "PORTCULLIS_MFA_TOKEN_TTL", "5m", "DURATION", "How long the mfa_token of a login's first step waits for the second";
     TOTP_ISSUER: "totp-issuer", "PORTCULLIS_TOTP_ISSUER", "Portcullis", "NAME", "Issuer name authenticator apps show beside the account";
+    OAUTH_PROVIDERS: "oauth-providers", "PORTCULLIS_OAUTH_PROVIDERS", "", "FILE", "Social-login providers and allowed client redirect URIs (TOML, or JSON by its .json name); none when empty";
+    OAUTH_TIMEOUT: "oauth-timeout", "PORTCULLIS_OAUTH_TIMEOUT", "5s", "DURATION", "Longest wait for one call to a social-login provider (the request answers 503 after it)";
     MAILER_POLL: "mailer-poll", "PORTCULLIS_MAILER_POLL", "1s", "DURATION", "How often the mailer looks for due outbox messages";
 }
 

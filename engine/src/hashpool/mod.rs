@@ -271,6 +271,11 @@ impl std::fmt::Debug for HashSlot {
 
 impl HashSlot {
     fn parse_stored(&self, stored: &str) -> (StoredHash, bool) {
+        // No password (an account made by a social sign-in): a mismatch,
+        // at the cost of any other.
+        if stored.is_empty() {
+            return (self.dummy.clone(), false);
+        }
         match StoredHash::parse(stored) {
             Ok(p) => (p, true),
             Err(e) => {

@@ -29,6 +29,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod sessions;
+pub mod social;
 pub mod users;
 
 /// An operation of the engine: a request whose answer is `Self::Reply`.

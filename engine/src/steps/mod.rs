@@ -14,4 +14,5 @@ pub(crate) mod outbox;
 pub(crate) mod record;
 pub(crate) mod sessions;
 pub(crate) mod signin;
+pub(crate) mod social;
 pub(crate) mod totp;

@@ -104,3 +104,13 @@ pub(crate) fn issue_token(
     crate::tokens::onetime::issue(purpose, user, core.now_ms(), ms(ttl), core.token_svc.rng())
         .map_err(|_| AuthError::Internal("system random generator failed".into()))
 }
+
+/// A UUIDv7 from the injected clock.
+pub(crate) fn new_user_id(now_ms: u64) -> UserId {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now_ms / 1000,
+        u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0),
+    );
+    UserId(*uuid::Uuid::new_v7(ts).as_bytes())
+}

@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod operations;
 pub mod password;
 pub mod sessions;
+pub mod social;
 pub(crate) mod support;
 pub mod users;
 
@@ -30,7 +31,7 @@ pub type HandlerFn = fn(&App, &Request<'_>) -> Result<Response, EdgeError>;
 pub struct Endpoint {
     /// `GET`, `POST`, ... (`HEAD` is answered by `GET`).
     pub method: &'static str,
-    /// Path template; `{id}` stands for one path segment.
+    /// Path template; `{name}` stands for one path segment.
     pub path: &'static str,
     /// The handler.
     pub handler: HandlerFn,
@@ -67,6 +68,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
     mfa::enroll::ENDPOINT,
     mfa::confirm::ENDPOINT,
     mfa::disable::ENDPOINT,
+    social::authorize::ENDPOINT,
+    social::callback::ENDPOINT,
+    social::callback::FORM_POST,
+    social::token::ENDPOINT,
+    social::id_token::ENDPOINT,
+    social::identities::LIST,
+    social::identities::LINK,
+    social::identities::UNLINK,
     oauth::introspect::ENDPOINT,
     oauth::revoke::ENDPOINT,
     discovery::jwks::ENDPOINT,

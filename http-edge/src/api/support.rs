@@ -76,10 +76,42 @@ pub(crate) fn json<T: serde::Serialize>(status: u16, value: &T) -> Result<Respon
         .map_err(|e| EdgeError::Auth(AuthError::Internal(format!("cannot encode response: {e}"))))
 }
 
-/// The `{id}` segment of a templated path.
-pub(crate) fn path_param<'p>(template: &str, path: &'p str) -> &'p str {
+/// The segment of `path` at the template's `{name}` (empty when none).
+pub(crate) fn path_param<'p>(template: &str, path: &'p str, name: &str) -> &'p str {
     template
-        .strip_suffix("{id}")
-        .and_then(|prefix| path.strip_prefix(prefix))
-        .unwrap_or("")
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(t, _)| t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) == Some(name))
+        .map_or("", |(_, p)| p)
+}
+
+/// The value of query parameter `name`: `Ok(None)` when absent, 400 when
+/// given twice (a proxy and the server must never read different values).
+pub(crate) fn query_param(
+    req: &Request<'_>,
+    name: &'static str,
+) -> Result<Option<String>, EdgeError> {
+    let mut found = None;
+    for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+        if k == name {
+            if found.is_some() {
+                return Err(validation(vec![FieldError {
+                    field: name,
+                    message: "is given more than once".into(),
+                }]));
+            }
+            found = Some(v.into_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie(req: &Request<'_>, name: &str) -> Option<String> {
+    req.headers_named("cookie")
+        .filter_map(|h| std::str::from_utf8(h).ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
 }

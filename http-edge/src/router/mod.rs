@@ -125,13 +125,26 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
     routes
 });
 
-fn matches(template: &str, path: &str) -> bool {
-    match template.strip_suffix("{id}") {
-        Some(prefix) => path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')),
-        None => template == path,
+pub(crate) fn matches(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) if is_param(ts) => {
+                if ps.is_empty() {
+                    return false;
+                }
+            }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return false,
+        }
     }
+}
+
+/// Whether a template segment is a parameter (`{name}`).
+pub(crate) fn is_param(segment: &str) -> bool {
+    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
 }
 
 /// Which route and method served a request (indices into [`ROUTES`]), for metrics.
@@ -190,6 +203,22 @@ mod tests {
         assert!(matches("/v1/sessions/{id}", "/v1/sessions/abc"));
         assert!(!matches("/v1/sessions/{id}", "/v1/sessions/"));
         assert!(!matches("/v1/sessions/{id}", "/v1/sessions/a/b"));
+        assert!(matches(
+            "/v1/oauth/{provider}/callback",
+            "/v1/oauth/corp/callback"
+        ));
+        assert!(!matches(
+            "/v1/oauth/{provider}/callback",
+            "/v1/oauth//callback"
+        ));
+        assert!(!matches(
+            "/v1/oauth/{provider}/callback",
+            "/v1/oauth/a/b/callback"
+        ));
+        assert!(!matches(
+            "/v1/oauth/{provider}/callback",
+            "/v1/oauth/corp/authorize"
+        ));
         assert!(matches("/healthz", "/healthz"));
         assert!(!matches("/healthz", "/healthz/"));
     }

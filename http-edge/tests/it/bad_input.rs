@@ -322,8 +322,10 @@ fn unknown_routes_and_methods() {
     let r = c.request("PUT", "/v1/users/me", &[], None);
     r.problem(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET, HEAD, PATCH"));
-    // Social login comes with a later release and does not exist yet.
+    // A provider that is not configured.
     c.get("/v1/oauth/google/authorize", None)
+        .problem(404, "unknown_provider");
+    c.get("/v1/oauth/google/nope", None)
         .problem(404, "not_found");
     // A route's wrong method names the allowed one.
     let r = c.get("/v1/auth/login/mfa", None);

@@ -31,6 +31,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
         "views",
         "readmodel",
         "admission",
+        "social",
         "config",
     ],
     &["core"],

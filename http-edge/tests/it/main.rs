@@ -16,5 +16,6 @@ mod mfa;
 mod operations;
 mod password;
 mod scylla;
+mod social;
 mod startup;
 mod support;

@@ -104,13 +104,13 @@ fn migrate_applies_once_runs_twice_at_once_and_refuses_a_newer_schema() {
     let ks = Keyspace::unmigrated("migrate_bin");
     let (code, out, err) = migrate(&ks.config);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("applied migrations [1, 2, 3]"), "{out}");
-    assert!(out.contains("schema version 3"), "{out}");
+    assert!(out.contains("applied migrations [1, 2, 3, 4]"), "{out}");
+    assert!(out.contains("schema version 4"), "{out}");
 
     // Again: nothing to do.
     let (code, out, err) = migrate(&ks.config);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("is up to date (schema version 3)"), "{out}");
+    assert!(out.contains("is up to date (schema version 4)"), "{out}");
 
     // Two at once on a fresh keyspace: both succeed and the schema is whole
     // (a server starts on it).
@@ -124,7 +124,7 @@ fn migrate_applies_once_runs_twice_at_once_and_refuses_a_newer_schema() {
     for r in runs {
         let (code, out, err) = r.join().unwrap();
         assert_eq!(code, Some(0), "{out}{err}");
-        assert!(out.contains("schema version 3"), "{out}");
+        assert!(out.contains("schema version 4"), "{out}");
     }
     let dir = tempfile::tempdir().unwrap();
     let p = serve(dir.path(), &scylla_env(&both.config));
@@ -142,7 +142,7 @@ fn migrate_applies_once_runs_twice_at_once_and_refuses_a_newer_schema() {
     let (code, out, err) = migrate(&ks.config);
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(
-        err.contains("migration 99, which this binary does not know (it knows up to 3)"),
+        err.contains("migration 99, which this binary does not know (it knows up to 4)"),
         "{err}"
     );
     let dir = tempfile::tempdir().unwrap();

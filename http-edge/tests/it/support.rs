@@ -134,7 +134,16 @@ impl TestServer {
         dir: tempfile::TempDir,
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
     ) -> TestServer {
-        TestServer::build_in(dir, tweak, None)
+        TestServer::build_in(dir, tweak, None, None)
+    }
+
+    /// A server answering on `api`, a listener bound beforehand (for
+    /// settings that must name the server's own address).
+    pub fn listening_on(
+        api: std::net::TcpListener,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+    ) -> TestServer {
+        TestServer::build_in(tempfile::tempdir().unwrap(), tweak, None, Some(api))
     }
 
     /// Stops the server gracefully and hands back its data directory.
@@ -167,13 +176,14 @@ impl TestServer {
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
         users: Option<Arc<dyn UserStore>>,
     ) -> TestServer {
-        TestServer::build_in(tempfile::tempdir().unwrap(), tweak, users)
+        TestServer::build_in(tempfile::tempdir().unwrap(), tweak, users, None)
     }
 
     fn build_in(
         dir: tempfile::TempDir,
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
         users: Option<Arc<dyn UserStore>>,
+        api: Option<std::net::TcpListener>,
     ) -> TestServer {
         // Warnings and errors go to the test's captured output, shown when it fails.
         let _ = tracing_subscriber::fmt()
@@ -230,7 +240,7 @@ impl TestServer {
                 .unwrap()
             }
         };
-        let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = api.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let metrics = portcullis_edge::telemetry::install_metrics().ok();
         let running = portcullis_edge::serve(engine, api, admin, &cfg.edge, metrics).unwrap();

@@ -50,6 +50,22 @@ fn full_account() -> AccountState {
         }),
         credentials_epoch: 12,
         device_epoch: 4,
+        identities: vec![
+            crate::model::LinkedIdentity {
+                provider: "corp".into(),
+                subject: "248289761001".into(),
+                email: Some("a@example.com".into()),
+                email_verified: true,
+                linked_at_ms: 77,
+            },
+            crate::model::LinkedIdentity {
+                provider: "github".into(),
+                subject: "1".into(),
+                email: None,
+                email_verified: false,
+                linked_at_ms: 78,
+            },
+        ],
     }
 }
 
@@ -128,6 +144,7 @@ fn the_previous_version_reads_what_this_one_writes() {
 #[test]
 fn account_state_written_by_the_first_format_still_reads() {
     let mut old = full_account();
+    old.identities.clear();
     old.credentials_epoch = 0;
     old.device_epoch = 0;
     if let Some(t) = &mut old.totp {
@@ -188,6 +205,15 @@ fn a_user_with_account_state_round_trips() {
     assert_eq!(
         decode_account(&encode_account(&only_mfa)).unwrap(),
         only_mfa
+    );
+    // Identities alone (every earlier optional part written empty).
+    let only_identities = AccountState {
+        identities: full_account().identities,
+        ..AccountState::default()
+    };
+    assert_eq!(
+        decode_account(&encode_account(&only_identities)).unwrap(),
+        only_identities
     );
 }
 

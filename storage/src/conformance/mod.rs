@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod email_change;
+mod identities;
 mod keys;
 mod limits;
 mod mail;
@@ -31,6 +32,10 @@ pub use email_change::{
     user_change_email_checks_version, user_change_email_moves_the_index,
     user_change_email_to_a_taken_address_changes_nothing,
     user_concurrent_changes_to_one_email_exactly_one_wins,
+};
+pub use identities::{
+    identity_claim_find_release, identity_concurrent_claims_exactly_one_wins,
+    stash_is_taken_once_and_expires,
 };
 pub use keys::{refresh_chain_key_is_created_once, signing_keys_save_load_replace_delete};
 pub use limits::{
@@ -89,6 +94,7 @@ macro_rules! conformance_suite {
             rate_limit_admits_a_burst_then_asks_to_wait,
             signing_keys_save_load_replace_delete,
             purge_removes_expired_sessions,
+            stash_is_taken_once_and_expires,
             ping_and_flush,
         );
     };
@@ -113,6 +119,8 @@ macro_rules! conformance_suite {
             user_change_email_to_a_taken_address_changes_nothing,
             user_change_email_checks_version,
             user_concurrent_changes_to_one_email_exactly_one_wins,
+            identity_claim_find_release,
+            identity_concurrent_claims_exactly_one_wins,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {

@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Tables, fjall_err, session_key};
 use crate::codec;
 use crate::model::{
-    OutboxRecord, RotateOutcome, RotateRequest, SessionId, SessionRecord, UserId, UserRecord,
+    IdentityClaim, OutboxRecord, RotateOutcome, RotateRequest, SessionId, SessionRecord, UserId,
+    UserRecord,
 };
 use crate::{StoreError, StoreResult};
 
@@ -36,6 +37,10 @@ pub(crate) enum Op {
     /// The record, its expected version, and messages to queue with it.
     UpdateUser(Box<UserRecord>, u64, Vec<OutboxRecord>),
     ChangeEmail(Box<UserRecord>, u64, Vec<OutboxRecord>),
+    /// Claims an identity index key for a user unless another holds it.
+    ClaimIdentity(Vec<u8>, UserId, u64),
+    /// Removes an identity index key if this user holds it.
+    ReleaseIdentity(Vec<u8>, UserId),
     /// Inserts or replaces an outbox message.
     PutMail(Box<OutboxRecord>),
     DeleteMail([u8; 16]),
@@ -58,6 +63,7 @@ pub(crate) enum Done {
     Deleted(Vec<SessionId>),
     Rotated(RotateOutcome),
     Count(u64),
+    Claim(IdentityClaim),
 }
 
 fn unexpected() -> StoreError {
@@ -86,6 +92,12 @@ impl Done {
     pub(crate) fn rotated(self) -> StoreResult<RotateOutcome> {
         match self {
             Done::Rotated(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+    pub(crate) fn claim(self) -> StoreResult<IdentityClaim> {
+        match self {
+            Done::Claim(c) => Ok(c),
             _ => Err(unexpected()),
         }
     }
@@ -330,6 +342,29 @@ fn apply(t: &Tables, counts: &mut SessionCounts, op: Op) -> StoreResult<Done> {
             b.commit().map_err(fjall_err)?;
             t.outbox_len.fetch_add(added, Ordering::Relaxed);
             Ok(Done::Unit)
+        }
+        Op::ClaimIdentity(key, user, now_ms) => {
+            if let Some(v) = t.identities.get(&key).map_err(fjall_err)? {
+                return Ok(Done::Claim(super::identity_claim(&v)?));
+            }
+            let mut v = Vec::with_capacity(24);
+            v.extend_from_slice(&user.0);
+            v.extend_from_slice(&now_ms.to_be_bytes());
+            t.identities.insert(&key, v).map_err(fjall_err)?;
+            Ok(Done::Claim(IdentityClaim {
+                user_id: user,
+                claimed_at_ms: now_ms,
+            }))
+        }
+        Op::ReleaseIdentity(key, user) => {
+            let held = match t.identities.get(&key).map_err(fjall_err)? {
+                Some(v) => super::identity_claim(&v)?.user_id == user,
+                None => false,
+            };
+            if held {
+                t.identities.remove(&key).map_err(fjall_err)?;
+            }
+            Ok(Done::Existed(held))
         }
         Op::PutMail(m) => {
             let new = !t.outbox.contains_key(m.id).map_err(fjall_err)?;

@@ -22,6 +22,7 @@ mod committer;
 mod keyfiles;
 mod lockout;
 mod ratelimit;
+mod stash;
 
 #[cfg(test)]
 mod tests;
@@ -34,8 +35,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 use crate::codec;
 use crate::model::{
-    LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome, RotateRequest, SessionId,
-    SessionRecord, SigningKeyRecord, UserId, UserRecord,
+    IdentityClaim, LockoutPolicy, LockoutStatus, OutboxRecord, RateLimit, RotateOutcome,
+    RotateRequest, SessionId, SessionRecord, SigningKeyRecord, UserId, UserRecord,
 };
 use crate::traits::{TokenStore, UserStore};
 use crate::{StoreError, StoreResult};
@@ -72,9 +73,32 @@ pub(crate) struct Tables {
     pub sessions: Keyspace,
     /// outbox message id (UUIDv7, so time-ordered) -> outbox record
     pub outbox: Keyspace,
+    /// provider ++ 0 ++ subject -> user id ++ claimed at (ms, big-endian)
+    pub identities: Keyspace,
     /// Messages in the outbox, exactly: counted at open, then kept by the
     /// committer (fjall's `approximate_len` also counts deletions).
     pub outbox_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The identity index's key of (`provider`, `subject`).
+pub(crate) fn identity_key(provider: &str, subject: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(provider.len() + 1 + subject.len());
+    k.extend_from_slice(provider.as_bytes());
+    k.push(0);
+    k.extend_from_slice(subject.as_bytes());
+    k
+}
+
+/// Decodes an identity index value.
+pub(crate) fn identity_claim(v: &[u8]) -> StoreResult<IdentityClaim> {
+    let (id, at) = v
+        .split_first_chunk::<16>()
+        .and_then(|(id, rest)| Some((*id, <[u8; 8]>::try_from(rest).ok()?)))
+        .ok_or_else(|| StoreError::Corrupt("identity index entry is malformed".into()))?;
+    Ok(IdentityClaim {
+        user_id: UserId(id),
+        claimed_at_ms: u64::from_be_bytes(at),
+    })
 }
 
 pub(crate) fn session_key(user: UserId, sid: SessionId) -> [u8; 32] {
@@ -90,6 +114,7 @@ pub struct EmbeddedStore {
     committer: Committer,
     lockout: lockout::Lockouts,
     limits: ratelimit::RateLimits,
+    stash: stash::Stash,
     keys_dir: PathBuf,
     /// Outbox claims (one process owns this store, so they live in memory).
     mail_claims: std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>,
@@ -142,6 +167,9 @@ impl EmbeddedStore {
         let outbox = db
             .keyspace("outbox", KeyspaceCreateOptions::default)
             .map_err(fjall_err)?;
+        let identities = db
+            .keyspace("identities", KeyspaceCreateOptions::default)
+            .map_err(fjall_err)?;
         let queued = outbox.iter().count() as u64;
         let tables = Tables {
             db,
@@ -149,6 +177,7 @@ impl EmbeddedStore {
             emails,
             sessions,
             outbox,
+            identities,
             outbox_len: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(queued)),
         };
         let keys_dir = data_dir.join(KEYS_DIR);
@@ -158,6 +187,7 @@ impl EmbeddedStore {
             tables,
             lockout: lockout::Lockouts::default(),
             limits: ratelimit::RateLimits::default(),
+            stash: stash::Stash::default(),
             keys_dir,
             mail_claims: Default::default(),
         })
@@ -222,6 +252,48 @@ impl UserStore for EmbeddedStore {
             .map_err(fjall_err)?
             .map(|v| codec::decode_user(&v))
             .transpose()
+    }
+
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<IdentityClaim>> {
+        self.tables
+            .identities
+            .get(identity_key(provider, subject))
+            .map_err(fjall_err)?
+            .map(|v| identity_claim(&v))
+            .transpose()
+    }
+
+    async fn claim_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+        now_ms: u64,
+    ) -> StoreResult<IdentityClaim> {
+        self.committer
+            .run(Op::ClaimIdentity(
+                identity_key(provider, subject),
+                user,
+                now_ms,
+            ))
+            .await?
+            .claim()
+    }
+
+    async fn release_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+    ) -> StoreResult<bool> {
+        self.committer
+            .run(Op::ReleaseIdentity(identity_key(provider, subject), user))
+            .await?
+            .existed()
     }
 
     async fn update_user_with_mail(
@@ -463,6 +535,20 @@ impl TokenStore for EmbeddedStore {
         Ok(self.limits.check(key, now_ms, limit))
     }
 
+    async fn stash(
+        &self,
+        key: &[u8; 32],
+        value: &[u8],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        self.stash.put(key, value, now_ms, expires_at_ms)
+    }
+
+    async fn take_stashed(&self, key: &[u8; 32], now_ms: u64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.stash.take(key, now_ms))
+    }
+
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let dir = self.keys_dir.clone();
         tokio::task::spawn_blocking(move || keyfiles::load_all(&dir))
@@ -487,7 +573,8 @@ impl TokenStore for EmbeddedStore {
     }
 
     async fn purge_expired(&self, now_ms: u64) -> StoreResult<u64> {
-        let mut removed = self.lockout.purge(now_ms) + self.limits.purge(now_ms);
+        let mut removed =
+            self.lockout.purge(now_ms) + self.limits.purge(now_ms) + self.stash.purge(now_ms);
         // Scan on a blocking thread, not on the writer: writes keep flowing.
         // Each chunk of expired keys is then one small writer operation.
         let sessions = self.tables.sessions.clone();

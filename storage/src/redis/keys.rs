@@ -38,6 +38,12 @@ impl RedisClusterStore {
         format!("{}:lock:{}", self.cfg.key_prefix, lockout_key_digest(key))
     }
 
+    /// A stashed value: its own slot, keyed by the digest the engine gives.
+    pub(super) fn stash_key(&self, key: &[u8; 32]) -> String {
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:stash:{hex}", self.cfg.key_prefix)
+    }
+
     pub(super) fn signing_keys_key(&self) -> String {
         format!("{}:signing-keys", self.cfg.key_prefix)
     }

@@ -308,6 +308,47 @@ impl TokenStore for RedisClusterStore {
         Ok((wait > 0).then_some(wait))
     }
 
+    async fn stash(
+        &self,
+        key: &[u8; 32],
+        value: &[u8],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        // The expiry travels with the value, so a take judges it by the
+        // engine's clock, and Redis drops the key by itself soon after.
+        let mut stored = Vec::with_capacity(8 + value.len());
+        stored.extend_from_slice(&expires_at_ms.to_be_bytes());
+        stored.extend_from_slice(value);
+        let ttl = expires_at_ms.saturating_sub(now_ms).max(1);
+        let set: Value = self
+            .query(
+                "stash",
+                redis::cmd("SET")
+                    .arg(self.stash_key(key))
+                    .arg(stored)
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("NX"),
+            )
+            .await?;
+        Ok(!matches!(set, Value::Nil))
+    }
+
+    async fn take_stashed(&self, key: &[u8; 32], now_ms: u64) -> StoreResult<Option<Vec<u8>>> {
+        let v: Option<Vec<u8>> = self
+            .query(
+                "take_stashed",
+                redis::cmd("GETDEL").arg(self.stash_key(key)),
+            )
+            .await?;
+        let Some(v) = v else { return Ok(None) };
+        let (exp, value) = v
+            .split_first_chunk::<8>()
+            .ok_or_else(|| corrupt("stashed value without its expiry"))?;
+        Ok((u64::from_be_bytes(*exp) > now_ms).then(|| value.to_vec()))
+    }
+
     async fn load_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let v: Value = self
             .query(

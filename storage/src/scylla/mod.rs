@@ -23,6 +23,8 @@
 //! | verify email or email change (asking: a link is mailed) | 1 | 1 (`outbox`) | 1 (`users`, `IF version`) |
 //! | email change (confirming) | 2 (the flow's, then the store's version check) | 1 (`outbox`: the notice) | 4 (reserve, record, finalize, release) |
 //! | the mailer's poll, every second per pod | 16 (`outbox`, every bucket) | 0 | 0 |
+//! | social sign-in of a linked identity | 2 (`identities`, `users`) | 0 | 0 |
+//! | social sign-in creating an account | 3 (`identities`, `users_by_email`, `users`) | 1 (`users`) | 2 (`identities`, `users_by_email`, `IF NOT EXISTS`) |
 //!
 //! A read at serial consistency (settling an unknown LWT outcome) counts as
 //! a read, though the server runs a Paxos round for it.
@@ -39,6 +41,11 @@
 //! a permanent entry whose user now has another email (an interrupted
 //! release) is released by the next claim of that email.
 //!
+//! **Identities** (social login, `identities`: (provider, subject) -> user)
+//! are claimed with `INSERT ... IF NOT EXISTS` and released with `DELETE ...
+//! IF user_id`; the user row lists its identities, and the engine treats an
+//! entry whose row does not list it as left over (`identity.rs`).
+//!
 //! **Unknown outcomes.** A lightweight transaction that timed out may still
 //! have been applied: the store reads the partition at serial consistency
 //! (which completes any Paxos round in flight) to learn what happened,
@@ -54,7 +61,7 @@
 //! **Files.** Opening a session and connecting the store: `session.rs`; the
 //! prepared statements and their kinds: `prepared.rs`; running statements
 //! and writing rows: `store.rs`; the email index (claims, reservations,
-//! releases): `email.rs`; LWT answers: `lwt.rs`; the [`UserStore`]
+//! releases): `email.rs`; the identity index: `identity.rs`; LWT answers: `lwt.rs`; the [`UserStore`]
 //! implementation: `user_store.rs`; [`migrate`] and [`server_kind`]:
 //! `migration.rs`.
 
@@ -63,6 +70,7 @@ mod email;
 mod errmap;
 #[cfg(any(test, feature = "conformance"))]
 pub mod fixture;
+mod identity;
 mod lwt;
 mod migration;
 mod prepared;

@@ -81,6 +81,10 @@ pub(super) struct Statements {
     pub(super) delete_mail: Stmt,
     pub(super) scan_users_first: Stmt,
     pub(super) scan_users_after: Stmt,
+    pub(super) claim_identity: Stmt,
+    pub(super) release_identity: Stmt,
+    pub(super) find_identity: Stmt,
+    pub(super) find_identity_serial: Stmt,
 }
 
 pub(super) async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreResult<Statements> {
@@ -104,6 +108,8 @@ pub(super) async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreR
     get_user_serial.set_consistency(serial);
     let mut find_email_serial = prepare(statements::FIND_EMAIL, true).await?;
     find_email_serial.set_consistency(serial);
+    let mut find_identity_serial = prepare(statements::FIND_IDENTITY, true).await?;
+    find_identity_serial.set_consistency(serial);
     Ok(Statements {
         insert_user: Stmt::new(prepare(statements::INSERT_USER, true).await?),
         delete_user: Stmt::new(prepare(statements::DELETE_USER, true).await?),
@@ -125,5 +131,9 @@ pub(super) async fn prepare_all(session: &Session, cfg: &ScyllaConfig) -> StoreR
         delete_mail: Stmt::new(prepare(statements::DELETE_MAIL, true).await?),
         scan_users_first: Stmt::new(prepare(statements::SCAN_USERS_FIRST, true).await?),
         scan_users_after: Stmt::new(prepare(statements::SCAN_USERS_AFTER, true).await?),
+        claim_identity: Stmt::new(prepare(statements::CLAIM_IDENTITY, false).await?),
+        release_identity: Stmt::new(prepare(statements::RELEASE_IDENTITY, false).await?),
+        find_identity: Stmt::new(prepare(statements::FIND_IDENTITY, true).await?),
+        find_identity_serial: Stmt::new(find_identity_serial),
     })
 }

@@ -96,6 +96,24 @@ pub const MIGRATIONS: &[Migration] = &[
   AND comment = 'portcullis: mail waiting for delivery (outbox)'",
         ],
     },
+    Migration {
+        version: 4,
+        name: "the identity index (social login)",
+        statements: &[
+            // (provider, subject) -> user: unique through LWT, like the email
+            // index. The user row lists its identities (account_state); an
+            // entry whose row does not is a left-over of an interrupted
+            // sign-up or link, released once old (claimed_at_ms).
+            "CREATE TABLE IF NOT EXISTS {ks}.identities (
+    provider text,
+    subject text,
+    user_id uuid,
+    claimed_at_ms bigint,
+    PRIMARY KEY ((provider, subject))
+) WITH compaction = {'class': 'LeveledCompactionStrategy'}
+  AND comment = 'portcullis: (provider, subject) -> user id (unique through LWT)'",
+        ],
+    },
 ];
 
 /// Partitions of the `outbox` table; the mailer reads each in turn.

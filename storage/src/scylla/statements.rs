@@ -67,6 +67,17 @@ pub(crate) const SCAN_USERS_FIRST: &str = "SELECT id, email, password_hash, name
 /// The next page of the scan: users after the last one seen, in token order.
 pub(crate) const SCAN_USERS_AFTER: &str = "SELECT id, email, password_hash, name, picture_url, email_verified, mfa_enabled, created_at_ms, updated_at_ms, version, account_state FROM {ks}.users WHERE token(id) > token(?) LIMIT ?";
 
+/// Claims an identity for a user: the uniqueness check.
+pub(crate) const CLAIM_IDENTITY: &str = "INSERT INTO {ks}.identities (provider, subject, user_id, claimed_at_ms) VALUES (?, ?, ?, ?) IF NOT EXISTS";
+
+/// Releases an identity, only if it still belongs to the given user.
+pub(crate) const RELEASE_IDENTITY: &str =
+    "DELETE FROM {ks}.identities WHERE provider = ? AND subject = ? IF user_id = ?";
+
+/// Resolves an identity: one partition.
+pub(crate) const FIND_IDENTITY: &str =
+    "SELECT user_id, claimed_at_ms FROM {ks}.identities WHERE provider = ? AND subject = ?";
+
 /// Every statement, with a name, for `migrate --print`.
 pub(crate) const ALL: &[(&str, &str)] = &[
     ("insert_user", INSERT_USER),
@@ -87,4 +98,7 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("delete_mail", DELETE_MAIL),
     ("scan_users_first", SCAN_USERS_FIRST),
     ("scan_users_after", SCAN_USERS_AFTER),
+    ("claim_identity", CLAIM_IDENTITY),
+    ("release_identity", RELEASE_IDENTITY),
+    ("find_identity", FIND_IDENTITY),
 ];

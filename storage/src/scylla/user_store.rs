@@ -8,7 +8,7 @@ use super::email::EmailEntry;
 use super::lwt::LwtError;
 use super::row::{self, UserRow, to_bigint, uuid};
 use super::{ScyllaUserStore, schema};
-use crate::model::{OutboxRecord, UserId, UserRecord};
+use crate::model::{IdentityClaim, OutboxRecord, UserId, UserRecord};
 use crate::traits::UserStore;
 use crate::{StoreError, StoreResult};
 
@@ -54,6 +54,35 @@ impl UserStore for ScyllaUserStore {
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         self.read_user(&self.st.get_user, id).await
+    }
+
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<IdentityClaim>> {
+        self.read_identity(&self.st.find_identity, provider, subject)
+            .await
+    }
+
+    async fn claim_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+        now_ms: u64,
+    ) -> StoreResult<IdentityClaim> {
+        self.claim_identity_row(provider, subject, user, now_ms)
+            .await
+    }
+
+    async fn release_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: UserId,
+    ) -> StoreResult<bool> {
+        self.release_identity_row(provider, subject, user).await
     }
 
     async fn update_user_with_mail(

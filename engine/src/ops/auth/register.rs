@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use portcullis_storage::{StoreError, UserId, UserRecord};
+use portcullis_storage::{StoreError, UserRecord};
 
 use crate::core::{Core, Engine};
 use crate::domain::{Email, Password};
@@ -81,7 +81,7 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply<Registered> {
     let password_hash = core.hash.hash(req.password.into_secret()).await?;
     let now = core.now_ms();
     let user = UserRecord {
-        id: new_user_id(now),
+        id: crate::steps::record::new_user_id(now),
         email: email.to_owned(),
         password_hash,
         name: req.name,
@@ -113,14 +113,4 @@ async fn register(core: &Arc<Core>, req: Register) -> Reply<Registered> {
         None,
     )?);
     Ok(Registered { user: view, grant })
-}
-
-/// A UUIDv7 from the injected clock.
-fn new_user_id(now_ms: u64) -> UserId {
-    let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        now_ms / 1000,
-        u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0),
-    );
-    UserId(*uuid::Uuid::new_v7(ts).as_bytes())
 }

@@ -92,6 +92,10 @@ async fn run(
         updated.password_hash = password_hash.clone();
         password_event(&mut updated);
         updated.email_verified = true;
+        // The mailbox owner takes the account: a provider identity linked
+        // on an email its provider did not verify may be whoever created
+        // the account before them (pre-account hijacking), and goes.
+        updated.account.identities.retain(|i| i.email_verified);
         let letter = letters::password_was_reset(&current.email);
         let mail = notice(&core, "notice_password", &mut updated, &letter).await?;
         match save_user(&core, &current, &mut updated, &mail).await {
@@ -114,6 +118,23 @@ async fn run(
             retry_after_secs: 1,
         });
     };
+    for gone in current
+        .account
+        .identities
+        .iter()
+        .filter(|i| !updated.account.identities.contains(i))
+    {
+        tracing::warn!(user_id = %updated.id, provider = %gone.provider, "password reset unlinked an identity linked on an unverified email");
+        // The record no longer lists it; a failed release is a left-over
+        // the next sign-in of that identity releases.
+        if let Err(e) = core
+            .users
+            .release_identity(&gone.provider, &gone.subject, updated.id)
+            .await
+        {
+            tracing::warn!(user_id = %updated.id, error = %e, "releasing an unlinked identity failed");
+        }
+    }
     revoke_all_sessions(&core, updated.id, None, "password_reset").await?;
     // The mailbox owner is back in: the account-wide lock and the one of
     // the address the reset came from are cleared. The second-factor lock

@@ -32,7 +32,7 @@ struct Doc;
     )
 )]
 pub fn delete_session(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
-    let id = path_param(ENDPOINT.path, req.path).to_owned();
+    let id = path_param(ENDPOINT.path, req.path, "id").to_owned();
     call(
         app,
         DeleteSession {

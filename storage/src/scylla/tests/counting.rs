@@ -59,6 +59,8 @@ fn statements_are_classified_as_reads_writes_or_lwts() {
             "release_email",
             "claim_mail",
             "retry_mail",
+            "claim_identity",
+            "release_identity",
         ]
         .contains(name)
         {

@@ -1,0 +1,387 @@
+//! Social sign-in steps: the stashed, sealed flow state; the client's PKCE
+//! check; and the account an identity signs in to (found by (provider,
+//! subject), linked on a verified email on both sides, or created).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_storage::{LinkedIdentity, StoreError, UserId, UserRecord};
+use ring::rand::SecureRandom;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::Core;
+use crate::error::AuthError;
+use crate::social::Identity;
+
+/// A claim older than this whose user's record does not list the identity
+/// was left by an interrupted sign-up or link, and is released.
+const STALE_CLAIM_MS: u64 = 60_000;
+/// How long a sign-in waits for a concurrent first sign-in of the same
+/// identity (another pod creating the account) to finish.
+const CONCURRENT_WAIT: Duration = Duration::from_millis(100);
+const CONCURRENT_TRIES: usize = 30;
+
+/// 32 random bytes, base64url.
+pub(crate) fn random_secret(core: &Core) -> Result<String, AuthError> {
+    let mut b = [0u8; 32];
+    core.token_svc
+        .rng()
+        .fill(&mut b)
+        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+/// SHA-256, base64url: a PKCE S256 challenge of `verifier`, or the stored
+/// form of a cookie.
+pub(crate) fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
+}
+
+/// Whether `verifier` is a well-formed PKCE verifier (RFC 7636 4.1) whose
+/// S256 challenge is `challenge`, compared in constant time.
+pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let expected = s256(verifier);
+    well_formed && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), challenge.as_bytes()).into()
+}
+
+/// The token-store key of a flow secret: a digest, so a leaked store holds
+/// nothing a client could present.
+fn stash_key(purpose: &str, secret: &str) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"portcullis-stash:");
+    ctx.update(purpose.as_bytes());
+    ctx.update(b":");
+    ctx.update(secret.as_bytes());
+    let mut k = [0u8; 32];
+    k.copy_from_slice(ctx.finish().as_ref());
+    k
+}
+
+/// Seals `value` and stashes it under `secret` for `ttl`.
+pub(crate) async fn stash<T: Serialize>(
+    core: &Core,
+    purpose: &'static str,
+    secret: &str,
+    value: &T,
+    ttl: Duration,
+) -> Result<(), AuthError> {
+    let plain = serde_json::to_vec(value)
+        .map_err(|e| AuthError::Internal(format!("encoding {purpose} state: {e}")))?;
+    let sealed = core
+        .mailer
+        .keys
+        .seal(&plain, purpose.as_bytes())
+        .map_err(|e| AuthError::Internal(format!("sealing {purpose} state: {e}")))?;
+    let now = core.now_ms();
+    let stored = core
+        .token_op(
+            "stash",
+            core.tokens.stash(
+                &stash_key(purpose, secret),
+                &sealed,
+                now,
+                now.saturating_add(crate::clock::ms(ttl)),
+            ),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("stash", e))?;
+    if stored {
+        Ok(())
+    } else {
+        // 256 random bits collided: only a broken generator does that.
+        Err(AuthError::Internal(format!(
+            "{purpose} secret already in use"
+        )))
+    }
+}
+
+/// Takes (once) what [`stash`] kept under `secret`.
+pub(crate) async fn take<T: DeserializeOwned>(
+    core: &Core,
+    purpose: &'static str,
+    secret: &str,
+) -> Result<Option<T>, AuthError> {
+    if secret.is_empty() || secret.len() > 256 {
+        return Ok(None);
+    }
+    let sealed = core
+        .token_op(
+            "take_stashed",
+            core.tokens
+                .take_stashed(&stash_key(purpose, secret), core.now_ms()),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("take_stashed", e))?;
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let plain = core
+        .mailer
+        .keys
+        .open(&sealed, purpose.as_bytes())
+        .map_err(|e| AuthError::Internal(format!("opening {purpose} state: {e}")))?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| AuthError::Internal(format!("decoding {purpose} state: {e}")))
+}
+
+/// Marks `secret` used until `until_ms`; `false` when it was used already
+/// (an ID token presented twice).
+pub(crate) async fn use_once(
+    core: &Core,
+    purpose: &'static str,
+    secret: &str,
+    until_ms: u64,
+) -> Result<bool, AuthError> {
+    let now = core.now_ms();
+    core.token_op(
+        "stash",
+        core.tokens
+            .stash(&stash_key(purpose, secret), &[], now, until_ms.max(now + 1)),
+    )
+    .await
+    .map_err(|e| AuthError::from_store("stash", e))
+}
+
+fn lists(user: &UserRecord, provider: &str, subject: &str) -> bool {
+    user.account
+        .identities
+        .iter()
+        .any(|i| i.provider == provider && i.subject == subject)
+}
+
+async fn get_user(core: &Core, id: UserId) -> Result<Option<UserRecord>, AuthError> {
+    core.user_op("get_user", core.users.get_user(id))
+        .await
+        .map_err(|e| AuthError::from_store("get_user", e))
+}
+
+/// Who holds (provider, subject) now: `Some(user)` when the index names a
+/// user whose record lists it; left-over claims are released.
+async fn holder(
+    core: &Core,
+    provider: &str,
+    identity: &Identity,
+) -> Result<Option<UserRecord>, AuthError> {
+    for _ in 0..CONCURRENT_TRIES {
+        let claim = core
+            .user_op(
+                "find_identity",
+                core.users.find_identity(provider, &identity.subject),
+            )
+            .await
+            .map_err(|e| AuthError::from_store("find_identity", e))?;
+        let Some(claim) = claim else {
+            return Ok(None);
+        };
+        match get_user(core, claim.user_id).await? {
+            Some(u) if lists(&u, provider, &identity.subject) => return Ok(Some(u)),
+            _ if core.now_ms().saturating_sub(claim.claimed_at_ms) > STALE_CLAIM_MS => {
+                tracing::warn!(user_id = %claim.user_id, provider, "released an identity claim left by an interrupted sign-up or link");
+                core.user_op(
+                    "release_identity",
+                    core.users
+                        .release_identity(provider, &identity.subject, claim.user_id),
+                )
+                .await
+                .map_err(|e| AuthError::from_store("release_identity", e))?;
+                return Ok(None);
+            }
+            // A sign-up or link of this identity is under way (maybe on
+            // another pod): its record appears in a moment.
+            _ => tokio::time::sleep(CONCURRENT_WAIT).await,
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}
+
+fn linked(provider: &str, identity: &Identity, now: u64) -> LinkedIdentity {
+    LinkedIdentity {
+        provider: provider.to_owned(),
+        subject: identity.subject.clone(),
+        email: identity.email.clone(),
+        email_verified: identity.email_verified,
+        linked_at_ms: now,
+    }
+}
+
+/// Links the identity to `user` (claim, then the record). `Ok(false)` when
+/// another user holds it.
+async fn link(
+    core: &Core,
+    provider: &str,
+    identity: &Identity,
+    user: UserId,
+) -> Result<bool, AuthError> {
+    let now = core.now_ms();
+    let claim = core
+        .user_op(
+            "claim_identity",
+            core.users
+                .claim_identity(provider, &identity.subject, user, now),
+        )
+        .await
+        .map_err(|e| AuthError::from_store("claim_identity", e))?;
+    if claim.user_id != user {
+        return Ok(false);
+    }
+    for _ in 0..3 {
+        let Some(current) = get_user(core, user).await? else {
+            return Err(AuthError::NotFound);
+        };
+        if lists(&current, provider, &identity.subject) {
+            return Ok(true);
+        }
+        let mut updated = current.clone();
+        updated
+            .account
+            .identities
+            .retain(|i| i.provider != provider);
+        updated
+            .account
+            .identities
+            .push(linked(provider, identity, now));
+        match crate::steps::record::save_user(core, &current, &mut updated, &[]).await {
+            Ok(_) => {
+                tracing::info!(user_id = %user, provider, "identity linked");
+                return Ok(true);
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(AuthError::from_store("update_user", e)),
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}
+
+/// The account `identity` signs in to, and whether it was created now.
+///
+/// - (provider, subject) linked already: that account.
+/// - `link_user` (a signed-in user's link): linked to it, unless another
+///   account holds the identity (`account_exists`).
+/// - An account with the provider's email: linked only when the provider
+///   asserts the email verified **and** the account's email is verified;
+///   otherwise `account_exists` (never link on an unverified email).
+/// - Otherwise a new account without a password.
+pub(crate) async fn resolve(
+    core: &Arc<Core>,
+    provider: &str,
+    identity: &Identity,
+    link_user: Option<UserId>,
+) -> Result<(UserRecord, bool), AuthError> {
+    for _ in 0..3 {
+        if let Some(u) = holder(core, provider, identity).await? {
+            return match link_user {
+                Some(l) if l != u.id => Err(AuthError::AccountExists),
+                _ => Ok((u, false)),
+            };
+        }
+        if let Some(l) = link_user {
+            if !link(core, provider, identity, l).await? {
+                continue;
+            }
+            let u = get_user(core, l).await?.ok_or(AuthError::NotFound)?;
+            return Ok((u, false));
+        }
+        let email = identity
+            .email
+            .as_deref()
+            .and_then(|e| crate::domain::Email::parse("email", e).ok())
+            .ok_or(AuthError::EmailRequired)?;
+        let existing = core
+            .user_op(
+                "find_user_id_by_email",
+                core.users.find_user_id_by_email(email.as_str()),
+            )
+            .await
+            .map_err(|e| AuthError::from_store("find_user_id_by_email", e))?;
+        let existing = match existing {
+            Some(id) => get_user(core, id)
+                .await?
+                .filter(|u| u.email == email.as_str()),
+            None => None,
+        };
+        if let Some(u) = existing {
+            // Linked on the email only when both sides verified it, and the
+            // account carries no identity linked on an unverified email
+            // (whoever made the account that way may not be its owner).
+            let unverified_link = u.account.identities.iter().any(|i| !i.email_verified);
+            if !(identity.email_verified && u.email_verified) || unverified_link {
+                return Err(AuthError::AccountExists);
+            }
+            if !link(core, provider, identity, u.id).await? {
+                continue;
+            }
+            let u = get_user(core, u.id).await?.ok_or(AuthError::NotFound)?;
+            return Ok((u, false));
+        }
+        // A new account: the identity is claimed for its id first, so a
+        // concurrent first sign-in of the same identity waits for this
+        // record instead of creating a second account.
+        let now = core.now_ms();
+        let id = crate::steps::record::new_user_id(now);
+        let claim = core
+            .user_op(
+                "claim_identity",
+                core.users
+                    .claim_identity(provider, &identity.subject, id, now),
+            )
+            .await
+            .map_err(|e| AuthError::from_store("claim_identity", e))?;
+        if claim.user_id != id {
+            continue;
+        }
+        let user = UserRecord {
+            id,
+            email: email.as_str().to_owned(),
+            password_hash: String::new(),
+            name: identity.name.clone().filter(|n| n.chars().count() <= 100),
+            picture_url: None,
+            email_verified: identity.email_verified,
+            mfa_enabled: false,
+            created_at_ms: now,
+            updated_at_ms: now,
+            version: 1,
+            account: portcullis_storage::AccountState {
+                identities: vec![linked(provider, identity, now)],
+                ..Default::default()
+            },
+        };
+        match core
+            .user_op("create_user", core.users.create_user(&user))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(user_id = %id, provider, "user registered by social sign-in");
+                return Ok((user, true));
+            }
+            Err(e) => {
+                let _ = core
+                    .users
+                    .release_identity(provider, &identity.subject, id)
+                    .await;
+                match e {
+                    // Registered meanwhile: decide again with that account.
+                    StoreError::EmailTaken => continue,
+                    other => return Err(AuthError::from_store("create_user", other)),
+                }
+            }
+        }
+    }
+    Err(AuthError::Unavailable {
+        retry_after_secs: 1,
+    })
+}

@@ -1,0 +1,203 @@
+//! Which account an identity signs in to: linking on a verified email on
+//! both sides only, explicit links, unlinking, TOTP.
+
+use serde_json::json;
+
+use super::{Social, params, pkce};
+
+const PW: &str = "correct horse battery staple";
+
+fn verify_email(s: &Social, email: &str, access: &str) {
+    let mut seen = Vec::new();
+    let r = s
+        .srv
+        .client()
+        .post_empty("/v1/email/verification", Some(access));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let mail = s.srv.next_mail(email, &mut seen);
+    let token = crate::support::token_in(&mail, "pcv_");
+    let r = s.srv.client().post_json(
+        "/v1/email/verification/confirm",
+        &json!({"token": token}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn an_email_links_only_when_verified_on_both_sides() {
+    let s = Social::start();
+    // The account's email is not verified: never linked (pre-account
+    // hijacking), whatever the provider says.
+    let reg = s.srv.register("bob@example.com", PW);
+    s.sign_in("bob-at-corp", "bob@example.com", true)
+        .problem(409, "account_exists");
+    // Verified account, unverified at the provider: refused too.
+    verify_email(&s, "bob@example.com", reg["access_token"].as_str().unwrap());
+    s.sign_in("bob-at-corp", "bob@example.com", false)
+        .problem(409, "account_exists");
+    // Both verified: linked to the existing account.
+    let r = s.sign_in("bob-at-corp", "bob@example.com", true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["created"], false);
+    assert_eq!(r.json()["user"]["id"], reg["user"]["id"]);
+    // An unverified provider email for a new address makes an unverified account.
+    let r = s.sign_in("carol", "carol@example.com", false).json();
+    assert_eq!(
+        (r["created"].clone(), r["user"]["email_verified"].clone()),
+        (json!(true), json!(false))
+    );
+}
+
+#[test]
+fn a_signed_in_user_links_and_unlinks_a_provider() {
+    let s = Social::start();
+    let reg = s.srv.register("dave@example.com", PW);
+    let access = reg["access_token"].as_str().unwrap();
+    // The provider's email differs: only an explicit link attaches it.
+    s.op.login_as("dave-corp", "dave.work@corp.example", true);
+    let (v, c) = pkce("link");
+    let r = s.srv.client().post_json(
+        "/v1/users/me/identities",
+        &json!({"code_challenge": c}),
+        Some(access),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let link = r.json()["link_token"].as_str().unwrap().to_owned();
+    // A link token with another challenge (someone who read it off a log): refused.
+    let (_, other) = pkce("thief");
+    let r = s.srv.client().get(
+        &format!("/v1/oauth/corp/authorize?redirect_uri={}&state=s&code_challenge={other}&code_challenge_method=S256&link_token={link}", super::urlencode(super::APP)),
+        None,
+    );
+    r.problem(400, "invalid_request");
+    // It was spent by that attempt: get another, and use it rightly.
+    let link = s
+        .srv
+        .client()
+        .post_json(
+            "/v1/users/me/identities",
+            &json!({"code_challenge": c}),
+            Some(access),
+        )
+        .json()["link_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (url, cookie) = s.authorize("st", &c, &format!("&link_token={link}"));
+    let cb = s.at_provider(&url);
+    let p = params(s.callback(&cb, Some(&cookie)).header("location").unwrap());
+    let r = s.token(&p["code"], &v);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user"]["id"], reg["user"]["id"]);
+    let ids = s
+        .srv
+        .client()
+        .get("/v1/users/me/identities", Some(access))
+        .json();
+    assert_eq!(ids["identities"][0]["email"], "dave.work@corp.example");
+    // Signing in with the provider now reaches the same account.
+    assert_eq!(
+        s.sign_in("dave-corp", "dave.work@corp.example", true)
+            .json()["user"]["id"],
+        reg["user"]["id"]
+    );
+    // The account has a password: unlinking is allowed.
+    let r = s.srv.client().request(
+        "DELETE",
+        "/v1/users/me/identities/corp",
+        &[("Authorization", &format!("Bearer {access}"))],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let ids = s
+        .srv
+        .client()
+        .get("/v1/users/me/identities", Some(access))
+        .json();
+    assert_eq!(ids["identities"], json!([]));
+    let r = s.srv.client().request(
+        "DELETE",
+        "/v1/users/me/identities/corp",
+        &[("Authorization", &format!("Bearer {access}"))],
+        None,
+    );
+    r.problem(404, "not_found");
+    // And the identity is free again: it now makes a new account.
+    assert_eq!(
+        s.sign_in("dave-corp", "dave.work@corp.example", true)
+            .json()["created"],
+        true
+    );
+}
+
+#[test]
+fn the_last_way_to_sign_in_cannot_be_unlinked() {
+    let s = Social::start();
+    let r = s.sign_in("erin", "erin@example.com", true).json();
+    let access = r["access_token"].as_str().unwrap();
+    let del = s.srv.client().request(
+        "DELETE",
+        "/v1/users/me/identities/corp",
+        &[("Authorization", &format!("Bearer {access}"))],
+        None,
+    );
+    del.problem(409, "last_sign_in_method");
+    let ids = s
+        .srv
+        .client()
+        .get("/v1/users/me/identities", Some(access))
+        .json();
+    assert_eq!(ids["identities"].as_array().unwrap().len(), 1);
+}
+
+/// Pre-account hijacking: an attacker signs up first with a provider
+/// account that claims the victim's address unverified.
+#[test]
+fn a_password_reset_takes_the_account_from_an_unverified_identity() {
+    let s = Social::start();
+    let r = s.sign_in("mallory", "victim@example.com", false);
+    assert_eq!(r.json()["created"], true);
+    // The victim proves the mailbox through a reset.
+    let c = s.srv.client();
+    let r = c.post_json(
+        "/v1/password/forgot",
+        &json!({"email": "victim@example.com"}),
+        None,
+    );
+    assert_eq!(r.status, 202);
+    let mut seen = Vec::new();
+    let token = crate::support::token_in(&s.srv.next_mail("victim@example.com", &mut seen), "pcr_");
+    let r = c.post_json(
+        "/v1/password/reset",
+        &json!({"token": token, "new_password": PW}),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    // The attacker's identity is gone: signing in with it is refused...
+    s.sign_in("mallory", "victim@example.com", false)
+        .problem(409, "account_exists");
+    // ...and the victim's account lists no identity.
+    let access = s.srv.login("victim@example.com", PW).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids = c.get("/v1/users/me/identities", Some(&access)).json();
+    assert_eq!(ids["identities"], json!([]));
+}
+
+/// The attacker's account gets its address verified (the victim clicks the
+/// link): the victim's own verified provider sign-in is still not merged
+/// into it.
+#[test]
+fn an_account_with_an_unverified_link_is_never_linked_by_email() {
+    let s = Social::start();
+    let r = s.sign_in("mallory", "victim@example.com", false).json();
+    verify_email(
+        &s,
+        "victim@example.com",
+        r["access_token"].as_str().unwrap(),
+    );
+    s.sign_in("victim-google", "victim@example.com", true)
+        .problem(409, "account_exists");
+}
