@@ -168,17 +168,36 @@ pub(crate) async fn count_code(core: &Core, user: UserId) -> Result<bool, AuthEr
     Ok(status.locked_until_ms.is_some())
 }
 
+/// How the first step of a login with a second factor was passed: the
+/// session's `amr` says so once the second is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstFactor {
+    /// A password (`pwd`).
+    Password,
+    /// A social sign-in (`fed`).
+    Federated,
+}
+
 /// After a right password checked under credentials `epoch`: keeps a
 /// single-use `mfa_token` in the record and asks for the second factor.
 /// Refused while the second step is locked.
-pub(crate) async fn begin(core: &Core, id: UserId, epoch: u64) -> Result<MfaRequired, AuthError> {
+pub(crate) async fn begin(
+    core: &Core,
+    id: UserId,
+    epoch: u64,
+    first: FirstFactor,
+) -> Result<MfaRequired, AuthError> {
     refuse_if_locked(core, &mfa_key(id)).await?;
     let current = load_user(core, id).await?;
     if current.account.credentials_epoch != epoch {
         return Err(AuthError::InvalidCredentials);
     }
     let ttl = core.cfg.account.mfa_token_ttl;
-    let issued = issue_token(core, Purpose::MfaLogin, id, ttl)?;
+    let purpose = match first {
+        FirstFactor::Password => Purpose::MfaLogin,
+        FirstFactor::Federated => Purpose::MfaLoginFederated,
+    };
+    let issued = issue_token(core, purpose, id, ttl)?;
     let mut updated = current.clone();
     updated.account.mfa_login = Some(issued.pending);
     save_user(core, &current, &mut updated, &[])

@@ -22,6 +22,9 @@ pub enum Purpose {
     EmailChange,
     /// The `mfa_token` between a login's password and its second factor.
     MfaLogin,
+    /// The `mfa_token` between a social sign-in and its second factor (the
+    /// same prefix: clients see one kind; the hash tells the first factor).
+    MfaLoginFederated,
 }
 
 impl Purpose {
@@ -31,7 +34,7 @@ impl Purpose {
             Purpose::VerifyEmail => "pcv_",
             Purpose::PasswordReset => "pcr_",
             Purpose::EmailChange => "pce_",
-            Purpose::MfaLogin => "pcm_",
+            Purpose::MfaLogin | Purpose::MfaLoginFederated => "pcm_",
         }
     }
 
@@ -41,6 +44,7 @@ impl Purpose {
             Purpose::PasswordReset => b"portcullis/one-time/password-reset/v1",
             Purpose::EmailChange => b"portcullis/one-time/email-change/v1",
             Purpose::MfaLogin => b"portcullis/one-time/mfa-login/v1",
+            Purpose::MfaLoginFederated => b"portcullis/one-time/mfa-login-federated/v1",
         }
     }
 }
@@ -121,6 +125,15 @@ pub fn parse(purpose: Purpose, token: &str) -> Option<Presented> {
 }
 
 impl Presented {
+    /// The same token read as one of `purpose` (purposes sharing a prefix).
+    pub fn as_purpose(&self, purpose: Purpose) -> Presented {
+        Presented {
+            user_id: self.user_id,
+            secret: self.secret.clone(),
+            purpose,
+        }
+    }
+
     /// Whether this token is the one `pending` keeps, and not expired at
     /// `now_ms` (the hash compared in constant time).
     pub fn matches(&self, pending: Option<&PendingToken>, now_ms: u64) -> bool {

@@ -19,7 +19,7 @@ use crate::steps::limits::shared_rate_limit;
 use crate::steps::lockout::{guard_password, settle_password};
 use crate::steps::record::save_user;
 use crate::steps::signin::{issue_device_token, open_session};
-use crate::steps::totp::begin;
+use crate::steps::totp::{FirstFactor, begin};
 
 /// Sign in with email and password.
 pub struct Login {
@@ -153,7 +153,7 @@ async fn login(core: &Arc<Core>, req: Login, slot: HashSlot) -> Reply<LoginReply
             upgrade_hash(&core2, user.id, &verified_hash, new_hash).await;
         }
         if mfa {
-            return begin(&core2, user.id, epoch)
+            return begin(&core2, user.id, epoch, FirstFactor::Password)
                 .await
                 .map(LoginReply::MfaRequired);
         }

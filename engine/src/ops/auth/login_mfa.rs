@@ -47,8 +47,8 @@ impl Operation for LoginMfa {
     }
 }
 
-/// The second step: the `mfa_token` and a code open a session (`amr`:
-/// `pwd` and `otp`, or `mfa` for a recovery code). The token is used up by
+/// The second step: the `mfa_token` and a code open a session (`amr`: the
+/// first factor, `pwd` or `fed`, and `otp`, or `mfa` for a recovery code). The token is used up by
 /// the success; until then a mistyped code may be retried, each wrong one
 /// counting on the second-factor counter; the one that locks it also kills
 /// the token.
@@ -67,9 +67,18 @@ async fn run(
     };
     // While the second step is locked, every attempt is told to wait.
     refuse_if_locked(&core, &mfa_key(current.id)).await?;
-    if !token.matches(current.account.mfa_login.as_ref(), now) {
+    // The token's hash tells how the first step was passed.
+    let pending = current.account.mfa_login.as_ref();
+    let first = if token.matches(pending, now) {
+        "pwd"
+    } else if token
+        .as_purpose(Purpose::MfaLoginFederated)
+        .matches(pending, now)
+    {
+        "fed"
+    } else {
         return Err(AuthError::InvalidMfa);
-    }
+    };
     let last_chance = count_code(&core, current.id).await?;
     let Some(used) = check(&core, &current, &state, &code)? else {
         if last_chance {
@@ -91,8 +100,8 @@ async fn run(
         .map_err(|e| conflict_or(e, "update_user"))?;
     clear_lockout(&core, &mfa_key(current.id)).await?;
     let amr: &[&str] = match used {
-        CodeUse::Totp(_) => &["pwd", "otp"],
-        CodeUse::Recovery(_) => &["pwd", "mfa"],
+        CodeUse::Totp(_) => &[first, "otp"],
+        CodeUse::Recovery(_) => &[first, "mfa"],
     };
     let epoch = current.account.credentials_epoch;
     let mut grant = open_session(&core, current.id, &client, amr, Some(epoch)).await?;

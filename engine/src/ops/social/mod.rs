@@ -114,9 +114,14 @@ async fn finish(
     core.call_in(PartitionKey::User(user.id), async move {
         let epoch = user.account.credentials_epoch;
         if user.mfa_enabled {
-            return crate::steps::totp::begin(&c, user.id, epoch)
-                .await
-                .map(SocialReply::MfaRequired);
+            return crate::steps::totp::begin(
+                &c,
+                user.id,
+                epoch,
+                crate::steps::totp::FirstFactor::Federated,
+            )
+            .await
+            .map(SocialReply::MfaRequired);
         }
         let mut grant = open_session(&c, user.id, &client, &["fed"], Some(epoch)).await?;
         grant.device_token = Some(issue_device_token(

@@ -201,3 +201,40 @@ fn an_account_with_an_unverified_link_is_never_linked_by_email() {
     s.sign_in("victim-google", "victim@example.com", true)
         .problem(409, "account_exists");
 }
+
+/// An account with TOTP on still needs its second factor after a social
+/// sign-in, and the session says how both steps were passed.
+#[test]
+fn a_social_sign_in_still_needs_the_second_factor() {
+    use crate::mfa::{code, next_step, with_totp};
+    let s = Social::start();
+    let (access, secret, _) = with_totp(&s.srv, "tina@example.com");
+    verify_email(&s, "tina@example.com", &access);
+    let r = s.sign_in("tina-corp", "tina@example.com", true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let step = r.json();
+    assert_eq!(step["mfa_required"], true, "{step}");
+    assert!(step.get("access_token").is_none());
+    next_step(&s.srv);
+    let r = s.srv.client().post_json(
+        "/v1/auth/login/mfa",
+        &json!({"mfa_token": step["mfa_token"], "code": code(&s.srv, &secret)}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(super::claims(&access)["amr"], json!(["fed", "otp"]));
+    // A password login's second step still says pwd.
+    next_step(&s.srv);
+    let t = crate::mfa::mfa_token(&s.srv, "tina@example.com");
+    let r = s.srv.client().post_json(
+        "/v1/auth/login/mfa",
+        &json!({"mfa_token": t, "code": code(&s.srv, &secret)}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        super::claims(r.json()["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "otp"])
+    );
+}
