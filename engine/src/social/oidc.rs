@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenVerifier,
+    CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
-    TokenResponse,
+    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 
 use super::config::{Kind, ProviderConfig};
@@ -167,12 +167,25 @@ impl Oidc {
         now_ms: u64,
     ) -> Result<Identity, ProviderError> {
         let meta = self.metadata(now_ms, false).await?;
+        // client_secret_basic unless the provider takes only the body form
+        // (Apple: client_secret_post).
+        let post_only = meta
+            .token_endpoint_auth_methods_supported()
+            .is_some_and(|m| {
+                m.contains(&CoreClientAuthMethod::ClientSecretPost)
+                    && !m.contains(&CoreClientAuthMethod::ClientSecretBasic)
+            });
         let client = CoreClient::from_provider_metadata(
             meta,
             ClientId::new(self.cfg.client_id.clone()),
             client_secret.map(ClientSecret::new),
         )
-        .set_redirect_uri(redirect(callback)?);
+        .set_redirect_uri(redirect(callback)?)
+        .set_auth_type(if post_only {
+            AuthType::RequestBody
+        } else {
+            AuthType::BasicAuth
+        });
         let http = http::caller(&self.http);
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))

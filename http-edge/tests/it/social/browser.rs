@@ -24,7 +24,7 @@ fn the_redirect_dance_runs_in_headless_chromium() {
     );
     let app_port = free_port();
     let app = format!("http://localhost:{app_port}/done");
-    let s = Social::build("localhost", &[app], |_| {});
+    let s = Social::build("localhost", &[app], "", |_| {});
     s.op.login_as("browser-user", "browser@example.com", true);
     let out = output_dir();
     let shot = out.join("social-login.png");

@@ -8,6 +8,7 @@ mod browser;
 mod checks;
 mod flows;
 mod linking;
+mod recorded;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -190,7 +191,7 @@ impl Social {
     }
 
     pub fn with(tweak: impl FnOnce(&mut portcullis_engine::EngineConfig)) -> Social {
-        Social::build("127.0.0.1", &[], tweak)
+        Social::build("127.0.0.1", &[], "", tweak)
     }
 
     /// Portcullis known to browsers as `http://<host>:<port>`, with more
@@ -198,6 +199,7 @@ impl Social {
     pub fn build(
         host: &str,
         redirects: &[String],
+        more_providers: &str,
         tweak: impl FnOnce(&mut portcullis_engine::EngineConfig),
     ) -> Social {
         let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -207,7 +209,7 @@ impl Social {
         let file = format!(
             "public_url = '{public}'\nredirect_uris = ['{APP}', 'com.example.app:/oauth'{more}]\n\
              [providers.corp]\nissuer = 'http://127.0.0.1:{op_port}'\nclient_id = 'portcullis'\n\
-             client_secret = 'op-secret'\nextra_client_ids = ['ios-app']\n"
+             client_secret = 'op-secret'\nextra_client_ids = ['ios-app']\n{more_providers}"
         );
         let social = SocialConfig::parse(&file, false, &|_| None).unwrap();
         let srv = TestServer::listening_on(api, |e, _| {
