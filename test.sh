@@ -13,7 +13,9 @@
 #                            from the committed lock into tests/fixtures/oidc-provider
 #   chromium (Debian)        the browser tests, headless over the DevTools protocol
 #                            (tests/fixtures/browser; no browser is downloaded)
-#   java 17, mvn             Apache Cassandra 5 nodes for the ScyllaDB store; the
+#   java 17, mvn             Keycloak (org.keycloak:keycloak-quarkus-dist, fetched once into
+#                            ~/.cache/portcullis) for the social-login tests, and
+#                            Apache Cassandra 5 nodes for the ScyllaDB store; the
 #                            fixture fetches org.apache.cassandra:cassandra-all from
 #                            Maven Central once, into ~/.cache/portcullis
 #                            (PORTCULLIS_CASSANDRA_CACHE to move it)

@@ -7,6 +7,7 @@
 mod browser;
 mod checks;
 mod flows;
+mod keycloak;
 mod linking;
 mod recorded;
 
