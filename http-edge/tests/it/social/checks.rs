@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{APP, Op, Social, params, pkce, urlencode};
+use super::{APP, Social, params, pkce, urlencode};
 
 #[test]
 fn state_is_single_use_and_bound_to_the_browser() {
@@ -197,9 +197,8 @@ fn a_provider_slow_or_down_answers_within_the_timeout() {
     assert!(t.elapsed() < std::time::Duration::from_secs(4));
     // A provider that never answered discovery: 503 at once.
     let down = Social::start();
-    let port = down.op.port;
+    let token = down.op.forge(json!({"nonce": "n"}));
     drop(down.op);
-    let _ = port;
     let (_, c) = pkce("down");
     let r = down.srv.client().get(
         &format!(
@@ -209,5 +208,53 @@ fn a_provider_slow_or_down_answers_within_the_timeout() {
         None,
     );
     r.problem(503, "unavailable");
-    let _: Option<Op> = None;
+    // The native endpoint too: its keys cannot be fetched.
+    down.srv
+        .client()
+        .post_json(
+            "/v1/oauth/corp/id-token",
+            &json!({"id_token": token, "nonce": "n"}),
+            None,
+        )
+        .problem(503, "unavailable");
+}
+
+/// The provider rotates its signing key: a token under the new key makes
+/// Portcullis fetch the keys again (once, not for every unknown key id).
+#[test]
+fn a_rotated_provider_key_is_fetched_once_and_trusted() {
+    let s = Social::start();
+    assert_eq!(s.sign_in("rot", "rot@example.com", true).status, 200);
+    let hits = s.op.jwks_hits();
+    assert!(hits >= 1);
+    s.op.rotate();
+    // Keys are fetched again at most every 10 s; the rotation is later.
+    s.srv.clock.advance(std::time::Duration::from_secs(11));
+    s.op.forge(json!({"key": "rotated", "next_token_response": true}));
+    let (_, c) = pkce("rot2");
+    let p = s.round_trip("st", &c);
+    assert!(
+        p.contains_key("code"),
+        "a token under the new key is trusted: {p:?}"
+    );
+    assert_eq!(s.op.jwks_hits(), hits + 1);
+    // A made-up key id right after: refused without another fetch.
+    let token = s.op.forge(json!({"key": "unknown", "nonce": "n"}));
+    s.srv
+        .client()
+        .post_json(
+            "/v1/oauth/corp/id-token",
+            &json!({"id_token": token, "nonce": "n"}),
+            None,
+        )
+        .problem(401, "invalid_id_token");
+    assert_eq!(s.op.jwks_hits(), hits + 1);
+    // The rotated key also signs native apps' tokens.
+    let token = s.op.forge(json!({"key": "rotated", "nonce": "n2"}));
+    let r = s.srv.client().post_json(
+        "/v1/oauth/corp/id-token",
+        &json!({"id_token": token, "nonce": "n2"}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -119,6 +119,17 @@ impl Op {
             .to_owned()
     }
 
+    /// Publishes a second signing key (`"key": "rotated"` signs with it).
+    pub fn rotate(&self) {
+        self.post("/__test/rotate", &json!({}));
+    }
+
+    /// How often the provider's keys were fetched.
+    pub fn jwks_hits(&self) -> u64 {
+        let r = fetch("GET", &format!("{}/__test/stats", self.issuer()), &[], None).unwrap();
+        r.json()["jwks_hits"].as_u64().unwrap()
+    }
+
     /// Makes the token endpoint answer after `ms`.
     pub fn slow(&self, ms: u64) {
         self.post("/__test/slow", &json!({"ms": ms}));
