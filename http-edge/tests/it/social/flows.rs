@@ -38,6 +38,23 @@ fn a_new_identity_creates_an_account_then_signs_in_to_it() {
 
     // Signing in again: the same account, not created.
     let again = s.sign_in("alice", "alice@example.com", true).json();
+    // Counted by provider and outcome (the recorder is the process's: at
+    // least this test's sign-ins).
+    let metrics = crate::support::Client { addr: s.srv.admin }
+        .get("/metrics", None)
+        .text();
+    for result in ["created", "ok"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("portcullis_engine_social_signins_total{")
+                    && l.contains("provider=\"corp\"")
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .unwrap_or_else(|| panic!("no {result} series in {metrics}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1.0, "{line}");
+    }
     assert_eq!(again["created"], false);
     assert_eq!(again["user"]["id"], first["user"]["id"]);
     // The refresh token of a social session rotates like any other.
