@@ -360,3 +360,46 @@ fn check_tenant_issuer(token: &CoreIdToken, iss: &str) -> Result<(), ProviderErr
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    fn token(claims: serde_json::Value) -> CoreIdToken {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let text = format!(
+            "{}.{}.{}",
+            part(serde_json::json!({"alg": "RS256", "kid": "k"})),
+            part(claims),
+            URL_SAFE_NO_PAD.encode(b"sig")
+        );
+        CoreIdToken::from_str(&text).unwrap()
+    }
+
+    /// Microsoft's multi-tenant endpoints: the token's `iss` must be the
+    /// issuer of the token's own tenant, never another tenant's.
+    #[test]
+    fn a_multi_tenant_token_names_its_own_tenant() {
+        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+        let claims = |iss: &str, tid: Option<&str>| {
+            let mut c = serde_json::json!({"iss": iss, "aud": "app", "sub": "s", "exp": 2_000_000_000u64, "iat": 1_700_000_000u64});
+            if let Some(t) = tid {
+                c["tid"] = serde_json::json!(t);
+            }
+            c
+        };
+        let own = format!("https://login.microsoftonline.com/{tid}/v2.0");
+        assert!(check_tenant_issuer(&token(claims(&own, Some(tid))), &own).is_ok());
+        let other = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
+        assert!(check_tenant_issuer(&token(claims(other, Some(tid))), other).is_err());
+        assert!(check_tenant_issuer(&token(claims(&own, None)), &own).is_err());
+        let evil = "https://evil.example/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert!(check_tenant_issuer(&token(claims(evil, Some(tid))), evil).is_err());
+        assert!(is_multi_tenant("common") && is_multi_tenant("organizations"));
+        assert!(!is_multi_tenant(tid));
+    }
+}

@@ -172,6 +172,24 @@ impl TestServer {
         )
     }
 
+    /// [`TestServer::pod`], answering on `api`, a listener bound beforehand.
+    pub fn pod_listening_on(
+        users: Arc<dyn UserStore>,
+        tokens: TokenStoreConfig,
+        api: std::net::TcpListener,
+        tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
+    ) -> TestServer {
+        TestServer::build_in(
+            tempfile::tempdir().unwrap(),
+            |engine, edge| {
+                engine.token_store = tokens;
+                tweak(engine, edge);
+            },
+            Some(users),
+            Some(api),
+        )
+    }
+
     fn build(
         tweak: impl FnOnce(&mut EngineConfig, &mut EdgeConfig),
         users: Option<Arc<dyn UserStore>>,

@@ -238,3 +238,24 @@ fn a_social_sign_in_still_needs_the_second_factor() {
         json!(["pwd", "otp"])
     );
 }
+
+/// A social sign-in is a sign-in for the account's lock: while failures
+/// from anywhere have locked the account, it is refused too.
+#[test]
+fn a_locked_account_refuses_social_sign_ins_too() {
+    let s = Social::with(|e| e.account_lockout.max_failures = 2);
+    let reg = s.srv.register("lou@example.com", PW);
+    verify_email(&s, "lou@example.com", reg["access_token"].as_str().unwrap());
+    assert_eq!(s.sign_in("lou-corp", "lou@example.com", true).status, 200);
+    for _ in 0..2 {
+        s.srv
+            .login("lou@example.com", "wrong password 123")
+            .problem(401, "invalid_credentials");
+    }
+    s.srv
+        .login("lou@example.com", PW)
+        .problem(429, "too_many_attempts");
+    let r = s.sign_in("lou-corp", "lou@example.com", true);
+    r.problem(429, "too_many_attempts");
+    assert!(r.header("retry-after").is_some());
+}

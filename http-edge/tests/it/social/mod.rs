@@ -9,6 +9,7 @@ mod checks;
 mod flows;
 mod keycloak;
 mod linking;
+mod pods;
 mod recorded;
 
 use std::collections::HashMap;
