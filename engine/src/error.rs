@@ -97,6 +97,17 @@ pub enum AuthError {
     /// Removing it would leave the account no way to sign in.
     #[error("this is the account's last way to sign in")]
     LastSignInMethod,
+    /// The account's email is not verified: nothing may be linked to it
+    /// before its owner has proved the mailbox.
+    #[error("verify the account's email address first")]
+    EmailNotVerified,
+    /// The action needs a fresh sign-in (an account without a password
+    /// whose session began too long ago).
+    #[error("sign in again first")]
+    ReauthenticationRequired,
+    /// Another account of this provider is linked already: unlink it first.
+    #[error("an identity of this provider is linked already")]
+    IdentityExists,
     /// The provider gave no email address, which every account needs.
     #[error("the provider did not share an email address")]
     EmailRequired,

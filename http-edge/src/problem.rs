@@ -279,6 +279,25 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "Last sign-in method",
                 "the account would be left with no way to sign in",
             ),
+            AuthError::EmailNotVerified => mapped(
+                403,
+                "email_not_verified",
+                "Email not verified",
+                "verify the account's email address before linking a provider",
+            ),
+            AuthError::ReauthenticationRequired => mapped(
+                401,
+                "reauthentication_required",
+                "Sign in again",
+                "this needs a sign-in from the last few minutes; sign in again and retry",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::IdentityExists => mapped(
+                409,
+                "identity_exists",
+                "Identity exists",
+                "another account of this provider is linked already; unlink it first",
+            ),
             AuthError::EmailRequired => mapped(
                 400,
                 "email_required",
@@ -417,6 +436,9 @@ mod tests {
             AuthError::AccountExists,
             AuthError::LastSignInMethod,
             AuthError::EmailRequired,
+            AuthError::EmailNotVerified,
+            AuthError::ReauthenticationRequired,
+            AuthError::IdentityExists,
             AuthError::Internal("test".into()),
         ];
         // A new variant does not compile here until it is listed above.
@@ -444,6 +466,9 @@ mod tests {
                 | AuthError::AccountExists
                 | AuthError::LastSignInMethod
                 | AuthError::EmailRequired
+                | AuthError::EmailNotVerified
+                | AuthError::ReauthenticationRequired
+                | AuthError::IdentityExists
                 | AuthError::Internal(_) => {}
                 AuthError::Unauthenticated(
                     TokenProblem::Missing

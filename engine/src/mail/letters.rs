@@ -101,3 +101,27 @@ pub fn mfa_turned_off(to: &str) -> Letter {
          only the password. If this was not you, reset your password now and contact support.",
     )
 }
+
+/// Notice: a provider account was linked (a new way to sign in).
+pub fn identity_linked(to: &str, provider: &str) -> Letter {
+    notice_letter(
+        to,
+        "A new way to sign in was added",
+        &format!(
+            "Your {provider} account can now sign in to your account. If this was not you, \
+             remove it under your account's sign-in methods, reset your password, and contact support."
+        ),
+    )
+}
+
+/// Notice: a provider account was unlinked.
+pub fn identity_unlinked(to: &str, provider: &str) -> Letter {
+    notice_letter(
+        to,
+        "A way to sign in was removed",
+        &format!(
+            "Your {provider} account can no longer sign in to your account. If this was not you, \
+             reset your password now and contact support."
+        ),
+    )
+}

@@ -244,16 +244,25 @@ async fn link(
         if lists(&current, provider, &identity.subject) {
             return Ok(true);
         }
+        // Another account of this provider stays until its owner unlinks
+        // it: a link never silently replaces one.
+        if current
+            .account
+            .identities
+            .iter()
+            .any(|i| i.provider == provider)
+        {
+            release_claim(core, provider, identity, user).await;
+            return Err(AuthError::IdentityExists);
+        }
         let mut updated = current.clone();
         updated
             .account
             .identities
-            .retain(|i| i.provider != provider);
-        updated
-            .account
-            .identities
             .push(linked(provider, identity, now));
-        match crate::steps::record::save_user(core, &current, &mut updated, &[]).await {
+        let letter = crate::mail::letters::identity_linked(&current.email, provider);
+        let mail = crate::steps::outbox::notice(core, "notice_link", &mut updated, &letter).await?;
+        match crate::steps::record::save_user(core, &current, &mut updated, &mail).await {
             Ok(_) => {
                 tracing::info!(user_id = %user, provider, "identity linked");
                 return Ok(true);
@@ -265,6 +274,17 @@ async fn link(
     Err(AuthError::Unavailable {
         retry_after_secs: 1,
     })
+}
+
+/// Gives back a claim this flow made and will not use.
+async fn release_claim(core: &Core, provider: &str, identity: &Identity, user: UserId) {
+    if let Err(e) = core
+        .users
+        .release_identity(provider, &identity.subject, user)
+        .await
+    {
+        tracing::warn!(user_id = %user, error = %e, "releasing an unused identity claim failed; it is released when found stale");
+    }
 }
 
 /// The account `identity` signs in to, and whether it was created now.
@@ -369,10 +389,7 @@ pub(crate) async fn resolve(
                 return Ok((user, true));
             }
             Err(e) => {
-                let _ = core
-                    .users
-                    .release_identity(provider, &identity.subject, id)
-                    .await;
+                release_claim(core, provider, identity, id).await;
                 match e {
                     // Registered meanwhile: decide again with that account.
                     StoreError::EmailTaken => continue,

@@ -8,12 +8,16 @@ use portcullis_storage::StoreError;
 
 use super::LINK_TTL;
 use crate::core::{Core, Engine};
+use crate::domain::{FieldError, Password};
 use crate::error::AuthError;
+use crate::hashpool::HashSlot;
 use crate::model::Bearer;
 use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
 use crate::social::flow::LinkGrant;
 use crate::steps::access::authed;
+use crate::steps::lockout::reverify_password;
+use crate::steps::outbox::notice;
 use crate::steps::record::{load_user, save_user};
 use crate::steps::sessions::authorize;
 use crate::steps::social::{random_secret, stash};
@@ -103,7 +107,9 @@ async fn unlink(core: Arc<Core>, access: VerifiedAccess, provider: String) -> Re
             .account
             .identities
             .retain(|i| i.provider != provider);
-        match save_user(&core, &current, &mut updated, &[]).await {
+        let letter = crate::mail::letters::identity_unlinked(&current.email, &provider);
+        let mail = notice(&core, "notice_unlink", &mut updated, &letter).await?;
+        match save_user(&core, &current, &mut updated, &mail).await {
             Ok(_) => {}
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(AuthError::from_store("update_user", e)),
@@ -135,21 +141,36 @@ pub struct LinkToken {
     pub expires_in: u64,
 }
 
-/// Start linking a provider to the bearer's account.
+/// Start linking a provider to the bearer's account: only an account whose
+/// email is verified, and only with a fresh proof of who is there (the
+/// password, or for an account without one a sign-in of the last
+/// [`FRESH_SIGN_IN`]): a stolen access token alone links nothing.
 pub struct StartLink {
     /// Access token.
     pub bearer: Bearer,
     /// The PKCE challenge (S256) the link will be finished with.
     pub code_challenge: String,
+    /// The current password (required when the account has one).
+    pub password: Option<Password>,
 }
+
+/// How recent a passwordless account's sign-in must be to start a link.
+pub const FRESH_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Operation for StartLink {
     type Reply = LinkToken;
 
     fn submit(self, engine: &Engine, reply: Responder<LinkToken>) {
-        let challenge = self.code_challenge;
-        authed(&engine.core, self.bearer, reply, move |c, a| {
-            start_link(c, a, challenge)
+        let Some((slot, reply)) = engine.core.reserve_hash(reply) else {
+            return;
+        };
+        let StartLink {
+            bearer,
+            code_challenge,
+            password,
+        } = self;
+        authed(&engine.core, bearer, reply, move |c, a| {
+            start_link(c, a, code_challenge, password, slot)
         });
     }
 }
@@ -158,6 +179,8 @@ async fn start_link(
     core: Arc<Core>,
     access: VerifiedAccess,
     code_challenge: String,
+    password: Option<Password>,
+    slot: HashSlot,
 ) -> Reply<LinkToken> {
     authorize(&core, &access).await?;
     if code_challenge.len() != 43
@@ -165,10 +188,33 @@ async fn start_link(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(AuthError::InvalidRequest(vec![crate::domain::FieldError {
-            field: "code_challenge",
-            message: "must be the base64url SHA-256 of the code verifier (43 characters)".into(),
-        }]));
+        return Err(AuthError::InvalidRequest(vec![FieldError::new(
+            "code_challenge",
+            "must be the base64url SHA-256 of the code verifier (43 characters)",
+        )]));
+    }
+    let user = load_user(&core, access.user_id).await?;
+    // Whoever registered an address they do not own cannot attach their
+    // own provider account to it before the owner proves the mailbox.
+    if !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+    if user.password_hash.is_empty() {
+        let fresh = access
+            .claims
+            .auth_time
+            .is_some_and(|t| core.now_ms() / 1000 <= t.saturating_add(FRESH_SIGN_IN.as_secs()));
+        if !fresh {
+            return Err(AuthError::ReauthenticationRequired);
+        }
+    } else {
+        let Some(password) = password else {
+            return Err(AuthError::InvalidRequest(vec![FieldError::new(
+                "password",
+                "is required: the account's current password",
+            )]));
+        };
+        reverify_password(&core, &user, password, access.session_id, slot).await?;
     }
     let token = random_secret(&core)?;
     let grant = LinkGrant {

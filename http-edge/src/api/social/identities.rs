@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::Endpoint;
-use crate::api::support::{authenticated, bearer, call, json, limit, path_param};
+use portcullis_engine::domain::Password;
+use zeroize::Zeroizing;
+
+use crate::api::support::{authenticated, bearer, call, json, limit, path_param, validation};
 use crate::app::App;
-use crate::json::{self as body, Field, required};
+use crate::json::{self as body, Field, optional, required};
 use crate::problem::{EdgeError, Problem};
 use crate::ratelimit::Limited;
 use crate::server::{Request, Response};
@@ -107,11 +110,16 @@ pub struct LinkRequest {
     /// The PKCE challenge (S256) of the verifier the link will be finished
     /// with at `POST /v1/auth/social/token`.
     pub code_challenge: String,
+    /// The account's current password (required when it has one; an
+    /// account without one needs a sign-in of the last 10 minutes).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<Zeroizing<String>>,
 }
 
 impl LinkRequest {
     /// The body's fields, as its handler reads them.
-    pub const FIELDS: &'static [Field] = &[required("code_challenge")];
+    pub const FIELDS: &'static [Field] = &[required("code_challenge"), optional("password")];
 }
 
 /// A link token.
@@ -125,27 +133,37 @@ pub struct LinkResponse {
 }
 
 /// Start linking a provider to the bearer's account: a short-lived,
-/// single-use link token bound to the client's PKCE challenge. Without the
-/// matching verifier a leaked link token links nothing.
+/// single-use link token bound to the client's PKCE challenge (without the
+/// matching verifier a leaked link token links nothing). Only for an
+/// account whose email is verified, and with the current password (or,
+/// for an account without one, a sign-in of the last 10 minutes): a
+/// stolen access token alone links nothing. The owner is mailed a notice
+/// when the link is made.
 #[utoipa::path(
     post, path = "/v1/users/me/identities", tag = "social", security(("bearer" = [])),
     request_body = LinkRequest,
     responses(
         (status = 201, description = "A link token", body = LinkResponse),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (no password for an account that has one)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`missing_token`, `invalid_token`, a wrong password (`invalid_credentials`), or a passwordless account's sign-in too old (`reauthentication_required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account's email is not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`, or the session's password re-entries locked (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn start_link(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Social)?;
     let bearer = authenticated(req)?;
     let b: LinkRequest = body::parse(req, LinkRequest::FIELDS)?;
+    let password = match b.password {
+        None => None,
+        Some(p) => Some(Password::parse("password", p).map_err(|e| validation(vec![e]))?),
+    };
     let t = call(
         app,
         StartLink {
             bearer,
             code_challenge: b.code_challenge,
+            password,
         },
     )?;
     json(
@@ -167,6 +185,7 @@ pub fn start_link(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
         (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No identity of this provider on the account (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The account's last way to sign in (`last_sign_in_method`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub fn unlink(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {

@@ -57,7 +57,7 @@ impl SocialTokenRequest {
         (status = 200, description = "Signed in: the token response with `user` and `created`; or (TOTP on) `{mfa_required: true, mfa_token, expires_in}`", body = SocialTokenResponse),
         (status = 400, description = "`invalid_request`, or the provider shared no email (`email_required`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown, used or expired code, or a wrong `code_verifier` (`invalid_grant`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "An account with this email exists and may not be linked automatically (`account_exists`): sign in and link", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An account with this email exists and may not be linked automatically (`account_exists`): sign in and link; or (finishing a link) the account has another identity of this provider (`identity_exists`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited` or `too_many_attempts`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
     )

@@ -14,7 +14,7 @@ fn verify_email(s: &Social, email: &str, access: &str) {
         .client()
         .post_empty("/v1/email/verification", Some(access));
     assert_eq!(r.status, 202, "{}", r.text());
-    let mail = s.srv.next_mail(email, &mut seen);
+    let mail = s.srv.mail_containing(email, "token=pcv_", &mut seen);
     let token = crate::support::token_in(&mail, "pcv_");
     let r = s.srv.client().post_json(
         "/v1/email/verification/confirm",
@@ -54,12 +54,13 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
     let s = Social::start();
     let reg = s.srv.register("dave@example.com", PW);
     let access = reg["access_token"].as_str().unwrap();
+    verify_email(&s, "dave@example.com", access);
     // The provider's email differs: only an explicit link attaches it.
     s.op.login_as("dave-corp", "dave.work@corp.example", true);
     let (v, c) = pkce("link");
     let r = s.srv.client().post_json(
         "/v1/users/me/identities",
-        &json!({"code_challenge": c}),
+        &json!({"code_challenge": c, "password": PW}),
         Some(access),
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -77,7 +78,7 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
         .client()
         .post_json(
             "/v1/users/me/identities",
-            &json!({"code_challenge": c}),
+            &json!({"code_challenge": c, "password": PW}),
             Some(access),
         )
         .json()["link_token"]
@@ -96,6 +97,14 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
         .get("/v1/users/me/identities", Some(access))
         .json();
     assert_eq!(ids["identities"][0]["email"], "dave.work@corp.example");
+    // The owner is told (the verification letter was the first).
+    let mut seen = Vec::new();
+    s.srv.next_mail("dave@example.com", &mut seen);
+    let notice = s.srv.next_mail("dave@example.com", &mut seen);
+    assert!(
+        notice.contains("A new way to sign in was added") && notice.contains("corp"),
+        "{notice}"
+    );
     // Signing in with the provider now reaches the same account.
     assert_eq!(
         s.sign_in("dave-corp", "dave.work@corp.example", true)
@@ -110,6 +119,8 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
         None,
     );
     assert_eq!(r.status, 204, "{}", r.text());
+    let notice = s.srv.next_mail("dave@example.com", &mut seen);
+    assert!(notice.contains("A way to sign in was removed"), "{notice}");
     let ids = s
         .srv
         .client()
@@ -258,4 +269,114 @@ fn a_locked_account_refuses_social_sign_ins_too() {
     let r = s.sign_in("lou-corp", "lou@example.com", true);
     r.problem(429, "too_many_attempts");
     assert!(r.header("retry-after").is_some());
+}
+
+/// A stolen access token alone cannot attach the thief's provider account
+/// (a way back in that outlives logout-all and password changes): linking
+/// needs the current password.
+#[test]
+fn a_stolen_access_token_cannot_link_a_provider() {
+    let s = Social::start();
+    let reg = s.srv.register("vic@example.com", PW);
+    let stolen = reg["access_token"].as_str().unwrap();
+    verify_email(&s, "vic@example.com", stolen);
+    let (_, c) = pkce("thief");
+    let post = |body: serde_json::Value| {
+        s.srv
+            .client()
+            .post_json("/v1/users/me/identities", &body, Some(stolen))
+    };
+    post(json!({"code_challenge": c})).problem(400, "invalid_request");
+    post(json!({"code_challenge": c, "password": "a guessed password 1"}))
+        .problem(401, "invalid_credentials");
+    assert_eq!(
+        post(json!({"code_challenge": c, "password": PW})).status,
+        201
+    );
+}
+
+/// Pre-account hijacking by linking: whoever registered an address they do
+/// not own cannot attach their own (verified) provider account to it, so a
+/// reset by the real owner leaves them nothing.
+#[test]
+fn an_account_with_an_unverified_email_cannot_link_a_provider() {
+    let s = Social::start();
+    let reg = s.srv.register("owner@example.com", PW);
+    let (_, c) = pkce("squat");
+    s.srv
+        .client()
+        .post_json(
+            "/v1/users/me/identities",
+            &json!({"code_challenge": c, "password": PW}),
+            Some(reg["access_token"].as_str().unwrap()),
+        )
+        .problem(403, "email_not_verified");
+}
+
+/// An account without a password links only within minutes of signing in.
+#[test]
+fn a_passwordless_account_links_only_after_a_fresh_sign_in() {
+    let s = Social::start();
+    let r = s.sign_in("pat", "pat@example.com", true).json();
+    let access = r["access_token"].as_str().unwrap().to_owned();
+    let (_, c) = pkce("pat");
+    let link = |access: &str| {
+        s.srv.client().post_json(
+            "/v1/users/me/identities",
+            &json!({"code_challenge": c}),
+            Some(access),
+        )
+    };
+    assert_eq!(link(&access).status, 201);
+    s.srv.clock.advance(std::time::Duration::from_secs(11 * 60));
+    // A refreshed token keeps the session's sign-in time.
+    let refreshed = s
+        .srv
+        .client()
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": r["refresh_token"]}),
+            None,
+        )
+        .json();
+    link(refreshed["access_token"].as_str().unwrap()).problem(401, "reauthentication_required");
+}
+
+/// A link never replaces the account's identity of the same provider.
+#[test]
+fn a_link_never_replaces_an_identity_of_the_same_provider() {
+    let s = Social::start();
+    let r = s.sign_in("first-corp", "quinn@example.com", true).json();
+    let access = r["access_token"].as_str().unwrap().to_owned();
+    s.op.login_as("second-corp", "quinn.other@example.com", true);
+    let (v, c) = pkce("second");
+    let link = s
+        .srv
+        .client()
+        .post_json(
+            "/v1/users/me/identities",
+            &json!({"code_challenge": c}),
+            Some(&access),
+        )
+        .json()["link_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (url, cookie) = s.authorize("st", &c, &format!("&link_token={link}"));
+    let cb = s.at_provider(&url);
+    let p = params(s.callback(&cb, Some(&cookie)).header("location").unwrap());
+    s.token(&p["code"], &v).problem(409, "identity_exists");
+    let ids = s
+        .srv
+        .client()
+        .get("/v1/users/me/identities", Some(&access))
+        .json();
+    assert_eq!(ids["identities"].as_array().unwrap().len(), 1);
+    assert_eq!(ids["identities"][0]["subject"], "first-corp");
+    // The second identity was not left claimed: it signs up on its own.
+    assert_eq!(
+        s.sign_in("second-corp", "quinn.other@example.com", true)
+            .json()["created"],
+        true
+    );
 }
