@@ -166,6 +166,7 @@ fn identity(user: User, emails: &[Email]) -> Identity {
         email: primary.map(|e| e.email.clone()),
         email_verified: primary.is_some(),
         name: user.name,
+        expires_at_ms: None,
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Identity {
     pub email_verified: bool,
     /// Display name.
     pub name: Option<String>,
+    /// When the ID token it came from expires (Unix ms; none for OAuth-only
+    /// providers): how long a used token must be remembered.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// Why a provider call failed.

@@ -5,7 +5,6 @@
 //! this module pins what it accepts.
 
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -54,13 +53,22 @@ struct Cached {
     jwks_ms: u64,
 }
 
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// When discovery last failed: for [`FAILURE_BACKOFF`] after, callers
+    /// are told at once rather than each waiting out the timeout again.
+    failed_ms: Option<u64>,
+}
+
+/// After a failed discovery, how long requests are answered 503 at once.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
 /// An OpenID provider.
 pub struct Oidc {
     cfg: ProviderConfig,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<Cached>>,
-    /// The last metadata, for the synchronous readers.
-    last: Mutex<Option<CoreProviderMetadata>>,
+    state: tokio::sync::Mutex<State>,
 }
 
 impl Oidc {
@@ -68,8 +76,7 @@ impl Oidc {
         Oidc {
             cfg,
             http,
-            cache: tokio::sync::Mutex::new(None),
-            last: Mutex::new(None),
+            state: tokio::sync::Mutex::new(State::default()),
         }
     }
 
@@ -78,46 +85,141 @@ impl Oidc {
             .map_err(|e| ProviderError::Config(format!("issuer: {e}")))
     }
 
+    fn multi_tenant(&self) -> bool {
+        matches!(&self.cfg.kind, Kind::Microsoft { tenant } if is_multi_tenant(tenant))
+    }
+
+    /// Fetches the discovery document and the keys. Microsoft's
+    /// multi-tenant documents name the issuer `{tenantid}` literally, which
+    /// `openidconnect`'s discovery refuses: those are read as they are (each
+    /// token's issuer is then checked against its own tenant).
+    async fn discover(&self) -> Result<CoreProviderMetadata, ProviderError> {
+        let http = http::caller(&self.http);
+        let meta = if self.multi_tenant() {
+            let url = format!(
+                "{}/.well-known/openid-configuration",
+                self.issuer()?.as_str().trim_end_matches('/')
+            );
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?;
+            if !resp.status().is_success() {
+                return Err(ProviderError::Unavailable(format!(
+                    "discovery: {}",
+                    resp.status()
+                )));
+            }
+            let body = http::read_body(resp)
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?;
+            let meta: CoreProviderMetadata = serde_json::from_slice(&body)
+                .map_err(|e| ProviderError::Unavailable(format!("discovery document: {e}")))?;
+            let jwks = CoreJsonWebKeySet::fetch_async(meta.jwks_uri(), &http)
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("keys: {e}")))?;
+            meta.set_jwks(jwks)
+        } else {
+            CoreProviderMetadata::discover_async(self.issuer()?, &http)
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?
+        };
+        self.check_endpoints(&meta)?;
+        Ok(meta)
+    }
+
+    /// A provider's document may not send Portcullis (and its client
+    /// secret) anywhere but https, or plain http on the loopback when the
+    /// issuer itself is a loopback http URL (tests, a sidecar).
+    fn check_endpoints(&self, meta: &CoreProviderMetadata) -> Result<(), ProviderError> {
+        let issuer_loopback = is_loopback_http(&self.issuer()?.url().clone());
+        let mut urls = vec![
+            (
+                "authorization_endpoint",
+                meta.authorization_endpoint().url().clone(),
+            ),
+            ("jwks_uri", meta.jwks_uri().url().clone()),
+        ];
+        if let Some(t) = meta.token_endpoint() {
+            urls.push(("token_endpoint", t.url().clone()));
+        }
+        for (what, url) in urls {
+            let ok = url.scheme() == "https" || (issuer_loopback && is_loopback_http(&url));
+            if !ok {
+                return Err(ProviderError::Unavailable(format!(
+                    "the discovery document's {what} {url} is neither https nor loopback"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn metadata(
         &self,
         now_ms: u64,
         refetch_keys: bool,
     ) -> Result<CoreProviderMetadata, ProviderError> {
-        let mut cache = self.cache.lock().await;
-        let fresh = cache
+        let mut state = self.state.lock().await;
+        let fresh = state
+            .cached
             .as_ref()
             .is_some_and(|c| now_ms.saturating_sub(c.fetched_ms) < ms(METADATA_TTL));
         if !fresh {
-            let http = http::caller(&self.http);
-            let meta = CoreProviderMetadata::discover_async(self.issuer()?, &http)
-                .await
-                .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?;
-            *cache = Some(Cached {
-                meta,
-                fetched_ms: now_ms,
-                jwks_ms: now_ms,
-            });
+            let backing_off = state
+                .failed_ms
+                .is_some_and(|f| now_ms.saturating_sub(f) < ms(FAILURE_BACKOFF));
+            let found = if backing_off {
+                Err(ProviderError::Unavailable(
+                    "discovery failed moments ago".into(),
+                ))
+            } else {
+                self.discover().await
+            };
+            match found {
+                Ok(meta) => {
+                    state.cached = Some(Cached {
+                        meta,
+                        fetched_ms: now_ms,
+                        jwks_ms: now_ms,
+                    });
+                    state.failed_ms = None;
+                }
+                Err(e) => {
+                    if !backing_off {
+                        state.failed_ms = Some(now_ms);
+                    }
+                    // A document fetched before still serves while the
+                    // provider cannot be reached.
+                    match &state.cached {
+                        Some(c) => {
+                            tracing::warn!(provider = %self.cfg.name, error = %e, "using the last discovery document");
+                            return Ok(c.meta.clone());
+                        }
+                        None => return Err(e),
+                    }
+                }
+            }
         } else if refetch_keys
-            && let Some(c) = cache.as_mut()
+            && let Some(c) = state.cached.as_mut()
             && now_ms.saturating_sub(c.jwks_ms) >= ms(JWKS_REFETCH)
         {
+            // Counted as a fetch even when it fails: a forged kid cannot
+            // make every request wait on the provider.
+            c.jwks_ms = now_ms;
             let http = http::caller(&self.http);
             let jwks = CoreJsonWebKeySet::fetch_async(c.meta.jwks_uri(), &http)
                 .await
                 .map_err(|e| ProviderError::Unavailable(format!("keys: {e}")))?;
             c.meta = c.meta.clone().set_jwks(jwks);
-            c.jwks_ms = now_ms;
             tracing::info!(provider = %self.cfg.name, "fetched the provider's keys again (a token named an unknown key)");
         }
-        let meta = cache
+        state
+            .cached
             .as_ref()
             .map(|c| c.meta.clone())
-            .ok_or_else(|| ProviderError::Unavailable("no discovery document".into()))?;
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(meta.clone());
-        Ok(meta)
+            .ok_or_else(|| ProviderError::Unavailable("no discovery document".into()))
     }
 
     /// The provider's authorization URL for one sign-in.
@@ -308,8 +410,10 @@ impl Oidc {
                 "authorized party is another client".into(),
             ));
         }
-        if multi_tenant {
-            check_tenant_issuer(token, claims.issuer().as_str())?;
+        if let Kind::Microsoft { tenant } = &self.cfg.kind
+            && multi_tenant
+        {
+            check_tenant_issuer(token, claims.issuer().as_str(), tenant)?;
         }
         let email = claims.email().map(|e| e.as_str().to_owned());
         Ok(Identity {
@@ -320,6 +424,7 @@ impl Oidc {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_owned()),
+            expires_at_ms: u64::try_from(claims.expiration().timestamp_millis()).ok(),
         })
     }
 }
@@ -333,9 +438,14 @@ fn is_multi_tenant(tenant: &str) -> bool {
     matches!(tenant, "common" | "organizations" | "consumers")
 }
 
+/// Microsoft's consumer (personal account) tenant.
+const MICROSOFT_CONSUMERS: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
 /// Microsoft's multi-tenant endpoints sign tokens whose `iss` names the
-/// user's tenant: it must be exactly the issuer of the token's own `tid`.
-fn check_tenant_issuer(token: &CoreIdToken, iss: &str) -> Result<(), ProviderError> {
+/// user's tenant: it must be exactly the issuer of the token's own `tid`,
+/// and the tenant must be of the configured class (`organizations`: not
+/// the personal-account tenant; `consumers`: only that one).
+fn check_tenant_issuer(token: &CoreIdToken, iss: &str, tenant: &str) -> Result<(), ProviderError> {
     use base64::Engine as _;
     let text = token.to_string();
     let payload = text
@@ -352,13 +462,34 @@ fn check_tenant_issuer(token: &CoreIdToken, iss: &str) -> Result<(), ProviderErr
         .as_str()
         .filter(|t| t.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         .ok_or_else(|| ProviderError::Rejected("no tenant id".into()))?;
-    if iss == format!("https://login.microsoftonline.com/{tid}/v2.0") {
+    if iss != format!("https://login.microsoftonline.com/{tid}/v2.0") {
+        return Err(ProviderError::Rejected(
+            "issuer is not the token's tenant".into(),
+        ));
+    }
+    let class_ok = match tenant {
+        "organizations" => tid != MICROSOFT_CONSUMERS,
+        "consumers" => tid == MICROSOFT_CONSUMERS,
+        _ => true,
+    };
+    if class_ok {
         Ok(())
     } else {
-        Err(ProviderError::Rejected(
-            "issuer is not the token's tenant".into(),
-        ))
+        Err(ProviderError::Rejected(format!(
+            "a token of another tenant class than {tenant}"
+        )))
     }
+}
+
+/// Whether `url` is plain http to a loopback host.
+fn is_loopback_http(url: &openidconnect::url::Url) -> bool {
+    url.scheme() == "http"
+        && match url.host() {
+            Some(openidconnect::url::Host::Domain(d)) => d == "localhost",
+            Some(openidconnect::url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(openidconnect::url::Host::Ipv6(a)) => a.is_loopback(),
+            None => false,
+        }
 }
 
 #[cfg(test)]
@@ -393,12 +524,17 @@ mod tests {
             c
         };
         let own = format!("https://login.microsoftonline.com/{tid}/v2.0");
-        assert!(check_tenant_issuer(&token(claims(&own, Some(tid))), &own).is_ok());
+        assert!(check_tenant_issuer(&token(claims(&own, Some(tid))), &own, "common").is_ok());
+        assert!(check_tenant_issuer(&token(claims(&own, Some(tid))), &own, "consumers").is_ok());
+        // The personal-account tenant is no organization.
+        assert!(
+            check_tenant_issuer(&token(claims(&own, Some(tid))), &own, "organizations").is_err()
+        );
         let other = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
-        assert!(check_tenant_issuer(&token(claims(other, Some(tid))), other).is_err());
-        assert!(check_tenant_issuer(&token(claims(&own, None)), &own).is_err());
+        assert!(check_tenant_issuer(&token(claims(other, Some(tid))), other, "common").is_err());
+        assert!(check_tenant_issuer(&token(claims(&own, None)), &own, "common").is_err());
         let evil = "https://evil.example/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
-        assert!(check_tenant_issuer(&token(claims(evil, Some(tid))), evil).is_err());
+        assert!(check_tenant_issuer(&token(claims(evil, Some(tid))), evil, "common").is_err());
         assert!(is_multi_tenant("common") && is_multi_tenant("organizations"));
         assert!(!is_multi_tenant(tid));
     }

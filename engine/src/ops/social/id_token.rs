@@ -29,8 +29,10 @@ pub struct IdTokenSignIn {
     pub client: ClientInfo,
 }
 
-/// How long a used ID token is remembered (longer than any ID token lives).
+/// How long a used ID token without an expiry is remembered.
 const USED_FOR_MS: u64 = 24 * 3600 * 1000;
+/// Beyond its expiry (the verifier's clock may lag the provider's).
+const EXP_SKEW_MS: u64 = 60_000;
 
 impl Operation for IdTokenSignIn {
     type Reply = SocialReply;
@@ -68,14 +70,20 @@ async fn run(core: Arc<Core>, req: IdTokenSignIn) -> Reply<SocialReply> {
             return Err(AuthError::InvalidIdToken);
         }
     };
-    // A token seen once is never accepted again (a leaked one replayed).
-    let fresh = use_once(
-        &core,
-        "social-id-token",
-        &req.id_token,
-        core.now_ms().saturating_add(USED_FOR_MS),
-    )
-    .await?;
+    // A token seen once is never accepted again (a leaked one replayed),
+    // until it expires. Keyed on what was signed, not on the text: a
+    // signature has other encodings (unused trailing bits, ECDSA's s and
+    // n - s) that verify just the same.
+    let signed = req
+        .id_token
+        .rsplit_once('.')
+        .map_or("", |(signed, _)| signed);
+    let now = core.now_ms();
+    let until = identity
+        .expires_at_ms
+        .unwrap_or(now.saturating_add(USED_FOR_MS))
+        .saturating_add(EXP_SKEW_MS);
+    let fresh = use_once(&core, "social-id-token", signed, until).await?;
     if !fresh {
         tracing::warn!(provider = %req.provider, "ID token replayed");
         super::count(&req.provider, &Err(AuthError::InvalidIdToken));

@@ -112,6 +112,21 @@ fn a_native_app_signs_in_with_its_id_token_once() {
             None,
         )
         .problem(401, "invalid_id_token");
+    // Nor in another encoding of the same signature (the last character's
+    // unused bits changed): replay is judged on what was signed.
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = token.chars().last().unwrap();
+    let flipped = alphabet.as_bytes()[alphabet.find(last).unwrap() ^ 1] as char;
+    let twin = format!("{}{flipped}", &token[..token.len() - 1]);
+    assert_ne!(twin, token);
+    s.srv
+        .client()
+        .post_json(
+            "/v1/oauth/corp/id-token",
+            &json!({"id_token": twin, "nonce": "n-123"}),
+            None,
+        )
+        .problem(401, "invalid_id_token");
     // Another audience than ours or the configured apps': refused.
     let other =
         s.op.forge(json!({"nonce": "n-1", "claims": {"aud": "someone-else"}}));

@@ -435,3 +435,137 @@ fn apple_posts_its_callback_and_is_paid_with_a_signed_client_secret() {
         )
         .problem(401, "invalid_id_token");
 }
+
+/// The RSA test key's public set, and ID tokens it signs.
+fn test_jwks() -> String {
+    apple_fixture("jwks.json")
+}
+
+/// Microsoft's multi-tenant endpoints: discovery names the issuer
+/// `{tenantid}` literally, and each token's `iss` must be its own tenant's
+/// (and, for `organizations`, not the personal-account tenant).
+#[test]
+fn microsoft_tokens_are_judged_by_their_own_tenant() {
+    let base: Arc<Mutex<String>> = Arc::default();
+    let b = base.clone();
+    let ms = Recorded::start(move |r| {
+        let base = b.lock().unwrap().clone();
+        match r.path.as_str() {
+            "/organizations/v2.0/.well-known/openid-configuration" => (
+                200,
+                "application/json",
+                std::fs::read_to_string(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures/microsoft/openid-configuration.json"),
+                )
+                .unwrap()
+                .replace(
+                    "https://login.microsoftonline.com/organizations",
+                    &format!("{base}/organizations"),
+                ),
+            ),
+            "/organizations/discovery/v2.0/keys" => (200, "application/json", test_jwks()),
+            _ => (404, "application/json", "{}".into()),
+        }
+    });
+    *base.lock().unwrap() = ms.base.clone();
+    let providers = format!(
+        "[providers.microsoft]\nkind = 'microsoft'\ntenant = 'organizations'\nissuer = '{}/organizations/v2.0'\nclient_id = 'ms-app-id'\n",
+        ms.base
+    );
+    let s = Social::build("127.0.0.1", &[], &providers, |_| {});
+    let now = std::time::UNIX_EPOCH.elapsed().unwrap().as_secs();
+    let token = |tid: &str, iss_tid: &str, nonce: &str| {
+        sign(&json!({
+            "iss": format!("https://login.microsoftonline.com/{iss_tid}/v2.0"),
+            "aud": "ms-app-id", "sub": format!("sub-{tid}-{nonce}"), "tid": tid,
+            "email": format!("{nonce}@contoso.example"), "email_verified": true,
+            "iat": now, "exp": now + 600, "nonce": nonce,
+        }))
+    };
+    let post = |t: String, nonce: &str| {
+        s.srv.client().post_json(
+            "/v1/oauth/microsoft/id-token",
+            &json!({"id_token": t, "nonce": nonce}),
+            None,
+        )
+    };
+    let contoso = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let r = post(token(contoso, contoso, "n1"), "n1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user"]["email"], "n1@contoso.example");
+    // Another tenant's issuer on this tenant's token: refused.
+    let other = "00000000-0000-0000-0000-000000000001";
+    post(token(contoso, other, "n2"), "n2").problem(401, "invalid_id_token");
+    // A personal account is no organization.
+    let consumers = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    post(token(consumers, consumers, "n3"), "n3").problem(401, "invalid_id_token");
+}
+
+/// A discovery document that points Portcullis (and its client secret)
+/// at plain http elsewhere is refused; a failing provider is asked again
+/// only after a pause, not by every request.
+#[test]
+fn a_provider_document_pointing_elsewhere_is_refused_and_failures_back_off() {
+    let base: Arc<Mutex<String>> = Arc::default();
+    let b = base.clone();
+    let evil = Recorded::start(move |r| {
+        let base = b.lock().unwrap().clone();
+        match r.path.as_str() {
+            "/good/.well-known/openid-configuration" | "/evil/.well-known/openid-configuration" => {
+                let issuer = format!(
+                    "{base}{}",
+                    r.path.trim_end_matches("/.well-known/openid-configuration")
+                );
+                let token = if r.path.starts_with("/evil") {
+                    "http://10.0.0.1/token".to_owned()
+                } else {
+                    format!("{base}/token")
+                };
+                (
+                    200,
+                    "application/json",
+                    json!({
+                        "issuer": issuer, "authorization_endpoint": format!("{base}/auth"),
+                        "token_endpoint": token, "jwks_uri": format!("{base}/keys"),
+                        "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["RS256"]
+                    })
+                    .to_string(),
+                )
+            }
+            "/keys" => (200, "application/json", test_jwks()),
+            _ => (500, "application/json", "{}".into()),
+        }
+    });
+    *base.lock().unwrap() = evil.base.clone();
+    let providers = format!(
+        "[providers.good]\nissuer = '{0}/good'\nclient_id = 'c'\n\
+         [providers.evil]\nissuer = '{0}/evil'\nclient_id = 'c'\n\
+         [providers.down]\nissuer = '{0}/down'\nclient_id = 'c'\n",
+        evil.base
+    );
+    let s = Social::build("127.0.0.1", &[], &providers, |_| {});
+    let (_, c) = pkce("e");
+    let authorize = |p: &str| {
+        s.srv.client().get(
+            &format!(
+                "/v1/oauth/{p}/authorize?redirect_uri={}&state=s&code_challenge={c}&code_challenge_method=S256",
+                urlencode(APP)
+            ),
+            None,
+        )
+    };
+    assert_eq!(authorize("good").status, 302);
+    authorize("evil").problem(503, "unavailable");
+    authorize("down").problem(503, "unavailable");
+    authorize("down").problem(503, "unavailable");
+    assert_eq!(
+        evil.requests("/down/").len(),
+        1,
+        "asked once, then backed off"
+    );
+    s.srv.clock.advance(std::time::Duration::from_secs(6));
+    authorize("down").problem(503, "unavailable");
+    assert_eq!(evil.requests("/down/").len(), 2);
+}
