@@ -57,8 +57,8 @@ struct ProviderSpec {
     display_name: Option<String>,
 }
 
-/// How a provider is spoken to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a provider is spoken to. Its `Debug` never prints Apple's key.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Kind {
     /// OpenID Connect with discovery (generic, Google, GitLab).
     Oidc,
@@ -125,6 +125,12 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(kind_name(self))
+    }
+}
+
 fn kind_name(k: &Kind) -> &'static str {
     match k {
         Kind::Oidc => "oidc",
@@ -176,11 +182,22 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// Whether `url` is an https URL, or plain http to a loopback host (parsed,
+/// so `http://localhost.evil.example` is neither).
 fn https_or_loopback(url: &str) -> bool {
-    url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1")
-        || url.starts_with("http://localhost")
-        || url.starts_with("http://[::1]")
+    let Ok(u) = openidconnect::url::Url::parse(url) else {
+        return false;
+    };
+    match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => match u.host() {
+            Some(openidconnect::url::Host::Domain(d)) => d == "localhost",
+            Some(openidconnect::url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(openidconnect::url::Host::Ipv6(a)) => a.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 impl SocialConfig {
@@ -418,6 +435,12 @@ mod tests {
         );
         assert!(bad("[providers.x]\nissuer='https://a'\nclient_id='a'\ntypo=1\n").contains("typo"));
         assert!(bad("redirect_uris=['http://app.example.com/cb']\n").contains("loopback"));
+        assert!(
+            bad("[providers.x]\nissuer='http://localhost.evil.example'\nclient_id='a'\n")
+                .contains("https"),
+            "a host that only starts like localhost is not the loopback"
+        );
+        assert!(bad("redirect_uris=['http://127.0.0.1.evil.example/cb']\n").contains("loopback"));
         assert!(bad("[providers.gh]\nkind='github'\nclient_id='a'\n").contains("secret"));
     }
 }

@@ -368,7 +368,11 @@ pub(crate) async fn resolve(
             id,
             email: email.as_str().to_owned(),
             password_hash: String::new(),
-            name: identity.name.clone().filter(|n| n.chars().count() <= 100),
+            // The provider's name, if it is one we would accept ourselves.
+            name: identity
+                .name
+                .as_deref()
+                .and_then(|n| crate::domain::parse_name("name", n).ok()),
             picture_url: None,
             email_verified: identity.email_verified,
             mfa_enabled: false,

@@ -69,6 +69,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     mfa::confirm::ENDPOINT,
     mfa::disable::ENDPOINT,
     social::authorize::ENDPOINT,
+    social::authorize::FORM_POST,
     social::callback::ENDPOINT,
     social::callback::FORM_POST,
     social::token::ENDPOINT,

@@ -91,8 +91,17 @@ pub(crate) fn query_param(
     req: &Request<'_>,
     name: &'static str,
 ) -> Result<Option<String>, EdgeError> {
+    urlencoded_param(req.query.as_bytes(), name)
+}
+
+/// The value of `name` in `application/x-www-form-urlencoded` text (a
+/// query or a form body): `Ok(None)` when absent, 400 when given twice.
+pub(crate) fn urlencoded_param(
+    text: &[u8],
+    name: &'static str,
+) -> Result<Option<String>, EdgeError> {
     let mut found = None;
-    for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+    for (k, v) in form_urlencoded::parse(text) {
         if k == name {
             if found.is_some() {
                 return Err(validation(vec![FieldError {
@@ -104,6 +113,17 @@ pub(crate) fn query_param(
         }
     }
     Ok(found)
+}
+
+/// The body of a form post, or 415.
+pub(crate) fn form_body<'r>(req: &'r Request<'_>) -> Result<&'r [u8], EdgeError> {
+    if crate::json::media_type(req).as_deref() == Some("application/x-www-form-urlencoded") {
+        Ok(req.body)
+    } else {
+        Err(EdgeError::UnsupportedMediaType(
+            "application/x-www-form-urlencoded",
+        ))
+    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

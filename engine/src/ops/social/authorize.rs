@@ -40,6 +40,8 @@ pub struct Authorize {
 pub struct AuthorizeRedirect {
     /// The provider's authorization URL.
     pub location: String,
+    /// The binding cookie's name ([`super::cookie_name`] of our state).
+    pub cookie_name: String,
     /// The binding cookie's value (`HttpOnly; Secure; SameSite=Lax`).
     pub cookie: String,
     /// Its lifetime, seconds.
@@ -137,6 +139,7 @@ async fn run(core: Arc<Core>, req: Authorize) -> Reply<AuthorizeRedirect> {
     stash(&core, "social-state", &state, &flow, STATE_TTL).await?;
     Ok(AuthorizeRedirect {
         location,
+        cookie_name: super::cookie_name(&state),
         cookie,
         cookie_max_age: STATE_TTL.as_secs(),
         cross_site_post: provider.posts_callback(),

@@ -141,6 +141,14 @@ async fn finish(
     .await?
 }
 
+/// The name of the cookie that binds the provider round trip of `state`
+/// to its browser: one per flow (two tabs do not overwrite each other's),
+/// `__Host-` so that no sibling domain can set it.
+pub fn cookie_name(state: &str) -> String {
+    let digest = crate::steps::social::s256(state);
+    format!("__Host-portcullis-oauth-{}", &digest[..16])
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 pub(crate) fn encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());

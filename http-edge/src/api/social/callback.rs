@@ -2,11 +2,13 @@
 
 use portcullis_engine::ops::social::Callback;
 
-use super::{COOKIE, redirect};
-use crate::api::Endpoint;
-use portcullis_engine::domain::FieldError;
+use portcullis_engine::ops::social::cookie_name;
 
-use crate::api::support::{call, cookie, limit, path_param, query_param, validation};
+use super::redirect;
+use crate::api::Endpoint;
+use crate::api::support::{
+    call, cookie, form_body, limit, path_param, query_param, urlencoded_param,
+};
 use crate::app::App;
 use crate::problem::{EdgeError, Problem};
 use crate::ratelimit::Limited;
@@ -80,30 +82,9 @@ pub fn callback(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
 )]
 pub fn callback_form_post(app: &App, req: &Request<'_>) -> Result<Response, EdgeError> {
     limit(app, req, Limited::Social)?;
-    if crate::json::media_type(req).as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(EdgeError::UnsupportedMediaType(
-            "application/x-www-form-urlencoded",
-        ));
-    }
-    let field = |name: &'static str| form_param(req.body, name);
+    let body = form_body(req)?;
+    let field = |name: &'static str| urlencoded_param(body, name);
     finish(app, req, field("code")?, field("state")?, field("error")?)
-}
-
-/// The value of `name` in a form body; 400 when given twice.
-fn form_param(body: &[u8], name: &'static str) -> Result<Option<String>, EdgeError> {
-    let mut found = None;
-    for (k, v) in form_urlencoded::parse(body) {
-        if k == name {
-            if found.is_some() {
-                return Err(validation(vec![FieldError {
-                    field: name,
-                    message: "is given more than once".into(),
-                }]));
-            }
-            found = Some(v.into_owned());
-        }
-    }
-    Ok(found)
 }
 
 fn finish(
@@ -113,6 +94,7 @@ fn finish(
     state: Option<String>,
     error: Option<String>,
 ) -> Result<Response, EdgeError> {
+    let name = cookie_name(state.as_deref().unwrap_or(""));
     let r = call(
         app,
         Callback {
@@ -120,11 +102,11 @@ fn finish(
             code,
             state,
             error,
-            cookie: cookie(req, COOKIE),
+            cookie: cookie(req, &name),
         },
     )?;
     Ok(redirect(r.location).with_header(
         "Set-Cookie",
-        format!("{COOKIE}=; Path=/v1/oauth/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"),
+        format!("{name}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"),
     ))
 }

@@ -18,9 +18,6 @@ use crate::dto::{TokenResponse, User};
 use crate::problem::EdgeError;
 use crate::server::Response;
 
-/// The cookie that binds a provider round trip to the browser that began it.
-pub(crate) const COOKIE: &str = "portcullis_oauth";
-
 /// A social sign-in's token response.
 #[derive(Serialize, ToSchema)]
 pub struct SocialTokenResponse {

@@ -21,9 +21,10 @@ fn state_is_single_use_and_bound_to_the_browser() {
     assert!(!p.contains_key("code"));
     s.callback(&cb, Some(&cookie)).problem(400, "invalid_state");
     // A wrong cookie: refused the same way.
-    let (url, _) = s.authorize("st2", &c, "");
+    let (url, cookie2) = s.authorize("st2", &c, "");
     let cb = s.at_provider(&url);
-    let r = s.callback(&cb, Some("portcullis_oauth=not-the-one"));
+    let name = cookie2.split('=').next().unwrap();
+    let r = s.callback(&cb, Some(&format!("{name}=not-the-one")));
     assert_eq!(
         params(r.header("location").unwrap())["error"],
         "access_denied"
@@ -257,4 +258,28 @@ fn a_rotated_provider_key_is_fetched_once_and_trusted() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Two sign-ins started in one browser (two tabs): each flow has its own
+/// cookie, so both finish with the browser's whole cookie jar.
+#[test]
+fn two_flows_in_one_browser_do_not_overwrite_each_other() {
+    let s = Social::start();
+    let (v1, c1) = pkce("tab1");
+    let (v2, c2) = pkce("tab2");
+    let (url1, cookie1) = s.authorize("one", &c1, "");
+    let (url2, cookie2) = s.authorize("two", &c2, "");
+    assert_ne!(
+        cookie1.split('=').next(),
+        cookie2.split('=').next(),
+        "one cookie per flow"
+    );
+    let jar = format!("{cookie1}; {cookie2}");
+    let cb1 = s.at_provider(&url1);
+    let cb2 = s.at_provider(&url2);
+    for (cb, v) in [(cb1, v1), (cb2, v2)] {
+        let p = params(s.callback(&cb, Some(&jar)).header("location").unwrap());
+        assert!(p.contains_key("code"), "{p:?}");
+        assert_eq!(s.token(&p["code"], &v).status, 200);
+    }
 }

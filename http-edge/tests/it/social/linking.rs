@@ -65,13 +65,19 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
     );
     assert_eq!(r.status, 201, "{}", r.text());
     let link = r.json()["link_token"].as_str().unwrap().to_owned();
-    // A link token with another challenge (someone who read it off a log): refused.
-    let (_, other) = pkce("thief");
+    // Never in a URL: a GET carrying it is refused (and does not spend it).
     let r = s.srv.client().get(
-        &format!("/v1/oauth/corp/authorize?redirect_uri={}&state=s&code_challenge={other}&code_challenge_method=S256&link_token={link}", super::urlencode(super::APP)),
+        &format!(
+            "/v1/oauth/corp/authorize?redirect_uri={}&state=s&code_challenge={c}&code_challenge_method=S256&link_token={link}",
+            super::urlencode(super::APP)
+        ),
         None,
     );
     r.problem(400, "invalid_request");
+    // A link token with another challenge (someone who read it somewhere): refused.
+    let (_, other) = pkce("thief");
+    s.authorize_form("s", &other, &link)
+        .problem(400, "invalid_request");
     // It was spent by that attempt: get another, and use it rightly.
     let link = s
         .srv
@@ -85,7 +91,7 @@ fn a_signed_in_user_links_and_unlinks_a_provider() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (url, cookie) = s.authorize("st", &c, &format!("&link_token={link}"));
+    let (url, cookie) = s.authorize_link("st", &c, &link);
     let cb = s.at_provider(&url);
     let p = params(s.callback(&cb, Some(&cookie)).header("location").unwrap());
     let r = s.token(&p["code"], &v);
@@ -362,7 +368,7 @@ fn a_link_never_replaces_an_identity_of_the_same_provider() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (url, cookie) = s.authorize("st", &c, &format!("&link_token={link}"));
+    let (url, cookie) = s.authorize_link("st", &c, &link);
     let cb = s.at_provider(&url);
     let p = params(s.callback(&cb, Some(&cookie)).header("location").unwrap());
     s.token(&p["code"], &v).problem(409, "identity_exists");

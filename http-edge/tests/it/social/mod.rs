@@ -246,11 +246,43 @@ impl Social {
         );
         assert_eq!(r.status, 302, "{}", r.text());
         let cookie = r.header("set-cookie").unwrap().to_owned();
-        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/v1/oauth/"] {
+        assert!(cookie.starts_with("__Host-portcullis-oauth-"), "{cookie}");
+        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/;"] {
             assert!(cookie.contains(attr), "{cookie}");
         }
         let value = cookie.split(';').next().unwrap().trim().to_owned();
         (r.header("location").unwrap().to_owned(), value)
+    }
+
+    /// `POST /authorize` as a form with a link token: the provider URL and
+    /// the flow's cookie.
+    pub fn authorize_link(
+        &self,
+        state: &str,
+        challenge: &str,
+        link_token: &str,
+    ) -> (String, String) {
+        let r = self.authorize_form(state, challenge, link_token);
+        assert_eq!(r.status, 302, "{}", r.text());
+        let cookie = r.header("set-cookie").unwrap();
+        let value = cookie.split(';').next().unwrap().trim().to_owned();
+        (r.header("location").unwrap().to_owned(), value)
+    }
+
+    /// `POST /authorize` as a form, whatever it answers.
+    pub fn authorize_form(&self, state: &str, challenge: &str, link_token: &str) -> Resp {
+        let form = format!(
+            "redirect_uri={}&state={}&code_challenge={challenge}&code_challenge_method=S256&link_token={}",
+            urlencode(APP),
+            urlencode(state),
+            urlencode(link_token)
+        );
+        self.srv.client().request(
+            "POST",
+            "/v1/oauth/corp/authorize",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(form.as_bytes()),
+        )
     }
 
     /// Signs in at the provider (its cookies kept between its own
