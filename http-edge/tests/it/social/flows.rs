@@ -176,3 +176,39 @@ fn two_concurrent_first_sign_ins_of_one_identity_create_one_account() {
         .collect();
     assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
 }
+
+/// An account made by a social sign-in has no password until its owner
+/// sets one through the reset flow; both ways in then work.
+#[test]
+fn a_social_account_adds_a_password_through_the_reset_flow() {
+    let s = Social::start();
+    let first = s.sign_in("rae", "rae@example.com", true).json();
+    let c = s.srv.client();
+    assert_eq!(
+        c.post_json(
+            "/v1/password/forgot",
+            &json!({"email": "rae@example.com"}),
+            None
+        )
+        .status,
+        202
+    );
+    let mut seen = Vec::new();
+    let token = crate::support::token_in(&s.srv.next_mail("rae@example.com", &mut seen), "pcr_");
+    let r = c.post_json(
+        "/v1/password/reset",
+        &json!({"token": token, "new_password": "a brand new passphrase"}),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let login = s.srv.login("rae@example.com", "a brand new passphrase");
+    assert_eq!(login.status, 200, "{}", login.text());
+    let access = login.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.get("/v1/users/me", Some(&access)).json()["id"],
+        first["user"]["id"]
+    );
+    // The provider (its email verified) still signs in to the same account.
+    let again = s.sign_in("rae", "rae@example.com", true).json();
+    assert_eq!(again["user"]["id"], first["user"]["id"]);
+}
