@@ -13,7 +13,7 @@ use crate::problem;
 #[openapi(
     info(
         title = "Portcullis",
-        description = "Authentication engine: registration, password login, rotating refresh tokens, sessions. Errors are RFC 9457 problem documents with a stable `code`.",
+        description = "Authentication engine: registration, password login with TOTP, social login (OpenID Connect), rotating refresh tokens, sessions, email flows. Errors are RFC 9457 problem documents with a stable `code`.",
         license(name = "Apache-2.0"),
     ),
     components(schemas(problem::Problem, problem::ValidationError)),

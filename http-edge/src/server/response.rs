@@ -99,6 +99,7 @@ pub fn reason(status: u16) -> &'static str {
         201 => "Created",
         202 => "Accepted",
         204 => "No Content",
+        301 => "Moved Permanently",
         302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",

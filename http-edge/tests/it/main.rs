@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod cluster;
+mod docs;
 mod edge_hardening;
 mod email;
 mod framing;

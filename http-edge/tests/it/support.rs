@@ -608,3 +608,36 @@ pub fn token_in(mail: &str, prefix: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         .collect()
 }
+
+/// Where browser tests write their screenshots (`target/tmp/browser`).
+pub fn browser_output_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a browser script of `tests/fixtures/browser` with `env`; its last
+/// line of output, as JSON. Debian's chromium must be installed (./test.sh
+/// installs it).
+pub fn run_browser_script(script: &str, env: &[(&str, String)]) -> Value {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed (./test.sh installs it)"
+    );
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg("--experimental-websocket")
+        .arg(script)
+        .current_dir(&fixtures);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = cmd.output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}

@@ -3,49 +3,25 @@
 //! page, Portcullis' authorize, the provider, the callback with its cookie,
 //! and the app's code exchange.
 
-use std::process::Command;
-
-use serde_json::Value;
-
 use super::{Social, free_port};
-
-/// Where browser tests write their screenshots.
-pub fn output_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn the_redirect_dance_runs_in_headless_chromium() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is not installed (./test.sh installs it)"
-    );
     let app_port = free_port();
     let app = format!("http://localhost:{app_port}/done");
     let s = Social::build("localhost", &[app], "", |_| {});
     s.op.login_as("browser-user", "browser@example.com", true);
-    let out = output_dir();
+    let out = crate::support::browser_output_dir();
     let shot = out.join("social-login.png");
     let _ = std::fs::remove_file(&shot);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser");
-    let run = Command::new("node")
-        .arg("--experimental-websocket")
-        .arg("social.mjs")
-        .current_dir(&fixtures)
-        .env("PORTCULLIS", &s.public)
-        .env("APP_PORT", app_port.to_string())
-        .env("OUT_DIR", &out)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    let report = crate::support::run_browser_script(
+        "social.mjs",
+        &[
+            ("PORTCULLIS", s.public.clone()),
+            ("APP_PORT", app_port.to_string()),
+            ("OUT_DIR", out.display().to_string()),
+        ],
     );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let result = &report["result"];
     assert_eq!(result["status"], 200, "{report}");
     assert_eq!(result["body"]["created"], true);
