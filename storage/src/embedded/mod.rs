@@ -16,7 +16,9 @@
 //! only after the fsync.
 //!
 //! **Lockout counters** are kept in memory: they are cheap, short-lived and
-//! losing them in a crash only forgets recent failures.
+//! losing them in a crash only forgets recent failures. So is **stashed
+//! flow state** (a social sign-in between its requests, minutes at most;
+//! bounded): a restart makes such a user start again.
 
 mod committer;
 mod keyfiles;

@@ -14,6 +14,7 @@
 //! | `<prefix>:rl:<route>:<ip>` | string | a GCRA limiter's theoretical arrival time |
 //! | `<prefix>:signing-keys` | hash | `kid -> signing key record` |
 //! | `<prefix>:refresh-chain` | string | the refresh-chain secret |
+//! | `<prefix>:stash:<hex digest>` | string | a stashed flow state (expiry ++ sealed value), `SET NX PX`, taken with `GETDEL` |
 //!
 //! **Failure.** Every command has a connection and a response timeout.
 //! Connection errors, timeouts, `CLUSTERDOWN`/`TRYAGAIN`/`MASTERDOWN` become
