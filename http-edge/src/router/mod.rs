@@ -126,6 +126,11 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
 });
 
 pub(crate) fn matches(template: &str, path: &str) -> bool {
+    // Most routes have no parameter: one comparison, no splitting, on the
+    // path every request takes.
+    if !template.contains('{') {
+        return template == path;
+    }
     let mut t = template.split('/');
     let mut p = path.split('/');
     loop {

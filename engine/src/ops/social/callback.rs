@@ -126,6 +126,14 @@ fn back(flow: &AuthorizeState, key: &str, value: &str) -> CallbackRedirect {
 /// An error sent back to the client app (RFC 6749 4.1.2.1), logged with why.
 fn fail(flow: &AuthorizeState, error: &'static str, why: &str) -> Reply<CallbackRedirect> {
     tracing::warn!(provider = %flow.provider, error, why, "social sign-in refused at the callback");
-    super::count(&flow.provider, &Err(AuthError::InvalidIdToken));
+    // Counted by what went wrong: a provider down is not a forged token.
+    let counted = match error {
+        "temporarily_unavailable" => AuthError::Unavailable {
+            retry_after_secs: 1,
+        },
+        "server_error" => AuthError::Internal(why.to_owned()),
+        _ => AuthError::InvalidIdToken,
+    };
+    super::count(&flow.provider, &Err(counted));
     Ok(back(flow, "error", error))
 }

@@ -197,6 +197,20 @@ fn a_provider_slow_or_down_answers_within_the_timeout() {
     // timeout fired, not a slow answer).
     let p = s.round_trip("st", &c);
     assert_eq!(p["error"], "temporarily_unavailable", "{p:?}");
+    // Counted as the provider being unavailable, not as a bad token.
+    let metrics = crate::support::Client { addr: s.srv.admin }
+        .get("/metrics", None)
+        .text();
+    let unavailable = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("portcullis_engine_social_signins_total{")
+                && l.contains("provider=\"corp\"")
+                && l.contains("result=\"unavailable\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(unavailable >= 1.0, "{metrics}");
     // A provider that never answered discovery: 503 at once.
     let down = Social::start();
     let token = down.op.forge(json!({"nonce": "n"}));
