@@ -76,6 +76,8 @@ pub(crate) struct Core {
     pub key_reload_at: AtomicU64,
     /// Social-login providers.
     pub social: crate::social::Providers,
+    /// The passkeys' relying party.
+    pub webauthn: webauthn_rs::Webauthn,
 }
 
 fn refused(r: Refused) -> AuthError {

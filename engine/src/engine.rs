@@ -218,8 +218,14 @@ impl Engine {
         if !social.names().is_empty() {
             tracing::info!(providers = ?social.names(), "social login providers configured");
         }
+        let webauthn = cfg
+            .account
+            .passkeys
+            .relying_party()
+            .map_err(StartError::Other)?;
         let core = Arc::new(Core {
             social,
+            webauthn,
             cfg,
             clock,
             users,

@@ -108,6 +108,14 @@ pub enum AuthError {
     /// Another account of this provider is linked already: unlink it first.
     #[error("an identity of this provider is linked already")]
     IdentityExists,
+    /// A passkey assertion was refused (unknown or expired challenge, wrong
+    /// origin or RP ID, bad signature, no user verification, a credential
+    /// not on the account, a sign counter that went backwards).
+    #[error("invalid passkey")]
+    InvalidPasskey,
+    /// A passkey registration was refused (as above, at registration).
+    #[error("invalid passkey registration")]
+    InvalidPasskeyRegistration,
     /// The provider gave no email address, which every account needs.
     #[error("the provider did not share an email address")]
     EmailRequired,

@@ -11,7 +11,7 @@
 //! Modules, from the bottom up (a module uses only those below it):
 //! `clock`, `domain`, `datakey`, `error`, `metrics`, `model`, `responder`,
 //! `shutdown` · `passwords`, `mfa`, `tokens`, `hashpool`, `shard`, `mail`,
-//! `views`, `readmodel`, `admission`, `social`, `config` · `core` · `signing`,
+//! `views`, `readmodel`, `admission`, `social`, `passkeys`, `config` · `core` · `signing`,
 //! `steps` · `ops`, `jobs` · `engine`.
 
 #![forbid(unsafe_code)]
@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod mfa;
 mod model;
 pub mod ops;
+pub mod passkeys;
 pub mod passwords;
 mod readmodel;
 mod responder;

@@ -19,6 +19,10 @@ pub const HASH_REJECTED_TOTAL: &str = "portcullis_hash_rejected_total";
 pub const LOGINS_TOTAL: &str = "portcullis_engine_logins_total";
 /// Social sign-ins, by `provider` and `result`.
 pub const SOCIAL_SIGNINS_TOTAL: &str = "portcullis_engine_social_signins_total";
+/// Passkey sign-ins and second steps (counter; label `result` = ok |
+/// second_factor | invalid | cloned | error; `cloned` is a sign counter that
+/// went backwards).
+pub const PASSKEY_SIGNINS_TOTAL: &str = "portcullis_engine_passkey_signins_total";
 /// Registrations by result (counter; label `result` = ok | taken | error).
 pub const REGISTRATIONS_TOTAL: &str = "portcullis_engine_registrations_total";
 /// Refreshes by result (counter; label `result` = ok | invalid | reused | superseded | error).
@@ -112,6 +116,11 @@ const COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     ),
     (REGISTRATIONS_TOTAL, "result", &["ok", "taken", "error"]),
     (
+        PASSKEY_SIGNINS_TOTAL,
+        "result",
+        &["ok", "second_factor", "invalid", "cloned", "error"],
+    ),
+    (
         REFRESHES_TOTAL,
         "result",
         &["ok", "invalid", "reused", "superseded", "error"],
@@ -196,6 +205,10 @@ pub fn register() {
         "Social sign-ins by provider and result (created, ok, mfa_required, account_exists, invalid, locked, unavailable, error)"
     );
     describe_counter!(REGISTRATIONS_TOTAL, "Registrations by result");
+    describe_counter!(
+        PASSKEY_SIGNINS_TOTAL,
+        "Passkey sign-ins and second steps by result (ok, second_factor, invalid, cloned, error)"
+    );
     describe_counter!(REFRESHES_TOTAL, "Refresh-token rotations by result");
     describe_counter!(SESSIONS_REVOKED_TOTAL, "Sessions revoked, by reason");
     describe_gauge!(

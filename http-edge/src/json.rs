@@ -16,6 +16,8 @@ pub enum Kind {
     Str,
     /// A string or null.
     NullableStr,
+    /// A JSON object (read further by whoever takes it).
+    Object,
 }
 
 /// One expected field.
@@ -43,6 +45,24 @@ pub const fn optional(name: &'static str) -> Field {
     Field {
         name,
         kind: Kind::Str,
+        required: false,
+    }
+}
+
+/// A required object field.
+pub const fn required_object(name: &'static str) -> Field {
+    Field {
+        name,
+        kind: Kind::Object,
+        required: true,
+    }
+}
+
+/// An optional object field.
+pub const fn optional_object(name: &'static str) -> Field {
+    Field {
+        name,
+        kind: Kind::Object,
         required: false,
     }
 }
@@ -227,8 +247,11 @@ fn check_shape(map: &Map<String, Value>, fields: &[Field]) -> Vec<FieldError> {
                 field: f.name,
                 message: "is required".into(),
             }),
-            (None, _) | (Some(Value::String(_)), _) | (Some(Value::Null), Kind::NullableStr) => {}
-            (Some(Value::Null), Kind::Str) if !f.required => {}
+            (None, _)
+            | (Some(Value::String(_)), Kind::Str | Kind::NullableStr)
+            | (Some(Value::Null), Kind::NullableStr)
+            | (Some(Value::Object(_)), Kind::Object) => {}
+            (Some(Value::Null), Kind::Str | Kind::Object) if !f.required => {}
             (Some(other), kind) => errors.push(FieldError {
                 field: f.name,
                 message: format!(
@@ -236,6 +259,7 @@ fn check_shape(map: &Map<String, Value>, fields: &[Field]) -> Vec<FieldError> {
                     match kind {
                         Kind::Str => "a string",
                         Kind::NullableStr => "a string or null",
+                        Kind::Object => "an object",
                     },
                     json_type(other)
                 ),

@@ -273,6 +273,19 @@ fn map(err: EdgeError, request_id: &str) -> Mapped {
                 "Account exists",
                 "an account with this email exists; sign in to it and link the provider",
             ),
+            AuthError::InvalidPasskey => mapped(
+                401,
+                "invalid_passkey",
+                "Invalid passkey",
+                "the passkey's answer was refused, or its challenge is unknown, used or expired",
+            )
+            .header("WWW-Authenticate", REALM.into()),
+            AuthError::InvalidPasskeyRegistration => mapped(
+                400,
+                "invalid_passkey",
+                "Invalid passkey",
+                "the passkey could not be registered: its answer was refused, or its challenge is unknown, used or expired",
+            ),
             AuthError::LastSignInMethod => mapped(
                 409,
                 "last_sign_in_method",
@@ -435,6 +448,8 @@ mod tests {
             AuthError::InvalidIdToken,
             AuthError::AccountExists,
             AuthError::LastSignInMethod,
+            AuthError::InvalidPasskey,
+            AuthError::InvalidPasskeyRegistration,
             AuthError::EmailRequired,
             AuthError::EmailNotVerified,
             AuthError::ReauthenticationRequired,
@@ -465,6 +480,8 @@ mod tests {
                 | AuthError::InvalidIdToken
                 | AuthError::AccountExists
                 | AuthError::LastSignInMethod
+                | AuthError::InvalidPasskey
+                | AuthError::InvalidPasskeyRegistration
                 | AuthError::EmailRequired
                 | AuthError::EmailNotVerified
                 | AuthError::ReauthenticationRequired

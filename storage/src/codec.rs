@@ -9,7 +9,7 @@
 use crate::StoreError;
 use crate::model::{
     AccountState, LinkedIdentity, OutboxRecord, PendingEmailChange, PendingToken, SessionId,
-    SessionRecord, SigningKeyRecord, TotpState, UserId, UserRecord,
+    SessionRecord, SigningKeyRecord, StoredPasskey, TotpState, UserId, UserRecord,
 };
 
 /// Format tag of [`UserRecord`] encodings.
@@ -245,6 +245,7 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
         a.device_epoch != 0,
         !sealed.is_empty(),
         !a.identities.is_empty(),
+        !a.passkeys.is_empty(),
     ];
     let last = tail.iter().rposition(|present| *present);
     if last.is_some() {
@@ -273,6 +274,17 @@ pub(crate) fn encode_account(a: &AccountState) -> Vec<u8> {
                 .opt_str(i.email.as_deref())
                 .bool(i.email_verified)
                 .u64(i.linked_at_ms);
+        }
+    }
+    if last >= Some(6) {
+        e.u64(a.passkeys.len() as u64);
+        for p in &a.passkeys {
+            e.bytes(&p.id)
+                .str(&p.name)
+                .u64(p.created_at_ms)
+                .u64(p.last_used_at_ms.map_or(0, |t| t.saturating_add(1)))
+                .bool(p.backed_up)
+                .bytes(&p.sealed);
         }
     }
     e.finish()
@@ -353,6 +365,23 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
             });
         }
     }
+    let mut passkeys = Vec::new();
+    if !d.at_end() {
+        let n = d.u64()?;
+        if n > MAX_PASSKEYS {
+            return Err(d.err("too many passkeys"));
+        }
+        for _ in 0..n {
+            passkeys.push(StoredPasskey {
+                id: d.bytes()?.to_vec(),
+                name: d.str()?,
+                created_at_ms: d.u64()?,
+                last_used_at_ms: d.u64()?.checked_sub(1),
+                backed_up: d.bool()?,
+                sealed: d.bytes()?.to_vec(),
+            });
+        }
+    }
     Ok(AccountState {
         verify_email,
         password_reset,
@@ -363,8 +392,12 @@ pub(crate) fn decode_account(buf: &[u8]) -> Result<AccountState, StoreError> {
         credentials_epoch,
         device_epoch,
         identities,
+        passkeys,
     })
 }
+
+/// The most passkeys a record may hold (the engine allows fewer).
+const MAX_PASSKEYS: u64 = 256;
 
 pub(crate) fn encode_outbox(m: &OutboxRecord) -> Vec<u8> {
     let mut e = Enc::new(OUTBOX_V1);

@@ -29,7 +29,8 @@ pub use error::StoreError;
 pub use model::{
     AccountState, IdentityClaim, LinkedIdentity, LockoutPolicy, LockoutStatus, NodeCount,
     OutboxRecord, PendingEmailChange, PendingToken, RateLimit, RotateOutcome, RotateRequest,
-    SessionId, SessionRecord, SigningKeyRecord, TokenHash, TotpState, UserId, UserRecord,
+    SessionId, SessionRecord, SigningKeyRecord, StoredPasskey, TokenHash, TotpState, UserId,
+    UserRecord,
 };
 pub use stopwatch::ms;
 pub use traits::{TokenStore, UserStore};

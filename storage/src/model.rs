@@ -237,6 +237,36 @@ pub struct AccountState {
     /// only when the identity index names this user too (see
     /// [`UserStore::claim_identity`](crate::UserStore::claim_identity)).
     pub identities: Vec<LinkedIdentity>,
+    /// Passkeys (WebAuthn credentials) registered to this user.
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+/// A passkey registered to a user. The credential itself (public key, sign
+/// counter, flags) is kept sealed by the engine: the store sees only its id
+/// and the parts the account's owner lists.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    /// The credential id the authenticator chose (raw bytes).
+    pub id: Vec<u8>,
+    /// The owner's name for it.
+    pub name: String,
+    /// When it was registered (Unix ms).
+    pub created_at_ms: u64,
+    /// When it last signed in (Unix ms), if ever.
+    pub last_used_at_ms: Option<u64>,
+    /// Whether the authenticator says the credential is backed up (synced).
+    pub backed_up: bool,
+    /// The engine's serialized credential, sealed for this user.
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for StoredPasskey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredPasskey")
+            .field("id", &URL_SAFE_NO_PAD.encode(&self.id))
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A provider account linked to a user: keyed by (provider, subject), never
@@ -308,6 +338,7 @@ impl fmt::Debug for AccountState {
             .field("credentials_epoch", &self.credentials_epoch)
             .field("device_epoch", &self.device_epoch)
             .field("identities", &self.identities.len())
+            .field("passkeys", &self.passkeys.len())
             .finish()
     }
 }

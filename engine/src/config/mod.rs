@@ -177,6 +177,9 @@ pub struct AccountConfig {
     pub social: crate::social::SocialConfig,
     /// Longest wait for one call to a provider.
     pub oauth_timeout: Duration,
+    /// The passkeys' relying party (`PORTCULLIS_WEBAUTHN_RP_ID`,
+    /// `PORTCULLIS_WEBAUTHN_ORIGINS`).
+    pub passkeys: crate::passkeys::PasskeyConfig,
     /// Mail each flow may send per account and per recipient address: every
     /// limit must admit (e.g. one a minute and ten a day).
     pub mail_limits: Vec<RateLimit>,

@@ -354,6 +354,13 @@ fn account(r: &Resolver<'_>) -> Result<AccountConfig, ConfigError> {
             }
         },
         oauth_timeout: r.parse(&OAUTH_TIMEOUT, at_least(Duration::from_millis(100)))?,
+        passkeys: {
+            let rp_id = r.raw(&WEBAUTHN_RP_ID);
+            let rp_name = r.raw(&TOTP_ISSUER);
+            r.parse(&WEBAUTHN_ORIGINS, |origins| {
+                crate::passkeys::PasskeyConfig::parse(&rp_id, origins, &rp_name)
+            })?
+        },
         mail_limits: r.parse(&MAIL_LIMIT, parse_rates)?,
         outbox_max: r.num(&OUTBOX_MAX)? as u64,
         reseal_interval: r.parse(&DATA_KEY_RESEAL_INTERVAL, at_least(Duration::from_secs(1)))?,

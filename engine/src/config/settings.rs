@@ -115,6 +115,8 @@ settings! {
     TOTP_ISSUER: "totp-issuer", "PORTCULLIS_TOTP_ISSUER", "Portcullis", "NAME", "Issuer name authenticator apps show beside the account";
     OAUTH_PROVIDERS: "oauth-providers", "PORTCULLIS_OAUTH_PROVIDERS", "", "FILE", "Social-login providers and allowed client redirect URIs (TOML, or JSON by its .json name); none when empty";
     OAUTH_TIMEOUT: "oauth-timeout", "PORTCULLIS_OAUTH_TIMEOUT", "5s", "DURATION", "Longest wait for one call to a social-login provider (the request answers 503 after it)";
+    WEBAUTHN_RP_ID: "webauthn-rp-id", "PORTCULLIS_WEBAUTHN_RP_ID", "localhost", "DOMAIN", "Passkeys' relying party ID: the domain credentials are bound to (the site's registrable domain or a parent of the pages' hosts)";
+    WEBAUTHN_ORIGINS: "webauthn-origins", "PORTCULLIS_WEBAUTHN_ORIGINS", "http://localhost:8080,http://localhost", "URLS", "Comma-separated origins (scheme, host, port) whose pages may register and use passkeys; each on the RP ID; http only for localhost";
     MAILER_POLL: "mailer-poll", "PORTCULLIS_MAILER_POLL", "1s", "DURATION", "How often the mailer looks for due outbox messages";
 }
 

@@ -80,5 +80,9 @@ pub(crate) fn has_stale_secret(core: &Core, user: &portcullis_storage::UserRecor
         keys.is_stale(&t.secret_sealed)
             || (!t.recovery_sealed.is_empty() && keys.is_stale(&t.recovery_sealed))
             || (!t.recovery_hashes.is_empty() && t.recovery_sealed.is_empty())
-    })
+    }) || user
+        .account
+        .passkeys
+        .iter()
+        .any(|p| keys.is_stale(&p.sealed))
 }

@@ -125,3 +125,54 @@ pub fn identity_unlinked(to: &str, provider: &str) -> Letter {
         ),
     )
 }
+
+/// Notice: a passkey was registered (a new way to sign in).
+pub fn passkey_added(to: &str, name: &str) -> Letter {
+    notice_letter(
+        to,
+        "A passkey was added to your account",
+        &format!(
+            "A passkey named \"{name}\" can now sign in to your account. If this was not you, \
+             delete it under your account's passkeys, reset your password, and contact support."
+        ),
+    )
+}
+
+/// Notice: a passkey signed in (or passed a second step).
+pub fn passkey_used(to: &str, name: &str) -> Letter {
+    notice_letter(
+        to,
+        "Your passkey was used to sign in",
+        &format!(
+            "Your passkey \"{name}\" was just used to sign in to your account. If this was not \
+             you, delete the passkey under your account's passkeys and contact support."
+        ),
+    )
+}
+
+/// Notice: a passkey was deleted.
+pub fn passkey_deleted(to: &str, name: &str) -> Letter {
+    notice_letter(
+        to,
+        "A passkey was removed from your account",
+        &format!(
+            "The passkey \"{name}\" can no longer sign in to your account. If this was not you, \
+             reset your password now and contact support."
+        ),
+    )
+}
+
+/// Notice: a passkey answered with a sign counter that went backwards: the
+/// authenticator may have been cloned.
+pub fn passkey_cloned(to: &str, name: &str) -> Letter {
+    notice_letter(
+        to,
+        "A sign-in with a possibly copied passkey was refused",
+        &format!(
+            "A sign-in with your passkey \"{name}\" was refused: the passkey answered as if it \
+             had been used fewer times than before, which happens when a security key has been \
+             copied. If you did not just restore your device, delete this passkey, reset your \
+             password, and contact support."
+        ),
+    )
+}

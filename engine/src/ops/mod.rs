@@ -14,7 +14,8 @@
 //! | `users::*`, `sessions::*`, `oauth::*` | user |
 //! | `email::*` | user (the store arbitrates a new address) |
 //! | `password::Forgot` | email, then user; `Reset`, `Change`: user |
-//! | `mfa::*` | user |
+//! | `mfa::*`, `passkeys::*` | user |
+//! | `auth::PasskeyStart` | one of its own; `auth::PasskeyFinish`: the user its credential names; `auth::MfaPasskeyStart`: user |
 //! | `keys::Jwks`, `health::Readiness` | none (answered at once) |
 //! | `health::Ping` | a user partition of its own |
 
@@ -27,6 +28,7 @@ pub mod health;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod password;
 pub mod sessions;
 pub mod social;

@@ -11,6 +11,7 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub(crate) mod lockout;
 pub(crate) mod outbox;
+pub(crate) mod passkeys;
 pub(crate) mod record;
 pub(crate) mod sessions;
 pub(crate) mod signin;

@@ -43,17 +43,24 @@ pub(crate) async fn save_user(
     Ok(core.read.put_user(updated))
 }
 
-/// Re-seals the record's secrets (TOTP secret, recovery codes) that are
+/// Re-seals the record's secrets (TOTP secret, recovery codes, passkeys) that are
 /// sealed under an older data key; returns whether anything changed.
 pub(crate) fn reseal_stale(
     core: &Core,
     user: &mut portcullis_storage::UserRecord,
 ) -> Result<bool, crate::datakey::DataKeyError> {
     let keys = &core.mailer.keys;
-    let Some(t) = user.account.totp.as_mut() else {
-        return Ok(false);
-    };
     let mut changed = false;
+    let owner = crate::passkeys::sealing_owner(&user.id);
+    for p in &mut user.account.passkeys {
+        if let Some(s) = keys.reseal(&p.sealed, &owner)? {
+            p.sealed = s;
+            changed = true;
+        }
+    }
+    let Some(t) = user.account.totp.as_mut() else {
+        return Ok(changed);
+    };
     if let Some(s) = keys.reseal(&t.secret_sealed, &user.id.0)? {
         t.secret_sealed = s;
         changed = true;

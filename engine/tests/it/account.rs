@@ -169,7 +169,7 @@ async fn second_step(
     t.engine
         .call(LoginMfa {
             mfa_token,
-            code,
+            proof: portcullis_engine::ops::auth::SecondFactorProof::Code(code),
             client: ClientInfo::default(),
         })
         .await

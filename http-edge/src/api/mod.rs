@@ -10,6 +10,7 @@ pub mod email;
 pub mod mfa;
 pub mod oauth;
 pub mod operations;
+pub mod passkeys;
 pub mod password;
 pub mod sessions;
 pub mod social;
@@ -51,6 +52,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
     auth::register::ENDPOINT,
     auth::login::ENDPOINT,
     auth::login_mfa::ENDPOINT,
+    auth::passkey::MFA_START,
+    auth::passkey::START,
+    auth::passkey::FINISH,
     auth::refresh::ENDPOINT,
     auth::logout::ENDPOINT,
     auth::logout_all::ENDPOINT,
@@ -68,6 +72,11 @@ pub static ENDPOINTS: &[Endpoint] = &[
     mfa::enroll::ENDPOINT,
     mfa::confirm::ENDPOINT,
     mfa::disable::ENDPOINT,
+    passkeys::register::START,
+    passkeys::register::FINISH,
+    passkeys::manage::LIST,
+    passkeys::manage::RENAME,
+    passkeys::manage::DELETE,
     social::authorize::ENDPOINT,
     social::authorize::FORM_POST,
     social::callback::ENDPOINT,

@@ -32,6 +32,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
         "readmodel",
         "admission",
         "social",
+        "passkeys",
         "config",
     ],
     &["core"],

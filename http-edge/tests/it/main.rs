@@ -15,6 +15,7 @@ mod hardening;
 mod layers;
 mod mfa;
 mod operations;
+mod passkeys;
 mod password;
 mod scylla;
 mod social;

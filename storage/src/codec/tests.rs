@@ -66,6 +66,24 @@ fn full_account() -> AccountState {
                 linked_at_ms: 78,
             },
         ],
+        passkeys: vec![
+            crate::model::StoredPasskey {
+                id: vec![7; 16],
+                name: "Laptop".into(),
+                created_at_ms: 80,
+                last_used_at_ms: None,
+                backed_up: false,
+                sealed: vec![11; 200],
+            },
+            crate::model::StoredPasskey {
+                id: vec![8; 64],
+                name: "Phone \u{1F4F1}".into(),
+                created_at_ms: 81,
+                last_used_at_ms: Some(0),
+                backed_up: true,
+                sealed: vec![12; 180],
+            },
+        ],
     }
 }
 
@@ -145,6 +163,7 @@ fn the_previous_version_reads_what_this_one_writes() {
 fn account_state_written_by_the_first_format_still_reads() {
     let mut old = full_account();
     old.identities.clear();
+    old.passkeys.clear();
     old.credentials_epoch = 0;
     old.device_epoch = 0;
     if let Some(t) = &mut old.totp {
@@ -215,6 +234,24 @@ fn a_user_with_account_state_round_trips() {
         decode_account(&encode_account(&only_identities)).unwrap(),
         only_identities
     );
+    // Passkeys alone.
+    let only_passkeys = AccountState {
+        passkeys: full_account().passkeys,
+        ..AccountState::default()
+    };
+    assert_eq!(
+        decode_account(&encode_account(&only_passkeys)).unwrap(),
+        only_passkeys
+    );
+    // What the version before passkeys wrote (ends after the identities)
+    // reads with none.
+    let before = AccountState {
+        passkeys: Vec::new(),
+        ..full_account()
+    };
+    let bytes = encode_account(&before);
+    assert!(encode_account(&full_account()).starts_with(&bytes));
+    assert_eq!(decode_account(&bytes).unwrap(), before);
 }
 
 #[test]

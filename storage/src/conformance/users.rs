@@ -105,6 +105,14 @@ pub async fn user_account_state_is_kept_with_the_record(b: &Backends) {
         }),
         credentials_epoch: 3,
         device_epoch: 2,
+        passkeys: vec![crate::StoredPasskey {
+            id: vec![1; 32],
+            name: "Laptop".into(),
+            created_at_ms: T0,
+            last_used_at_ms: Some(T0 + 1),
+            backed_up: true,
+            sealed: vec![2; 300],
+        }],
         ..AccountState::default()
     };
     u.version = 2;

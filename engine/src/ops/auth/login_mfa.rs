@@ -1,30 +1,45 @@
-//! [`LoginMfa`]: the second step of a login with TOTP on. Runs in the
-//! user's partition.
+//! [`LoginMfa`]: the second step of a login with TOTP on: a TOTP code, a
+//! recovery code, or a passkey assertion. Runs in the user's partition.
 
 use std::sync::Arc;
 
+use portcullis_storage::UserRecord;
+use webauthn_rs::prelude::PublicKeyCredential;
 use zeroize::Zeroizing;
 
+use super::passkey::pending_first_factor;
 use crate::core::{Core, Engine};
 use crate::error::AuthError;
+use crate::metrics as m;
 use crate::model::{ClientInfo, TokenGrant};
 use crate::ops::Operation;
+use crate::passkeys::{SecondFactor, amr, challenge_of};
 use crate::responder::{Reply, Responder};
 use crate::steps::access::with_onetime;
 use crate::steps::lockout::{clear_lockout, mfa_key, refuse_if_locked};
+use crate::steps::passkeys::{accept, parse_credential, take_ceremony};
 use crate::steps::record::{load_user, save_user};
 use crate::steps::signin::{issue_device_token, open_session};
 use crate::steps::totp::{CodeUse, apply, check, conflict_or, count_code};
-use crate::tokens::onetime::{self, Purpose};
+use crate::tokens::onetime;
 
 /// Finish a login with its second factor.
 pub struct LoginMfa {
     /// The `mfa_token` of the first step.
     pub mfa_token: Zeroizing<String>,
-    /// A current TOTP code or an unused recovery code.
-    pub code: String,
+    /// What proves the second factor.
+    pub proof: SecondFactorProof,
     /// Caller.
     pub client: ClientInfo,
+}
+
+/// The second factor presented.
+pub enum SecondFactorProof {
+    /// A current TOTP code or an unused recovery code.
+    Code(String),
+    /// A passkey assertion (`PublicKeyCredential` JSON) answering the
+    /// options of `/v1/auth/login/mfa/passkey/start`.
+    Passkey(serde_json::Value),
 }
 
 impl Operation for LoginMfa {
@@ -33,29 +48,29 @@ impl Operation for LoginMfa {
     fn submit(self, engine: &Engine, reply: Responder<TokenGrant>) {
         let LoginMfa {
             mfa_token,
-            code,
+            proof,
             client,
         } = self;
         with_onetime(
             &engine.core,
-            Purpose::MfaLogin,
+            onetime::Purpose::MfaLogin,
             &mfa_token,
             AuthError::InvalidMfa,
             reply,
-            move |c, t| run(c, t, code, client),
+            move |c, t| run(c, t, proof, client),
         );
     }
 }
 
-/// The second step: the `mfa_token` and a code open a session (`amr`: the
-/// first factor, `pwd` or `fed`, and `otp`, or `mfa` for a recovery code). The token is used up by
-/// the success; until then a mistyped code may be retried, each wrong one
-/// counting on the second-factor counter; the one that locks it also kills
-/// the token.
+/// The second step: the `mfa_token` and a code or a passkey open a session
+/// (`amr`: the first factor, `pwd` or `fed`, and `otp`, `mfa` for a
+/// recovery code, or `hwk`/`swk` for a passkey). The token is used up by
+/// the success; until then a failed proof may be retried, each counting on
+/// the second-factor counter; the one that locks it also kills the token.
 async fn run(
     core: Arc<Core>,
     token: onetime::Presented,
-    code: String,
+    proof: SecondFactorProof,
     client: ClientInfo,
 ) -> Reply<TokenGrant> {
     let current = load_user(&core, token.user_id)
@@ -68,43 +83,62 @@ async fn run(
     // While the second step is locked, every attempt is told to wait.
     refuse_if_locked(&core, &mfa_key(current.id)).await?;
     // The token's hash tells how the first step was passed.
-    let pending = current.account.mfa_login.as_ref();
-    let first = if token.matches(pending, now) {
-        "pwd"
-    } else if token
-        .as_purpose(Purpose::MfaLoginFederated)
-        .matches(pending, now)
-    {
-        "fed"
-    } else {
-        return Err(AuthError::InvalidMfa);
-    };
-    let last_chance = count_code(&core, current.id).await?;
-    let Some(used) = check(&core, &current, &state, &code)? else {
-        if last_chance {
+    let first = pending_first_factor(&token, &current, now).ok_or(AuthError::InvalidMfa)?;
+    let (updated, amr): (UserRecord, Vec<&str>) = match proof {
+        SecondFactorProof::Code(code) => {
+            let last_chance = count_code(&core, current.id).await?;
+            let Some(used) = check(&core, &current, &state, &code)? else {
+                return Err(failed(&core, &current, last_chance).await);
+            };
             let mut updated = current.clone();
+            updated.account.totp = Some(apply(&core, current.id, &state, &used)?);
             updated.account.mfa_login = None;
-            if let Err(e) = save_user(&core, &current, &mut updated, &[]).await {
-                // The lock refuses the token anyway until it has expired.
-                tracing::warn!(error = %e, "could not void the mfa_token of a locked second step");
-            }
-            tracing::warn!(user_id = %current.id, "second step locked after repeated wrong codes");
+            save_user(&core, &current, &mut updated, &[])
+                .await
+                .map_err(|e| conflict_or(e, "update_user"))?;
+            let second = match used {
+                CodeUse::Totp(_) => "otp",
+                CodeUse::Recovery(_) => "mfa",
+            };
+            (updated, vec![first, second])
         }
-        return Err(AuthError::InvalidMfa);
+        SecondFactorProof::Passkey(value) => {
+            let cred: PublicKeyCredential = parse_credential(value, "passkey_credential")?;
+            let last_chance = count_code(&core, current.id).await?;
+            let ceremony: Option<SecondFactor> =
+                match challenge_of(cred.response.client_data_json.as_ref()) {
+                    Some(challenge) => take_ceremony(&core, &challenge).await?,
+                    None => None,
+                };
+            let Some(ceremony) = ceremony.filter(|c| c.user_id == current.id.to_uuid_string())
+            else {
+                return Err(failed(&core, &current, last_chance).await);
+            };
+            let wa = &core.webauthn;
+            let asserted = match accept(
+                &core,
+                &current,
+                cred.get_credential_id(),
+                |_| wa.finish_passkey_authentication(&cred, &ceremony.state),
+                |u| u.account.mfa_login = None,
+            )
+            .await
+            {
+                Ok(a) => a,
+                Err(AuthError::InvalidPasskey) => {
+                    metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "invalid").increment(1);
+                    return Err(failed(&core, &current, last_chance).await);
+                }
+                Err(e) => return Err(e),
+            };
+            metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "second_factor").increment(1);
+            let [key, _] = amr(asserted.backup_eligible);
+            (asserted.user, vec![first, key])
+        }
     };
-    let mut updated = current.clone();
-    updated.account.totp = Some(apply(&core, current.id, &state, &used)?);
-    updated.account.mfa_login = None;
-    save_user(&core, &current, &mut updated, &[])
-        .await
-        .map_err(|e| conflict_or(e, "update_user"))?;
     clear_lockout(&core, &mfa_key(current.id)).await?;
-    let amr: &[&str] = match used {
-        CodeUse::Totp(_) => &[first, "otp"],
-        CodeUse::Recovery(_) => &[first, "mfa"],
-    };
-    let epoch = current.account.credentials_epoch;
-    let mut grant = open_session(&core, current.id, &client, amr, Some(epoch)).await?;
+    let epoch = updated.account.credentials_epoch;
+    let mut grant = open_session(&core, current.id, &client, &amr, Some(epoch)).await?;
     grant.device_token = Some(issue_device_token(
         &core,
         current.id,
@@ -112,4 +146,19 @@ async fn run(
         None,
     )?);
     Ok(grant)
+}
+
+/// A failed second factor: when it was the one that locked the step, the
+/// `mfa_token` dies with it.
+async fn failed(core: &Core, current: &UserRecord, last_chance: bool) -> AuthError {
+    if last_chance {
+        let mut updated = current.clone();
+        updated.account.mfa_login = None;
+        if let Err(e) = save_user(core, current, &mut updated, &[]).await {
+            // The lock refuses the token anyway until it has expired.
+            tracing::warn!(error = %e, "could not void the mfa_token of a locked second step");
+        }
+        tracing::warn!(user_id = %current.id, "second step locked after repeated failed attempts");
+    }
+    AuthError::InvalidMfa
 }

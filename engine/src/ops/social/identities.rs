@@ -98,8 +98,7 @@ async fn unlink(core: Arc<Core>, access: VerifiedAccess, provider: String) -> Re
         else {
             return Err(AuthError::NotFound);
         };
-        let others = current.account.identities.len() > 1;
-        if current.password_hash.is_empty() && !others {
+        if !crate::steps::passkeys::keeps_a_way_in(&current, None, Some(&provider)) {
             return Err(AuthError::LastSignInMethod);
         }
         let mut updated = current.clone();
