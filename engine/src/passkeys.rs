@@ -98,11 +98,17 @@ impl PasskeyConfig {
     }
 }
 
+/// The longest credential id kept (bytes; WebAuthn Level 3 caps them at
+/// 1023): a longer one could not be named in a path to delete it.
+pub const MAX_ID_BYTES: usize = 1023;
+
 /// A registration waiting for its `finish`, stashed under its challenge.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Registration {
     /// Whose.
     pub user_id: String,
+    /// The session that started it (base64url id): only it may finish.
+    pub session_id: String,
     /// When the challenge stops counting (Unix ms; the store forgets it then
     /// too, by its own clock).
     pub expires_at_ms: u64,

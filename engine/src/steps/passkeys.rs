@@ -110,6 +110,14 @@ pub(crate) fn open(
         .map_err(|e| AuthError::Internal(format!("decoding a passkey: {e}")))
 }
 
+/// The sign counter `passkey` last showed.
+fn counter(passkey: &Passkey) -> u64 {
+    serde_json::to_value(passkey)
+        .ok()
+        .and_then(|v| v["cred"]["counter"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Whether the authenticator says `passkey` is backed up (synced).
 pub(crate) fn backed_up(passkey: &Passkey) -> bool {
     serde_json::to_value(passkey)
@@ -169,7 +177,18 @@ pub(crate) async fn accept(
     };
     let stored = &user.account.passkeys[index];
     let mut passkey = open(core, user.id, stored)?;
-    let result = match verify(&passkey) {
+    // The counter is judged against the passkey as stored now: a ceremony
+    // may hold an older copy (a second step started before a sign-in).
+    let now_at = counter(&passkey);
+    let verified = verify(&passkey).and_then(|r| {
+        let shown = u64::from(r.counter());
+        if (shown > 0 || now_at > 0) && shown <= now_at {
+            Err(WebauthnError::CredentialPossibleCompromise)
+        } else {
+            Ok(r)
+        }
+    });
+    let result = match verified {
         Ok(r) if r.user_verified() => r,
         Ok(_) => {
             tracing::info!(user_id = %user.id, "passkey assertion without user verification");

@@ -106,7 +106,30 @@ pub(crate) fn register_start(srv: &TestServer, access: &str, password: Option<&s
         .post_json("/v1/passkeys/register/start", &body, Some(access))
 }
 
-/// Registers a passkey of `device` for the bearer (password `password-1`).
+/// Verifies the bearer's email through the mailed link (a passkey is
+/// added only to an account whose address is proved).
+pub(crate) fn verify_email(srv: &TestServer, access: &str) {
+    let me = srv.client().get("/v1/users/me", Some(access)).json();
+    if me["email_verified"] == true {
+        return;
+    }
+    let email = s(&me["email"]).to_owned();
+    let r = srv
+        .client()
+        .post_empty("/v1/email/verification", Some(access));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let mail = srv.mail_containing(&email, "token=pcv_", &mut Vec::new());
+    let token = crate::support::token_in(&mail, "pcv_");
+    let r = srv.client().post_json(
+        "/v1/email/verification/confirm",
+        &json!({ "token": token }),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Registers a passkey of `device` for the bearer (password `password-1`;
+/// the email is verified first).
 pub(crate) fn add_passkey(
     srv: &TestServer,
     device: &mut Device,
@@ -124,6 +147,7 @@ pub(crate) fn add_passkey_at(
     name: &str,
     origin: &str,
 ) -> Value {
+    verify_email(srv, access);
     let r = register_start(srv, access, Some("password-1"));
     assert_eq!(r.status, 200, "{}", r.text());
     let cred = device.create(origin, &r.json(), |_| {});
@@ -363,6 +387,56 @@ fn a_passkey_is_a_second_factor(stores: Stores) {
         None,
     );
     r.problem(401, "invalid_mfa");
+
+    // A second step started before a sign-in holds the passkey as it was:
+    // an answer whose counter the sign-in has passed since (a copy of the
+    // authenticator answering late) is still refused.
+    let mfa = mfa_token(&srv, email);
+    let r = srv.client().post_json(
+        "/v1/auth/login/mfa/passkey/start",
+        &json!({"mfa_token": mfa}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stale_options = r.json();
+    let signin = signin_start(&srv);
+    let stale = device.get(ORIGIN, &stale_options, 0, |_| {});
+    let fresh = device.get(ORIGIN, &signin, 0, |_| {});
+    assert_eq!(signin_finish(&srv, &signin, &fresh).status, 200);
+    let r = srv.client().post_json(
+        "/v1/auth/login/mfa",
+        &json!({"mfa_token": mfa, "passkey_credential": stale}),
+        None,
+    );
+    r.problem(401, "invalid_mfa");
+
+    // Each start keeps a ceremony: bounded per account.
+    let limited = (0..12).find_map(|_| {
+        let r = srv.client().post_json(
+            "/v1/auth/login/mfa/passkey/start",
+            &json!({"mfa_token": mfa}),
+            None,
+        );
+        (r.status != 200).then_some(r)
+    });
+    limited
+        .expect("the per-account limit answers within 12 starts")
+        .problem(429, "too_many_requests");
+}
+
+#[test]
+fn an_unverified_address_gets_no_passkey() {
+    // Pre-account hijacking: someone registers the victim's address with a
+    // password of their own and adds their authenticator; the victim's
+    // password reset later would not remove it. Refused until the mailbox
+    // is proved.
+    let srv = TestServer::start();
+    let reg = srv.register("pk-unverified@example.com", "password-1");
+    let access = s(&reg["access_token"]).to_owned();
+    register_start(&srv, &access, Some("password-1")).problem(403, "email_not_verified");
+    // A registration started before... cannot be, and once verified it works.
+    let mut device = Device::new();
+    add_passkey(&srv, &mut device, &access, "Laptop");
 }
 
 #[test]
@@ -506,6 +580,16 @@ fn attacks_on_the_ceremonies_are_refused(stores: Stores) {
     let mut cred = evil.get(ORIGIN, &o, 0, |_| {});
     cred["response"]["userHandle"] = json!(URL_SAFE_NO_PAD.encode(&victim_handle));
     signin_finish(&srv, &o, &cred).problem(401, "invalid_passkey");
+    // Nor does a registration started by one session finish on another
+    // session of the same account (a stolen token that saw the challenge).
+    let other_session = srv.login(email, "password-1").json();
+    let cred = device.create(ORIGIN, &reg_options(), |_| {});
+    let r = srv.client().post_json(
+        "/v1/passkeys/register/finish",
+        &json!({"credential": cred}),
+        Some(s(&other_session["access_token"])),
+    );
+    r.problem(400, "invalid_passkey");
     // Nor does a registration started by one account finish on another.
     let cred = device.create(ORIGIN, &reg_options(), |_| {});
     let r = srv.client().post_json(
@@ -585,6 +669,8 @@ fn passkeys_work_in_headless_chromium_with_a_virtual_authenticator() {
         .canonicalize()
         .unwrap();
     let email = "browser-passkey@example.com";
+    let reg = srv.register(email, "correct horse battery staple");
+    verify_email(&srv, s(&reg["access_token"]));
     let report = crate::support::run_browser_script(
         "passkeys.mjs",
         &[

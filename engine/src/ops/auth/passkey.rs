@@ -229,6 +229,10 @@ async fn mfa_start(core: Arc<Core>, token: onetime::Presented) -> Reply<PasskeyO
     if pending_first_factor(&token, &user, core.now_ms()).is_none() {
         return Err(AuthError::InvalidMfa);
     }
+    // Each start keeps a ceremony (the account's credentials) for five
+    // minutes: bounded per account, across pods.
+    crate::steps::limits::account_limit(&core, "passkey_mfa", user.id, core.cfg.account_rate_limit)
+        .await?;
     let mut passkeys = Vec::with_capacity(user.account.passkeys.len());
     for p in &user.account.passkeys {
         passkeys.push(crate::steps::passkeys::open(&core, user.id, p)?);

@@ -16,7 +16,7 @@ use crate::error::AuthError;
 use crate::hashpool::HashSlot;
 use crate::model::{Bearer, ClientInfo};
 use crate::ops::Operation;
-use crate::passkeys::{MAX_PER_ACCOUNT, Registration, challenge_of};
+use crate::passkeys::{MAX_ID_BYTES, MAX_PER_ACCOUNT, Registration, challenge_of};
 use crate::responder::{Reply, Responder};
 use crate::steps::access::authed;
 use crate::steps::limits::{account_limit, shared_rate_limit};
@@ -88,6 +88,12 @@ async fn start(
     )
     .await?;
     let user = load_user(&core, access.user_id).await?;
+    // Whoever registered an address they do not own cannot attach their
+    // own authenticator to it before the owner proves the mailbox (the
+    // owner's password reset would not remove it).
+    if !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
     match password {
         Some(p) => reverify_password(&core, &user, p, access.session_id, slot).await?,
         None if user.password_hash.is_empty() => {
@@ -140,6 +146,7 @@ async fn start(
         .to_owned();
     let ceremony = Registration {
         user_id: user.id.to_uuid_string(),
+        session_id: access.session_id.to_b64(),
         expires_at_ms: deadline(&core),
         state,
     };
@@ -187,8 +194,10 @@ async fn finish(
     let ceremony: Registration = take_ceremony(&core, &challenge)
         .await?
         .ok_or(AuthError::InvalidPasskeyRegistration)?;
-    if ceremony.user_id != access.user_id.to_uuid_string() {
-        tracing::warn!(user_id = %access.user_id, "passkey registration finished by another account than started it");
+    if ceremony.user_id != access.user_id.to_uuid_string()
+        || ceremony.session_id != access.session_id.to_b64()
+    {
+        tracing::warn!(user_id = %access.user_id, "passkey registration finished by another session than started it");
         return Err(AuthError::InvalidPasskeyRegistration);
     }
     let passkey = core
@@ -199,8 +208,14 @@ async fn finish(
             AuthError::InvalidPasskeyRegistration
         })?;
     let id: Vec<u8> = passkey.cred_id().to_vec();
+    if id.len() > MAX_ID_BYTES {
+        return Err(AuthError::InvalidPasskeyRegistration);
+    }
     for _ in 0..3 {
         let current = load_user(&core, access.user_id).await?;
+        if !current.email_verified {
+            return Err(AuthError::EmailNotVerified);
+        }
         if current.account.passkeys.iter().any(|p| p.id == id) {
             return Err(AuthError::InvalidPasskeyRegistration);
         }

@@ -158,7 +158,7 @@ impl MfaPasskeyStartRequest {
         (status = 200, description = "`{publicKey: PublicKeyCredentialRequestOptions}` (binary fields base64url)", body = Object),
         (status = 400, description = "`invalid_request` (the account has no passkey)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid or expired `mfa_token` (`invalid_mfa`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The second step is locked (`too_many_attempts`), or `rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The second step is locked (`too_many_attempts`), the per-account limit (`too_many_requests`), or `rate_limited`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]

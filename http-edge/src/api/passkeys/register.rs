@@ -63,7 +63,9 @@ impl RegisterStartRequest {
 /// Start registering a passkey: the options for the browser's
 /// `navigator.credentials.create()` (a discoverable credential preferred,
 /// user verification required, attestation `none`; the account's passkeys
-/// excluded). The challenge answers once, within 5 minutes, on any pod.
+/// excluded). Only for an account whose email is verified. The challenge
+/// answers once, within 5 minutes, on any pod, to the session that started
+/// it.
 #[utoipa::path(
     post, path = "/v1/passkeys/register/start", tag = "passkeys", security(("bearer" = [])),
     request_body = RegisterStartRequest,
@@ -71,6 +73,7 @@ impl RegisterStartRequest {
         (status = 200, description = "`{publicKey: PublicKeyCredentialCreationOptions}` (binary fields base64url)", body = Object),
         (status = 400, description = "`invalid_request` (no password where one is needed; 20 passkeys already)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`missing_token`, `invalid_token`, a wrong password (`invalid_credentials`), or a passwordless account's sign-in too old (`reauthentication_required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account's email is not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`, `too_many_requests`, or the session's password re-entries locked (`too_many_attempts`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`", body = Problem, content_type = "application/problem+json"),
     )
@@ -120,7 +123,7 @@ impl RegisterFinishRequest {
     request_body = RegisterFinishRequest,
     responses(
         (status = 201, description = "Registered", body = RegisteredPasskey),
-        (status = 400, description = "The credential was refused, or its challenge is unknown, used or expired (`invalid_passkey`); or `invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The credential was refused, or its challenge is unknown, used, expired or another session's (`invalid_passkey`); or `invalid_request`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`missing_token` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `unavailable`", body = Problem, content_type = "application/problem+json"),
