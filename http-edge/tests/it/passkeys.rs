@@ -5,7 +5,8 @@
 //! wrong RP ID, a replayed or expired challenge, another user's
 //! credential, a cloned authenticator, no user verification), each refused
 //! with a stable problem code. On every store: the embedded one, a Redis
-//! Cluster token store, and users in Apache Cassandra.
+//! Cluster token store, and users in Apache Cassandra; and across two pods.
+//! The example page runs in headless Chromium with a virtual authenticator.
 
 use std::time::Duration;
 
@@ -720,4 +721,59 @@ fn passkeys_work_in_headless_chromium_with_a_virtual_authenticator() {
     // And the server agrees the passkey is gone.
     let r = srv.login(email, "correct horse battery staple");
     assert_eq!(r.json()["mfa_required"], true);
+}
+
+#[test]
+fn a_ceremony_started_on_one_pod_finishes_on_another() {
+    use portcullis_storage::embedded::EmbeddedStore;
+    use portcullis_storage::redis::fixture::RedisCluster;
+    // Two pods: one Redis Cluster token store, one user store, one data key.
+    let cluster = RedisCluster::shared();
+    let prefix = RedisCluster::unique_prefix("passkeys");
+    let dir = tempfile::tempdir().unwrap();
+    let users = std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let pod = |users: std::sync::Arc<EmbeddedStore>| {
+        TestServer::pod(
+            users,
+            portcullis_engine::TokenStoreConfig::RedisCluster(cluster.config(&prefix)),
+            |e, _| {
+                e.account.data_key = Some(portcullis_engine::config::Secret::new(
+                    crate::support::TEST_DATA_KEY,
+                ));
+            },
+        )
+    };
+    let (a, b) = (pod(users.clone()), pod(users));
+    let email = "pk-pods@example.com";
+    let reg = a.register(email, "password-1");
+    let access = s(&reg["access_token"]).to_owned();
+    verify_email(&a, &access);
+    let mut device = Device::new();
+
+    // Registration: started on a, finished on b.
+    let r = register_start(&a, &access, Some("password-1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cred = device.create(ORIGIN, &r.json(), |_| {});
+    let r = b.client().post_json(
+        "/v1/passkeys/register/finish",
+        &json!({"name": "Roaming", "credential": cred}),
+        Some(&access),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // And not a second time on a.
+    let r = a.client().post_json(
+        "/v1/passkeys/register/finish",
+        &json!({"credential": cred}),
+        Some(&access),
+    );
+    r.problem(400, "invalid_passkey");
+
+    // Sign-in: started on b, finished on a; replayed on b, refused.
+    let o = signin_start(&b);
+    let cred = device.get(ORIGIN, &o, 0, |_| {});
+    let r = signin_finish(&a, &o, &cred);
+    assert_eq!(r.status, 200, "{}", r.text());
+    signin_finish(&b, &o, &cred).problem(401, "invalid_passkey");
+    // Both pods see the use.
+    assert!(passkeys(&b, &access)[0]["last_used_at"].is_string());
 }
