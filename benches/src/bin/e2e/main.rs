@@ -8,6 +8,10 @@
 //! during the same run. A second server with a deliberately cheap hash shows
 //! the engine's own cost per login, which the OWASP hash would hide.
 //!
+//! The `passkey` phase (`--phases passkey`, not run by default) signs in
+//! with passkeys (a software authenticator in this process answers) and
+//! reports the server's CPU per sign-in (its start and finish requests).
+//!
 //! The `scylla` phase (`--phases scylla`, not run by default: it needs
 //! Java 17 and Maven for the storage crate's Cassandra fixture, and about a
 //! minute more) puts the users in a real CQL database, one Apache Cassandra
@@ -53,7 +57,7 @@ use measure::{raw_verify_cpu, reference_sign, reference_wakeup, server_hash_cpu}
 use run::{Outcome, print, run, run_with};
 use scylla::scylla_phase;
 use server::Server;
-use steps::{login_step, me_step, refresh_step, seed};
+use steps::{enroll_passkeys, login_step, me_step, passkey_step, refresh_step, seed};
 
 const OWASP: &str = "argon2id:m=19456,t=2,p=1";
 
@@ -72,11 +76,11 @@ fn main() -> Result<()> {
             "--phases" => {
                 phases = args
                     .next()
-                    .context("--phases login,refresh,me,cheap,overload,redis,scylla")?
+                    .context("--phases login,refresh,me,cheap,overload,redis,scylla,passkey")?
             }
             "--scylla-ops" => scylla_ops = args.next().context("--scylla-ops N")?.parse()?,
             other => bail!(
-                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,overload,redis,scylla, --scylla-ops N)"
+                "unknown argument {other} (use --secs N, --concurrency N, --phases login,refresh,me,cheap,overload,redis,scylla,passkey, --scylla-ops N)"
             ),
         }
     }
@@ -213,6 +217,29 @@ fn main() -> Result<()> {
                 me.cpu_us_per_op()
             ));
         }
+    }
+
+    // Passkey sign-in (discoverable, no email typed): start and finish, two
+    // requests per operation, answered by a software authenticator in this
+    // process. Setting the passkeys up verifies each user's email first.
+    if want("passkey") {
+        let srv = Server::start(&bin, CHEAP, &[("PORTCULLIS_HASH_QUEUE", "256")])?;
+        let mut users = seed(&srv, concurrency.max(4), "passkey");
+        enroll_passkeys(&srv, &mut users);
+        let o = run(
+            "passkey sign-in (start + finish)",
+            &srv,
+            &mut users,
+            secs,
+            passkey_step,
+        );
+        print(&o);
+        summary.push(format!(
+            "passkey sign-in: {:.1} server CPU µs/op (two requests: start, finish), {:.0} ops/s",
+            o.cpu_us_per_op(),
+            o.ok as f64 / o.secs
+        ));
+        drop(srv);
     }
 
     // Cheap hashing: the engine's own cost per login becomes visible.

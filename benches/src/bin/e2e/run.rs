@@ -17,6 +17,8 @@ pub(crate) struct User {
     pub(crate) password: String,
     pub(crate) access: String,
     pub(crate) refresh: String,
+    /// The user's passkey, once the passkey phase has registered one.
+    pub(crate) passkey: Option<std::sync::Arc<std::sync::Mutex<crate::steps::Device>>>,
 }
 
 pub(crate) struct Outcome {
