@@ -109,9 +109,6 @@ pub(crate) struct Registration {
     pub user_id: String,
     /// The session that started it (base64url id): only it may finish.
     pub session_id: String,
-    /// When the challenge stops counting (Unix ms; the store forgets it then
-    /// too, by its own clock).
-    pub expires_at_ms: u64,
     /// `webauthn-rs`'s state.
     pub state: PasskeyRegistration,
 }
@@ -119,8 +116,6 @@ pub(crate) struct Registration {
 /// A sign-in with a discoverable credential waiting for its `finish`.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SignIn {
-    /// When the challenge stops counting (Unix ms).
-    pub expires_at_ms: u64,
     /// `webauthn-rs`'s state.
     pub state: DiscoverableAuthentication,
 }
@@ -130,8 +125,6 @@ pub(crate) struct SignIn {
 pub(crate) struct SecondFactor {
     /// Whose.
     pub user_id: String,
-    /// When the challenge stops counting (Unix ms).
-    pub expires_at_ms: u64,
     /// `webauthn-rs`'s state (the account's credentials are allowed).
     pub state: PasskeyAuthentication,
 }

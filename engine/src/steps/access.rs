@@ -16,6 +16,20 @@ use crate::shard::PartitionKey;
 use crate::tokens::VerifiedAccess;
 use crate::tokens::onetime::{self, Presented, Purpose};
 
+/// How recent a sign-in stands in for the password where a credential
+/// changes without it (an account that has none; a passkey session adding
+/// a passkey).
+pub(crate) const FRESH_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether the bearer's session signed in within [`FRESH_SIGN_IN`] (its
+/// `auth_time`, which refreshes keep).
+pub(crate) fn signed_in_recently(core: &Core, access: &VerifiedAccess) -> bool {
+    access
+        .claims
+        .auth_time
+        .is_some_and(|t| core.now_ms() / 1000 <= t.saturating_add(FRESH_SIGN_IN.as_secs()))
+}
+
 /// The error for a bearer token that did not verify: with no signing key
 /// loaded yet (the token store has not answered since start-up) nothing can
 /// be told about it, so 503, not a 401 that would sign a client out.

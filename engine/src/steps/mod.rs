@@ -16,4 +16,5 @@ pub(crate) mod record;
 pub(crate) mod sessions;
 pub(crate) mod signin;
 pub(crate) mod social;
+pub(crate) mod stash;
 pub(crate) mod totp;

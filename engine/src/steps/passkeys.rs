@@ -14,44 +14,29 @@ use crate::metrics as m;
 use crate::passkeys::{CHALLENGE_TTL, sealing_owner};
 use crate::steps::outbox::notice;
 use crate::steps::record::save_user;
-use crate::steps::social::{stash, take};
+use crate::steps::stash::{stash, take};
 
-/// A stashed ceremony: it knows when it stops counting.
+/// A ceremony kept between its start and its finish, under its own
+/// purpose in the stash.
 pub(crate) trait Ceremony: Serialize + DeserializeOwned {
     /// The token-store purpose it is stashed under.
     const PURPOSE: &'static str;
-    /// When it stops counting (Unix ms).
-    fn expires_at_ms(&self) -> u64;
 }
 
 impl Ceremony for crate::passkeys::Registration {
     const PURPOSE: &'static str = "passkey-register";
-    fn expires_at_ms(&self) -> u64 {
-        self.expires_at_ms
-    }
 }
 
 impl Ceremony for crate::passkeys::SignIn {
     const PURPOSE: &'static str = "passkey-signin";
-    fn expires_at_ms(&self) -> u64 {
-        self.expires_at_ms
-    }
 }
 
 impl Ceremony for crate::passkeys::SecondFactor {
     const PURPOSE: &'static str = "passkey-mfa";
-    fn expires_at_ms(&self) -> u64 {
-        self.expires_at_ms
-    }
 }
 
-/// When a ceremony started now stops counting.
-pub(crate) fn deadline(core: &Core) -> u64 {
-    core.now_ms()
-        .saturating_add(crate::clock::ms(CHALLENGE_TTL))
-}
-
-/// Stashes `ceremony` under `key` (its challenge, or a challenge id).
+/// Stashes `ceremony` under `key` (its challenge, or a challenge id) for
+/// [`CHALLENGE_TTL`].
 pub(crate) async fn keep<C: Ceremony>(
     core: &Core,
     key: &str,
@@ -60,14 +45,12 @@ pub(crate) async fn keep<C: Ceremony>(
     stash(core, C::PURPOSE, key, ceremony, CHALLENGE_TTL).await
 }
 
-/// Takes (once) the ceremony stashed under `key`, if it is still counting
-/// by the engine's clock (the store forgets it by its own clock too).
+/// Takes (once) the ceremony stashed under `key`, if it is still counting.
 pub(crate) async fn take_ceremony<C: Ceremony>(
     core: &Core,
     key: &str,
 ) -> Result<Option<C>, AuthError> {
-    let found: Option<C> = take(core, C::PURPOSE, key).await?;
-    Ok(found.filter(|c| core.now_ms() < c.expires_at_ms()))
+    take(core, C::PURPOSE, key).await
 }
 
 /// Reads a credential the client sent (`field` names it in the error).
@@ -95,35 +78,55 @@ pub(crate) fn seal(core: &Core, user: UserId, passkey: &Passkey) -> Result<Vec<u
         .map_err(|e| AuthError::Internal(format!("sealing a passkey: {e}")))
 }
 
+/// The parts of a serialized `Passkey` its type does not expose.
+#[derive(serde::Deserialize, Default)]
+struct Serialized {
+    cred: CredState,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct CredState {
+    counter: u32,
+    backup_state: bool,
+}
+
+fn decode(plain: &[u8]) -> Result<(Passkey, CredState), AuthError> {
+    let bad = |e: serde_json::Error| AuthError::Internal(format!("decoding a passkey: {e}"));
+    let passkey = serde_json::from_slice(plain).map_err(bad)?;
+    let Serialized { cred } = serde_json::from_slice(plain).map_err(bad)?;
+    Ok((passkey, cred))
+}
+
+fn open_state(
+    core: &Core,
+    user: UserId,
+    stored: &StoredPasskey,
+) -> Result<(Passkey, CredState), AuthError> {
+    let plain = core
+        .mailer
+        .keys
+        .open(&stored.sealed, &sealing_owner(&user))
+        .map_err(|e| AuthError::Internal(format!("opening a passkey: {e}")))?;
+    decode(&plain)
+}
+
 /// Opens the credential of `stored`, one of `user`'s passkeys.
 pub(crate) fn open(
     core: &Core,
     user: UserId,
     stored: &StoredPasskey,
 ) -> Result<Passkey, AuthError> {
-    let plain = core
-        .mailer
-        .keys
-        .open(&stored.sealed, &sealing_owner(&user))
-        .map_err(|e| AuthError::Internal(format!("opening a passkey: {e}")))?;
-    serde_json::from_slice(&plain)
-        .map_err(|e| AuthError::Internal(format!("decoding a passkey: {e}")))
-}
-
-/// The sign counter `passkey` last showed.
-fn counter(passkey: &Passkey) -> u64 {
-    serde_json::to_value(passkey)
-        .ok()
-        .and_then(|v| v["cred"]["counter"].as_u64())
-        .unwrap_or(0)
+    open_state(core, user, stored).map(|(p, _)| p)
 }
 
 /// Whether the authenticator says `passkey` is backed up (synced).
 pub(crate) fn backed_up(passkey: &Passkey) -> bool {
-    serde_json::to_value(passkey)
+    serde_json::to_vec(passkey)
         .ok()
-        .and_then(|v| v["cred"]["backup_state"].as_bool())
-        .unwrap_or(false)
+        .and_then(|v| serde_json::from_slice::<Serialized>(&v).ok())
+        .unwrap_or_default()
+        .cred
+        .backup_state
 }
 
 /// Whether the account keeps a way to sign in without the passkeys and
@@ -147,6 +150,46 @@ pub(crate) fn keeps_a_way_in(
             .any(|p| Some(p.id.as_slice()) != without_passkey)
 }
 
+/// Why a passkey sign-in or second step failed. The client is told
+/// `invalid_passkey` (or `invalid_mfa`) for both refusals; the metric
+/// `portcullis_engine_passkey_signins_total` counts each once, under its
+/// own result.
+pub(crate) enum Refusal {
+    /// Unknown, used or expired challenge; a credential not on the account;
+    /// a refused assertion.
+    Invalid,
+    /// A sign counter that did not grow: a possibly copied authenticator.
+    Cloned,
+    /// Not a refusal: a store or other failure.
+    Failed(AuthError),
+}
+
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Refusal {
+        Refusal::Failed(e)
+    }
+}
+
+impl Refusal {
+    /// Counts it (`invalid`, `cloned` or `error`).
+    pub(crate) fn count(&self) {
+        let result = match self {
+            Refusal::Invalid => "invalid",
+            Refusal::Cloned => "cloned",
+            Refusal::Failed(_) => "error",
+        };
+        metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => result).increment(1);
+    }
+
+    /// The error the client is given: `refused` for a refusal.
+    pub(crate) fn into_error(self, refused: AuthError) -> AuthError {
+        match self {
+            Refusal::Invalid | Refusal::Cloned => refused,
+            Refusal::Failed(e) => e,
+        }
+    }
+}
+
 /// What an assertion proved.
 pub(crate) struct Asserted {
     /// The record with the passkey's new counter, flags and last use
@@ -160,28 +203,27 @@ pub(crate) struct Asserted {
 /// Checks an assertion made with `user`'s passkey `cred_id` through
 /// `verify` (which is `webauthn-rs`'s), then records the use in one write
 /// with `also`'s changes: the new sign counter and backup flags, the time,
-/// and a notice to the owner. A
-/// credential not on the account, or a refused assertion, is
-/// `invalid_passkey`; a counter that went backwards is reported (log,
-/// metric, notice) as a possibly cloned authenticator.
+/// and a notice to the owner. A credential not on the account, or a
+/// refused assertion, is [`Refusal::Invalid`]; a counter that went
+/// backwards is [`Refusal::Cloned`], logged and mailed to the owner.
 pub(crate) async fn accept(
     core: &Core,
     user: &UserRecord,
     cred_id: &[u8],
     verify: impl FnOnce(&Passkey) -> Result<AuthenticationResult, WebauthnError>,
     also: impl FnOnce(&mut UserRecord),
-) -> Result<Asserted, AuthError> {
+) -> Result<Asserted, Refusal> {
     let Some(index) = user.account.passkeys.iter().position(|p| p.id == cred_id) else {
         tracing::info!(user_id = %user.id, "passkey assertion with a credential not on the account");
-        return Err(AuthError::InvalidPasskey);
+        return Err(Refusal::Invalid);
     };
     let stored = &user.account.passkeys[index];
-    let mut passkey = open(core, user.id, stored)?;
+    let (mut passkey, state) = open_state(core, user.id, stored)?;
     // The counter is judged against the passkey as stored now: a ceremony
     // may hold an older copy (a second step started before a sign-in).
-    let now_at = counter(&passkey);
+    let now_at = state.counter;
     let verified = verify(&passkey).and_then(|r| {
-        let shown = u64::from(r.counter());
+        let shown = r.counter();
         if (shown > 0 || now_at > 0) && shown <= now_at {
             Err(WebauthnError::CredentialPossibleCompromise)
         } else {
@@ -192,10 +234,9 @@ pub(crate) async fn accept(
         Ok(r) if r.user_verified() => r,
         Ok(_) => {
             tracing::info!(user_id = %user.id, "passkey assertion without user verification");
-            return Err(AuthError::InvalidPasskey);
+            return Err(Refusal::Invalid);
         }
         Err(WebauthnError::CredentialPossibleCompromise) => {
-            metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "cloned").increment(1);
             tracing::warn!(
                 user_id = %user.id,
                 passkey = %crate::passkeys::id_text(&stored.id),
@@ -214,11 +255,11 @@ pub(crate) async fn accept(
                     tracing::warn!(user_id = %user.id, error = %e, "could not mail the cloned-passkey notice")
                 }
             }
-            return Err(AuthError::InvalidPasskey);
+            return Err(Refusal::Cloned);
         }
         Err(e) => {
             tracing::info!(user_id = %user.id, error = %e, "passkey assertion refused");
-            return Err(AuthError::InvalidPasskey);
+            return Err(Refusal::Invalid);
         }
     };
     passkey.update_credential(&result);

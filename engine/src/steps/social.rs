@@ -1,5 +1,4 @@
-//! Social sign-in steps: the stashed, sealed flow state; the client's PKCE
-//! check; and the account an identity signs in to (found by (provider,
+//! Social sign-in steps: the client's PKCE check, and the account an identity signs in to (found by (provider,
 //! subject), linked on a verified email on both sides, or created).
 
 use std::sync::Arc;
@@ -8,9 +7,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_storage::{LinkedIdentity, StoreError, UserId, UserRecord};
-use ring::rand::SecureRandom;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::core::Core;
 use crate::error::AuthError;
@@ -23,16 +19,6 @@ const STALE_CLAIM_MS: u64 = 60_000;
 /// identity (another pod creating the account) to finish.
 const CONCURRENT_WAIT: Duration = Duration::from_millis(100);
 const CONCURRENT_TRIES: usize = 30;
-
-/// 32 random bytes, base64url.
-pub(crate) fn random_secret(core: &Core) -> Result<String, AuthError> {
-    let mut b = [0u8; 32];
-    core.token_svc
-        .rng()
-        .fill(&mut b)
-        .map_err(|_| AuthError::Internal("system random generator failed".into()))?;
-    Ok(URL_SAFE_NO_PAD.encode(b))
-}
 
 /// SHA-256, base64url: a PKCE S256 challenge of `verifier`, or the stored
 /// form of a cookie.
@@ -52,105 +38,6 @@ pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
     let expected = s256(verifier);
     well_formed && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), challenge.as_bytes()).into()
-}
-
-/// The token-store key of a flow secret: a digest, so a leaked store holds
-/// nothing a client could present.
-fn stash_key(purpose: &str, secret: &str) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"portcullis-stash:");
-    ctx.update(purpose.as_bytes());
-    ctx.update(b":");
-    ctx.update(secret.as_bytes());
-    let mut k = [0u8; 32];
-    k.copy_from_slice(ctx.finish().as_ref());
-    k
-}
-
-/// Seals `value` and stashes it under `secret` for `ttl`.
-pub(crate) async fn stash<T: Serialize>(
-    core: &Core,
-    purpose: &'static str,
-    secret: &str,
-    value: &T,
-    ttl: Duration,
-) -> Result<(), AuthError> {
-    let plain = serde_json::to_vec(value)
-        .map_err(|e| AuthError::Internal(format!("encoding {purpose} state: {e}")))?;
-    let sealed = core
-        .mailer
-        .keys
-        .seal(&plain, purpose.as_bytes())
-        .map_err(|e| AuthError::Internal(format!("sealing {purpose} state: {e}")))?;
-    let now = core.now_ms();
-    let stored = core
-        .token_op(
-            "stash",
-            core.tokens.stash(
-                &stash_key(purpose, secret),
-                &sealed,
-                now,
-                now.saturating_add(crate::clock::ms(ttl)),
-            ),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("stash", e))?;
-    if stored {
-        Ok(())
-    } else {
-        // 256 random bits collided: only a broken generator does that.
-        Err(AuthError::Internal(format!(
-            "{purpose} secret already in use"
-        )))
-    }
-}
-
-/// Takes (once) what [`stash`] kept under `secret`.
-pub(crate) async fn take<T: DeserializeOwned>(
-    core: &Core,
-    purpose: &'static str,
-    secret: &str,
-) -> Result<Option<T>, AuthError> {
-    if secret.is_empty() || secret.len() > 256 {
-        return Ok(None);
-    }
-    let sealed = core
-        .token_op(
-            "take_stashed",
-            core.tokens
-                .take_stashed(&stash_key(purpose, secret), core.now_ms()),
-        )
-        .await
-        .map_err(|e| AuthError::from_store("take_stashed", e))?;
-    let Some(sealed) = sealed else {
-        return Ok(None);
-    };
-    let plain = core
-        .mailer
-        .keys
-        .open(&sealed, purpose.as_bytes())
-        .map_err(|e| AuthError::Internal(format!("opening {purpose} state: {e}")))?;
-    serde_json::from_slice(&plain)
-        .map(Some)
-        .map_err(|e| AuthError::Internal(format!("decoding {purpose} state: {e}")))
-}
-
-/// Marks `secret` used until `until_ms`; `false` when it was used already
-/// (an ID token presented twice).
-pub(crate) async fn use_once(
-    core: &Core,
-    purpose: &'static str,
-    secret: &str,
-    until_ms: u64,
-) -> Result<bool, AuthError> {
-    let now = core.now_ms();
-    core.token_op(
-        "stash",
-        core.tokens
-            .stash(&stash_key(purpose, secret), &[], now, until_ms.max(now + 1)),
-    )
-    .await
-    .map_err(|e| AuthError::from_store("stash", e))
 }
 
 fn lists(user: &UserRecord, provider: &str, subject: &str) -> bool {

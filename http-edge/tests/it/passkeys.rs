@@ -161,6 +161,15 @@ pub(crate) fn add_passkey_at(
     r.json()
 }
 
+/// `POST /v1/auth/login/mfa/passkey/start` for a login's `mfa_token`.
+fn mfa_passkey_start(srv: &TestServer, mfa_token: &str) -> Resp {
+    srv.client().post_json(
+        "/v1/auth/login/mfa/passkey/start",
+        &json!({ "mfa_token": mfa_token }),
+        None,
+    )
+}
+
 pub(crate) fn signin_start(srv: &TestServer) -> Value {
     let r = srv
         .client()
@@ -325,11 +334,7 @@ fn a_passkey_is_a_second_factor(stores: Stores) {
 
     // Password, then the passkey in place of a code.
     let mfa = mfa_token(&srv, email);
-    let r = srv.client().post_json(
-        "/v1/auth/login/mfa/passkey/start",
-        &json!({"mfa_token": mfa}),
-        None,
-    );
+    let r = mfa_passkey_start(&srv, &mfa);
     assert_eq!(r.status, 200, "{}", r.text());
     let options = r.json();
     let allowed = options["publicKey"]["allowCredentials"].as_array().unwrap();
@@ -376,11 +381,7 @@ fn a_passkey_is_a_second_factor(stores: Stores) {
     add_passkey(&srv, &mut other_device, &other_access, "Other");
     let mine = mfa_token(&srv, email);
     let theirs = mfa_token(&srv, other);
-    let r = srv.client().post_json(
-        "/v1/auth/login/mfa/passkey/start",
-        &json!({"mfa_token": theirs}),
-        None,
-    );
+    let r = mfa_passkey_start(&srv, &theirs);
     let their_cred = other_device.get(ORIGIN, &r.json(), 0, |_| {});
     let r = srv.client().post_json(
         "/v1/auth/login/mfa",
@@ -393,11 +394,7 @@ fn a_passkey_is_a_second_factor(stores: Stores) {
     // an answer whose counter the sign-in has passed since (a copy of the
     // authenticator answering late) is still refused.
     let mfa = mfa_token(&srv, email);
-    let r = srv.client().post_json(
-        "/v1/auth/login/mfa/passkey/start",
-        &json!({"mfa_token": mfa}),
-        None,
-    );
+    let r = mfa_passkey_start(&srv, &mfa);
     assert_eq!(r.status, 200, "{}", r.text());
     let stale_options = r.json();
     let signin = signin_start(&srv);
@@ -413,11 +410,7 @@ fn a_passkey_is_a_second_factor(stores: Stores) {
 
     // Each start keeps a ceremony: bounded per account.
     let limited = (0..12).find_map(|_| {
-        let r = srv.client().post_json(
-            "/v1/auth/login/mfa/passkey/start",
-            &json!({"mfa_token": mfa}),
-            None,
-        );
+        let r = mfa_passkey_start(&srv, &mfa);
         (r.status != 200).then_some(r)
     });
     limited
@@ -435,9 +428,11 @@ fn an_unverified_address_gets_no_passkey() {
     let reg = srv.register("pk-unverified@example.com", "password-1");
     let access = s(&reg["access_token"]).to_owned();
     register_start(&srv, &access, Some("password-1")).problem(403, "email_not_verified");
-    // A registration started before... cannot be, and once verified it works.
+    assert!(passkeys(&srv, &access).is_empty());
+    // Once the owner has proved the mailbox, it works.
     let mut device = Device::new();
     add_passkey(&srv, &mut device, &access, "Laptop");
+    assert_eq!(passkeys(&srv, &access).len(), 1);
 }
 
 #[test]
@@ -646,6 +641,10 @@ fn attacks_on_the_ceremonies_are_refused(stores: Stores) {
         None,
     );
     r.problem(400, "invalid_request");
+    // Of all the registrations above, the two accepted ones were kept
+    // (the first, and the one whose replay was refused): nothing refused
+    // left a passkey behind.
+    assert_eq!(passkeys(&srv, &access).len(), 2);
 }
 
 on_every_store!(

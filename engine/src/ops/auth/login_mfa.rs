@@ -17,7 +17,7 @@ use crate::passkeys::{SecondFactor, amr, challenge_of};
 use crate::responder::{Reply, Responder};
 use crate::steps::access::with_onetime;
 use crate::steps::lockout::{clear_lockout, mfa_key, refuse_if_locked};
-use crate::steps::passkeys::{accept, parse_credential, take_ceremony};
+use crate::steps::passkeys::{Refusal, accept, parse_credential, take_ceremony};
 use crate::steps::record::{load_user, save_user};
 use crate::steps::signin::{issue_device_token, open_session};
 use crate::steps::totp::{CodeUse, apply, check, conflict_or, count_code};
@@ -112,6 +112,7 @@ async fn run(
                 };
             let Some(ceremony) = ceremony.filter(|c| c.user_id == current.id.to_uuid_string())
             else {
+                Refusal::Invalid.count();
                 return Err(failed(&core, &current, last_chance).await);
             };
             let wa = &core.webauthn;
@@ -125,11 +126,11 @@ async fn run(
             .await
             {
                 Ok(a) => a,
-                Err(AuthError::InvalidPasskey) => {
-                    metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "invalid").increment(1);
+                Err(Refusal::Failed(e)) => return Err(e),
+                Err(refusal) => {
+                    refusal.count();
                     return Err(failed(&core, &current, last_chance).await);
                 }
-                Err(e) => return Err(e),
             };
             metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "second_factor").increment(1);
             let [key, _] = amr(asserted.backup_eligible);

@@ -22,10 +22,10 @@ use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::steps::access::with_onetime;
 use crate::steps::lockout::{mfa_key, refuse_if_locked};
-use crate::steps::passkeys::{accept, deadline, keep, parse_credential, take_ceremony};
+use crate::steps::passkeys::{Refusal, accept, keep, parse_credential, take_ceremony};
 use crate::steps::record::load_user;
 use crate::steps::signin::{issue_device_token, open_session};
-use crate::steps::social::random_secret;
+use crate::steps::stash::random_secret;
 use crate::tokens::onetime::{self, Purpose};
 
 /// Request options for a passkey sign-in, and the id its finish names.
@@ -77,10 +77,7 @@ async fn start(core: Arc<Core>, id: String, client: ClientInfo) -> Reply<Passkey
         .webauthn
         .start_discoverable_authentication()
         .map_err(|e| AuthError::Internal(format!("starting a passkey sign-in: {e}")))?;
-    let ceremony = SignIn {
-        expires_at_ms: deadline(&core),
-        state,
-    };
+    let ceremony = SignIn { state };
     keep(&core, &id, &ceremony).await?;
     Ok(PasskeyOptions {
         options: request_options(&rcr)?,
@@ -115,7 +112,7 @@ impl Operation for PasskeyFinish {
         {
             Ok((uuid, _)) => UserId(*uuid.as_bytes()),
             Err(_) => {
-                count::<()>(&Err(AuthError::InvalidPasskey));
+                Refusal::Invalid.count();
                 return reply.send(Err(AuthError::InvalidPasskey));
             }
         };
@@ -123,21 +120,18 @@ impl Operation for PasskeyFinish {
         engine
             .core
             .dispatch(PartitionKey::User(user), reply, move |c| async move {
-                let r = finish(&c, user, &challenge_id, cred, client).await;
-                count(&r);
-                r
+                match finish(&c, user, &challenge_id, cred, client).await {
+                    Ok(grant) => {
+                        metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => "ok").increment(1);
+                        Ok(grant)
+                    }
+                    Err(refusal) => {
+                        refusal.count();
+                        Err(refusal.into_error(AuthError::InvalidPasskey))
+                    }
+                }
             });
     }
-}
-
-fn count<T>(r: &Reply<T>) {
-    let result = match r {
-        Ok(_) => "ok",
-        // A cloned authenticator was counted where it was seen.
-        Err(AuthError::InvalidPasskey) => "invalid",
-        Err(_) => "error",
-    };
-    metrics::counter!(m::PASSKEY_SIGNINS_TOTAL, "result" => result).increment(1);
 }
 
 async fn finish(
@@ -146,16 +140,16 @@ async fn finish(
     challenge_id: &str,
     cred: PublicKeyCredential,
     client: ClientInfo,
-) -> Reply<TokenGrant> {
+) -> Result<TokenGrant, Refusal> {
     crate::steps::limits::shared_rate_limit(core, "passkey", &client).await?;
     // Taken first: whatever follows, the challenge answered once.
     let ceremony: SignIn = take_ceremony(core, challenge_id)
         .await?
-        .ok_or(AuthError::InvalidPasskey)?;
+        .ok_or(Refusal::Invalid)?;
     let user = match core.user_op("get_user", core.users.get_user(user_id)).await {
         Ok(Some(u)) => u,
-        Ok(None) => return Err(AuthError::InvalidPasskey),
-        Err(e) => return Err(AuthError::from_store("get_user", e)),
+        Ok(None) => return Err(Refusal::Invalid),
+        Err(e) => return Err(AuthError::from_store("get_user", e).into()),
     };
     let wa = &core.webauthn;
     let asserted = accept(
@@ -253,7 +247,6 @@ async fn mfa_start(core: Arc<Core>, token: onetime::Presented) -> Reply<PasskeyO
         .to_owned();
     let ceremony = SecondFactor {
         user_id: user.id.to_uuid_string(),
-        expires_at_ms: deadline(&core),
         state,
     };
     keep(&core, &challenge, &ceremony).await?;

@@ -18,18 +18,15 @@ use crate::model::{Bearer, ClientInfo};
 use crate::ops::Operation;
 use crate::passkeys::{MAX_ID_BYTES, MAX_PER_ACCOUNT, Registration, challenge_of};
 use crate::responder::{Reply, Responder};
-use crate::steps::access::authed;
+use crate::steps::access::{authed, signed_in_recently};
 use crate::steps::limits::{account_limit, shared_rate_limit};
 use crate::steps::lockout::reverify_password;
 use crate::steps::outbox::notice;
-use crate::steps::passkeys::{backed_up, deadline, keep, parse_credential, seal, take_ceremony};
+use crate::steps::passkeys::{backed_up, keep, parse_credential, seal, take_ceremony};
 use crate::steps::record::{load_user, save_user};
 use crate::steps::sessions::authorize;
 use crate::steps::totp::conflict_or;
 use crate::tokens::VerifiedAccess;
-
-/// How recent a sign-in stands in for the password.
-pub const FRESH_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Start registering a passkey.
 pub struct RegisterStart {
@@ -63,14 +60,9 @@ impl Operation for RegisterStart {
     }
 }
 
-/// Whether the session was opened within [`FRESH_SIGN_IN`], by a passkey
-/// when `by_passkey`.
-fn fresh(core: &Core, access: &VerifiedAccess, by_passkey: bool) -> bool {
-    let c = &access.claims;
-    let recent = c
-        .auth_time
-        .is_some_and(|t| core.now_ms() / 1000 <= t.saturating_add(FRESH_SIGN_IN.as_secs()));
-    recent && (!by_passkey || c.amr.iter().any(|m| m == "hwk" || m == "swk"))
+/// Whether the session signed in with a passkey.
+fn by_passkey(access: &VerifiedAccess) -> bool {
+    access.claims.amr.iter().any(|m| m == "hwk" || m == "swk")
 }
 
 async fn start(
@@ -97,11 +89,11 @@ async fn start(
     match password {
         Some(p) => reverify_password(&core, &user, p, access.session_id, slot).await?,
         None if user.password_hash.is_empty() => {
-            if !fresh(&core, &access, false) {
+            if !signed_in_recently(&core, &access) {
                 return Err(AuthError::ReauthenticationRequired);
             }
         }
-        None if fresh(&core, &access, true) => {}
+        None if by_passkey(&access) && signed_in_recently(&core, &access) => {}
         None => {
             return Err(AuthError::InvalidRequest(vec![FieldError::new(
                 "password",
@@ -147,7 +139,6 @@ async fn start(
     let ceremony = Registration {
         user_id: user.id.to_uuid_string(),
         session_id: access.session_id.to_b64(),
-        expires_at_ms: deadline(&core),
         state,
     };
     keep(&core, &challenge, &ceremony).await?;

@@ -15,7 +15,8 @@ use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::social::flow::{AuthorizeState, LinkGrant};
-use crate::steps::social::{random_secret, s256, stash, take};
+use crate::steps::social::s256;
+use crate::steps::stash::{random_secret, stash, take};
 
 /// Start a sign-in (or a link) with a provider.
 pub struct Authorize {

@@ -13,7 +13,8 @@ use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::social::ProviderError;
 use crate::social::flow::{AuthorizeState, CodeGrant};
-use crate::steps::social::{random_secret, s256, stash, take};
+use crate::steps::social::s256;
+use crate::steps::stash::{random_secret, stash, take};
 
 /// The provider's answer, as the browser brought it.
 pub struct Callback {

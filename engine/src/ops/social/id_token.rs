@@ -15,7 +15,8 @@ use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::social::ProviderError;
-use crate::steps::social::{s256, use_once};
+use crate::steps::social::s256;
+use crate::steps::stash::use_once;
 
 /// Sign in with a provider's ID token.
 pub struct IdTokenSignIn {

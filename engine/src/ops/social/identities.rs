@@ -15,12 +15,12 @@ use crate::model::Bearer;
 use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
 use crate::social::flow::LinkGrant;
-use crate::steps::access::authed;
+use crate::steps::access::{authed, signed_in_recently};
 use crate::steps::lockout::reverify_password;
 use crate::steps::outbox::notice;
 use crate::steps::record::{load_user, save_user};
 use crate::steps::sessions::authorize;
-use crate::steps::social::{random_secret, stash};
+use crate::steps::stash::{random_secret, stash};
 use crate::tokens::VerifiedAccess;
 
 /// One linked identity as clients see it.
@@ -142,8 +142,8 @@ pub struct LinkToken {
 
 /// Start linking a provider to the bearer's account: only an account whose
 /// email is verified, and only with a fresh proof of who is there (the
-/// password, or for an account without one a sign-in of the last
-/// [`FRESH_SIGN_IN`]): a stolen access token alone links nothing.
+/// password, or for an account without one a sign-in of the last ten
+/// minutes): a stolen access token alone links nothing.
 pub struct StartLink {
     /// Access token.
     pub bearer: Bearer,
@@ -152,9 +152,6 @@ pub struct StartLink {
     /// The current password (required when the account has one).
     pub password: Option<Password>,
 }
-
-/// How recent a passwordless account's sign-in must be to start a link.
-pub const FRESH_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Operation for StartLink {
     type Reply = LinkToken;
@@ -199,11 +196,7 @@ async fn start_link(
         return Err(AuthError::EmailNotVerified);
     }
     if user.password_hash.is_empty() {
-        let fresh = access
-            .claims
-            .auth_time
-            .is_some_and(|t| core.now_ms() / 1000 <= t.saturating_add(FRESH_SIGN_IN.as_secs()));
-        if !fresh {
+        if !signed_in_recently(&core, &access) {
             return Err(AuthError::ReauthenticationRequired);
         }
     } else {

@@ -13,7 +13,8 @@ use crate::ops::Operation;
 use crate::responder::{Reply, Responder};
 use crate::shard::PartitionKey;
 use crate::social::flow::CodeGrant;
-use crate::steps::social::{pkce_matches, take};
+use crate::steps::social::pkce_matches;
+use crate::steps::stash::take;
 
 /// Exchange the one-time code for a session.
 pub struct SocialToken {
